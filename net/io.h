@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The contract between proxy/ and the I/O backends (kernel sockets + libev, DPDK + the
+ * user-space stack). proxy/ includes this file and nothing else from net/ but the plain value
+ * headers it names (addr, buf, pool, ring). Each backend fills in one struct fp_io_ops; a
+ * worker picks one backend at start and keeps it.
+ *
+ * Threading: an struct fp_io is one worker's backend instance. Every function here is called
+ * on that worker's thread only, except fp_io_ops.notify, which any thread may call.
+ *
+ * Events are level-triggered: a connection reports FP_EV_READ while data (or EOF) is pending
+ * and read interest is on, FP_EV_WRITE while there is send room and write interest is on.
+ * The handler runs on the worker thread, from the backend's loop.
+ */
+#ifndef FP_NET_IO_H
+#define FP_NET_IO_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "net/addr.h"
+#include "net/buf.h"
+
+enum {
+    FP_EV_READ = 0x1,  /* data or EOF can be read */
+    FP_EV_WRITE = 0x2, /* data can be sent; also: an outgoing connect completed */
+    FP_EV_ERROR = 0x4, /* an outgoing connect failed; fp_conn.err holds -errno */
+};
+
+enum fp_io_kind {
+    FP_IO_KERNEL = 0,
+    FP_IO_DPDK,
+};
+
+struct fp_io;
+struct fp_conn;
+struct fp_listener;
+struct fp_timer;
+
+typedef void (*fp_conn_event_fn)(struct fp_conn *c, unsigned events);
+typedef void (*fp_accept_fn)(struct fp_listener *l, struct fp_conn *c);
+typedef void (*fp_timer_fn)(struct fp_timer *t);
+typedef void (*fp_notify_fn)(struct fp_io *io, void *data);
+
+/* The part of a connection the proxy sees; each backend embeds it first in its own struct. */
+struct fp_conn {
+    struct fp_io    *io;
+    fp_conn_event_fn handler; /* set by the owner before events can arrive */
+    void            *data;    /* the owner's object (a session) */
+    struct fp_addr   peer;    /* remote address */
+    int              err;     /* -errno of the last failure, 0 if none */
+};
+
+/* A listening endpoint of one worker. */
+struct fp_listener {
+    struct fp_io  *io;
+    fp_accept_fn   on_accept;
+    void          *data;
+    struct fp_addr addr;
+};
+
+/*
+ * A one-shot timer. The backend keeps its state in priv, so the proxy can embed timers in its
+ * own objects without knowing the backend's types and without allocating.
+ */
+struct fp_timer {
+    fp_timer_fn fn;
+    void       *data;
+    uint64_t    priv[8];
+};
+
+/* What a listener is created from: the address, and for the kernel backend a socket that
+ * the main thread already bound (so that reuseport group order matches worker order). */
+struct fp_listen_conf {
+    struct fp_addr addr;
+    int            fd; /* kernel: a bound, listening socket handed over; -1 otherwise */
+};
+
+struct fp_io_ops {
+    const char *name;
+
+    /* Starts accepting on lc; on_accept gets each new connection (owned by the callee, who
+     * must set handler and later close it). Returns 0 or -errno. */
+    int (*listen)(struct fp_io *io, const struct fp_listen_conf *lc, fp_accept_fn on_accept,
+                  void *data, struct fp_listener **out);
+    /* Stops (paused = 1) or restarts accepting; pending connections wait in the backlog. */
+    void (*listener_pause)(struct fp_listener *l, int paused);
+    /* Stops accepting for good and releases the listener. */
+    void (*listener_close)(struct fp_listener *l);
+
+    /* Opens a connection to `to`. Returns 0 with *out set (completion is reported later as
+     * FP_EV_WRITE, failure as FP_EV_ERROR), -ENOBUFS when the connection pool is empty, or
+     * another -errno for an immediate failure. */
+    int (*connect)(struct fp_io *io, const struct fp_addr *to, struct fp_conn **out);
+    /* Sets the events the handler wants (FP_EV_READ | FP_EV_WRITE, or 0). */
+    void (*want)(struct fp_conn *c, unsigned events);
+    /* Reads into b's free room. Returns bytes read, 0 at EOF, -EAGAIN, -ENOBUFS when b has
+     * no room, or -errno (the connection is then dead, but still needs close). */
+    ssize_t (*recv)(struct fp_conn *c, struct fp_buf *b);
+    /* Sends b's stored bytes, consuming what was taken. Returns bytes taken, -EAGAIN or -errno. */
+    ssize_t (*send)(struct fp_conn *c, struct fp_buf *b);
+    /* Half-closes the sending direction (FIN after queued data). Returns 0 or -errno. */
+    int (*shutdown_write)(struct fp_conn *c);
+    /* Closes c and returns it to the pool; abort = 1 resets instead of a graceful close.
+     * No event for c arrives afterwards; the caller must forget c. */
+    void (*close)(struct fp_conn *c, int abort);
+
+    /* Timers: init once, then arm (one-shot, re-arming replaces the deadline) or stop. */
+    void (*timer_init)(struct fp_io *io, struct fp_timer *t, fp_timer_fn fn, void *data);
+    void (*timer_arm)(struct fp_io *io, struct fp_timer *t, uint32_t timeout_ms);
+    void (*timer_stop)(struct fp_io *io, struct fp_timer *t);
+    /* Milliseconds of a monotonic clock, cached per loop iteration (cheap). */
+    uint64_t (*now_ms)(struct fp_io *io);
+
+    /* Runs the loop until stop() is called from inside it. */
+    void (*run)(struct fp_io *io);
+    void (*stop)(struct fp_io *io);
+    /* Any thread: wakes the loop, which then calls the notify callback on its thread. */
+    void (*notify)(struct fp_io *io);
+    /* Releases the instance; every connection and listener must be closed. */
+    void (*destroy)(struct fp_io *io);
+};
+
+/* The common head of every backend instance. */
+struct fp_io {
+    const struct fp_io_ops *ops;
+    fp_notify_fn            on_notify;
+    void                   *notify_data;
+    uint64_t                conn_pool_empty; /* connections refused: pool exhausted */
+    uint64_t                accept_errors;   /* accept() failures other than EAGAIN */
+};
+
+struct fp_io_conf {
+    enum fp_io_kind kind;
+    uint32_t        max_conns; /* size of the connection pool (both directions) */
+    int             cpu;       /* the worker's CPU, -1 if not pinned */
+    fp_notify_fn    on_notify;
+    void           *notify_data;
+};
+
+/* Creates a backend instance for the calling worker. Startup only. Returns NULL and writes a
+ * reason into err on failure (unknown kind, backend not built, out of memory). */
+struct fp_io *fp_io_create(const struct fp_io_conf *conf, char *err, size_t errlen);
+
+#endif /* FP_NET_IO_H */

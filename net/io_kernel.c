@@ -1,0 +1,541 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The kernel sockets backend: one libev loop per worker, non-blocking sockets, level-triggered
+ * readiness. Each instance owns its loop, its connection pool and its listeners; nothing here
+ * is shared between workers, so there are no locks. The reuseport group helper runs once, in
+ * the main thread, before the workers start.
+ */
+#include "net/io_kernel.h"
+
+#include <errno.h>
+#include <linux/filter.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "net/debug.h"
+#include "net/pool.h"
+
+/* How many connections one listener readiness event may accept: a burst, so one busy
+ * listener cannot starve established connections of the same loop iteration. */
+#define KIO_ACCEPT_BURST 16
+
+struct kio {
+    struct fp_io    io;
+    struct ev_loop *loop;
+    struct fp_pool  conns;
+    ev_async        wake;
+};
+
+struct kconn {
+    struct fp_conn c;
+    struct kio    *k;
+    int            fd;
+    unsigned       want;
+    unsigned       connecting;
+    ev_io          rio;
+    ev_io          wio;
+};
+
+struct klistener {
+    struct fp_listener l;
+    struct kio        *k;
+    int                fd;
+    ev_io              w;
+};
+
+_Static_assert(sizeof(ev_timer) <= sizeof(((struct fp_timer *)0)->priv),
+               "fp_timer.priv too small for ev_timer");
+
+static inline struct kio *
+kio_of(struct fp_io *io)
+{
+    return (struct kio *)io;
+}
+
+static void
+kconn_set_want(struct kconn *kc)
+{
+    struct ev_loop *loop = kc->k->loop;
+    unsigned        w = kc->want;
+
+    if (kc->connecting) {
+        w |= FP_EV_WRITE;
+    }
+    if ((w & FP_EV_READ) && !ev_is_active(&kc->rio)) {
+        ev_io_start(loop, &kc->rio);
+    } else if (!(w & FP_EV_READ) && ev_is_active(&kc->rio)) {
+        ev_io_stop(loop, &kc->rio);
+    }
+    if ((w & FP_EV_WRITE) && !ev_is_active(&kc->wio)) {
+        ev_io_start(loop, &kc->wio);
+    } else if (!(w & FP_EV_WRITE) && ev_is_active(&kc->wio)) {
+        ev_io_stop(loop, &kc->wio);
+    }
+}
+
+static void
+kconn_on_read(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct kconn *kc = w->data;
+
+    kc->c.handler(&kc->c, FP_EV_READ);
+}
+
+static void
+kconn_on_write(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct kconn *kc = w->data;
+    int           soerr = 0;
+    socklen_t     len = sizeof(soerr);
+
+    if (kc->connecting) {
+        kc->connecting = 0;
+        if (getsockopt(kc->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == -1) {
+            soerr = errno;
+        }
+        if (soerr != 0) {
+            kc->c.err = -soerr;
+            kc->want = 0;
+            kconn_set_want(kc);
+            kc->c.handler(&kc->c, FP_EV_ERROR);
+            return;
+        }
+        kconn_set_want(kc);
+    }
+    kc->c.handler(&kc->c, FP_EV_WRITE);
+}
+
+static struct kconn *
+kconn_get(struct kio *k, int fd)
+{
+    struct kconn *kc = fp_pool_get(&k->conns);
+    int           one = 1;
+
+    if (kc == NULL) {
+        k->io.conn_pool_empty++;
+        return NULL;
+    }
+    memset(kc, 0, sizeof(*kc));
+    kc->c.io = &k->io;
+    kc->k = k;
+    kc->fd = fd;
+    ev_io_init(&kc->rio, kconn_on_read, fd, EV_READ);
+    ev_io_init(&kc->wio, kconn_on_write, fd, EV_WRITE);
+    kc->rio.data = kc;
+    kc->wio.data = kc;
+    /* A proxy forwards what it has at once; Nagle would add a round trip of delay. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return kc;
+}
+
+static void
+klistener_on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct klistener *kl = w->data;
+    struct kio       *k = kl->k;
+    struct kconn     *kc;
+    struct fp_addr    peer;
+    int               fd;
+    int               i;
+
+    for (i = 0; i < KIO_ACCEPT_BURST; i++) {
+        peer.len = sizeof(peer.u);
+        fd = accept4(kl->fd, &peer.u.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd == -1) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                errno != ECONNABORTED) {
+                k->io.accept_errors++;
+            }
+            return;
+        }
+        kc = kconn_get(k, fd);
+        if (kc == NULL) {
+            close(fd);
+            continue;
+        }
+        kc->c.peer = peer;
+        kl->l.on_accept(&kl->l, &kc->c);
+    }
+}
+
+static int
+kio_listen(struct fp_io *io, const struct fp_listen_conf *lc, fp_accept_fn on_accept, void *data,
+           struct fp_listener **out)
+{
+    struct kio       *k = kio_of(io);
+    struct klistener *kl;
+
+    if (lc->fd < 0) {
+        return -EINVAL;
+    }
+    kl = calloc(1, sizeof(*kl));
+    if (kl == NULL) {
+        return -ENOMEM;
+    }
+    kl->l.io = io;
+    kl->l.on_accept = on_accept;
+    kl->l.data = data;
+    kl->l.addr = lc->addr;
+    kl->k = k;
+    kl->fd = lc->fd;
+    ev_io_init(&kl->w, klistener_on_accept, kl->fd, EV_READ);
+    kl->w.data = kl;
+    ev_io_start(k->loop, &kl->w);
+    *out = &kl->l;
+    return 0;
+}
+
+static void
+kio_listener_pause(struct fp_listener *l, int paused)
+{
+    struct klistener *kl = (struct klistener *)l;
+
+    if (paused) {
+        ev_io_stop(kl->k->loop, &kl->w);
+    } else {
+        ev_io_start(kl->k->loop, &kl->w);
+    }
+}
+
+static void
+kio_listener_close(struct fp_listener *l)
+{
+    struct klistener *kl = (struct klistener *)l;
+
+    ev_io_stop(kl->k->loop, &kl->w);
+    close(kl->fd);
+    free(kl);
+}
+
+static int
+kio_connect(struct fp_io *io, const struct fp_addr *to, struct fp_conn **out)
+{
+    struct kio   *k = kio_of(io);
+    struct kconn *kc;
+    int           fd;
+    int           rc;
+
+    fd = socket(to->u.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        return -errno;
+    }
+    kc = kconn_get(k, fd);
+    if (kc == NULL) {
+        close(fd);
+        return -ENOBUFS;
+    }
+    kc->c.peer = *to;
+    if (connect(fd, &to->u.sa, to->len) == -1 && errno != EINPROGRESS) {
+        rc = -errno;
+        goto err_put;
+    }
+    kc->connecting = 1;
+    kconn_set_want(kc);
+    *out = &kc->c;
+    return 0;
+
+err_put:
+    close(fd);
+    fp_pool_put(&k->conns, kc);
+    return rc;
+}
+
+static void
+kio_want(struct fp_conn *c, unsigned events)
+{
+    struct kconn *kc = (struct kconn *)c;
+
+    kc->want = events & (FP_EV_READ | FP_EV_WRITE);
+    kconn_set_want(kc);
+}
+
+static ssize_t
+kio_recv(struct fp_conn *c, struct fp_buf *b)
+{
+    struct kconn *kc = (struct kconn *)c;
+    ssize_t       n;
+
+    if (fp_buf_room(b) == 0) {
+        return -ENOBUFS;
+    }
+    n = read(kc->fd, b->data + b->tail, fp_buf_room(b));
+    if (n == -1) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            return -EAGAIN;
+        }
+        c->err = -errno;
+        return -errno;
+    }
+    b->tail += (uint32_t)n;
+    return n;
+}
+
+static ssize_t
+kio_send(struct fp_conn *c, struct fp_buf *b)
+{
+    struct kconn *kc = (struct kconn *)c;
+    ssize_t       n;
+
+    if (fp_buf_empty(b)) {
+        return 0;
+    }
+    n = send(kc->fd, b->data + b->head, fp_buf_len(b), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n == -1) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            return -EAGAIN;
+        }
+        c->err = -errno;
+        return -errno;
+    }
+    fp_buf_consume(b, (uint32_t)n);
+    return n;
+}
+
+static int
+kio_shutdown_write(struct fp_conn *c)
+{
+    struct kconn *kc = (struct kconn *)c;
+
+    if (shutdown(kc->fd, SHUT_WR) == -1) {
+        return -errno;
+    }
+    return 0;
+}
+
+static void
+kio_close(struct fp_conn *c, int abort_conn)
+{
+    struct kconn *kc = (struct kconn *)c;
+    struct kio   *k = kc->k;
+    struct linger lg = {1, 0};
+
+    ev_io_stop(k->loop, &kc->rio);
+    ev_io_stop(k->loop, &kc->wio);
+    if (abort_conn) {
+        setsockopt(kc->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
+    close(kc->fd);
+    kc->fd = -1;
+    kc->c.handler = NULL;
+    kc->c.data = NULL;
+    fp_pool_put(&k->conns, kc);
+}
+
+static void
+kio_timer_cb(struct ev_loop *loop, ev_timer *ev, int revents)
+{
+    struct fp_timer *t = ev->data;
+
+    ev_timer_stop(loop, ev);
+    t->fn(t);
+}
+
+static void
+kio_timer_init(struct fp_io *io, struct fp_timer *t, fp_timer_fn fn, void *data)
+{
+    ev_timer *ev = (ev_timer *)t->priv;
+
+    t->fn = fn;
+    t->data = data;
+    ev_init(ev, kio_timer_cb);
+    ev->data = t;
+}
+
+static void
+kio_timer_arm(struct fp_io *io, struct fp_timer *t, uint32_t timeout_ms)
+{
+    ev_timer *ev = (ev_timer *)t->priv;
+
+    /* ev_timer_again re-arms in place: cheaper than stop + start on every activity. */
+    ev->repeat = timeout_ms / 1000.0;
+    ev_timer_again(kio_of(io)->loop, ev);
+}
+
+static void
+kio_timer_stop(struct fp_io *io, struct fp_timer *t)
+{
+    ev_timer_stop(kio_of(io)->loop, (ev_timer *)t->priv);
+}
+
+static uint64_t
+kio_now_ms(struct fp_io *io)
+{
+    return (uint64_t)(ev_now(kio_of(io)->loop) * 1000.0);
+}
+
+static void
+kio_run(struct fp_io *io)
+{
+    ev_run(kio_of(io)->loop, 0);
+}
+
+static void
+kio_stop(struct fp_io *io)
+{
+    ev_break(kio_of(io)->loop, EVBREAK_ALL);
+}
+
+static void
+kio_notify(struct fp_io *io)
+{
+    ev_async_send(kio_of(io)->loop, &kio_of(io)->wake);
+}
+
+static void
+kio_on_wake(struct ev_loop *loop, ev_async *w, int revents)
+{
+    struct kio *k = w->data;
+
+    if (k->io.on_notify != NULL) {
+        k->io.on_notify(&k->io, k->io.notify_data);
+    }
+}
+
+static void
+kio_destroy(struct fp_io *io)
+{
+    struct kio *k = kio_of(io);
+
+    ev_async_stop(k->loop, &k->wake);
+    ev_loop_destroy(k->loop);
+    fp_pool_destroy(&k->conns);
+    free(k);
+}
+
+static const struct fp_io_ops kio_ops = {
+    .name = "kernel",
+    .listen = kio_listen,
+    .listener_pause = kio_listener_pause,
+    .listener_close = kio_listener_close,
+    .connect = kio_connect,
+    .want = kio_want,
+    .recv = kio_recv,
+    .send = kio_send,
+    .shutdown_write = kio_shutdown_write,
+    .close = kio_close,
+    .timer_init = kio_timer_init,
+    .timer_arm = kio_timer_arm,
+    .timer_stop = kio_timer_stop,
+    .now_ms = kio_now_ms,
+    .run = kio_run,
+    .stop = kio_stop,
+    .notify = kio_notify,
+    .destroy = kio_destroy,
+};
+
+struct fp_io *
+fp_io_kernel_create(const struct fp_io_conf *conf, char *err, size_t errlen)
+{
+    struct kio *k;
+
+    k = calloc(1, sizeof(*k));
+    if (k == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    k->io.ops = &kio_ops;
+    k->io.on_notify = conf->on_notify;
+    k->io.notify_data = conf->notify_data;
+    k->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+    if (k->loop == NULL) {
+        snprintf(err, errlen, "cannot create an event loop");
+        goto err_free;
+    }
+    if (fp_pool_init(&k->conns, sizeof(struct kconn), conf->max_conns) != 0) {
+        snprintf(err, errlen, "cannot allocate %u connections", conf->max_conns);
+        goto err_loop;
+    }
+    ev_async_init(&k->wake, kio_on_wake);
+    k->wake.data = k;
+    ev_async_start(k->loop, &k->wake);
+    return &k->io;
+
+err_loop:
+    ev_loop_destroy(k->loop);
+err_free:
+    free(k);
+    return NULL;
+}
+
+/*
+ * ld cpu; for each worker i: if cpu == cpus[i] return i; otherwise return cpu % n.
+ * The index returned selects the socket in the reuseport group, which the kernel numbers in
+ * the order the sockets started listening: worker order.
+ */
+static int
+attach_cpu_steering(int fd, unsigned n, const int *cpus)
+{
+    struct sock_filter  code[2 + 2 * 64 + 2];
+    struct sock_fprog   prog;
+    unsigned            i;
+    unsigned            pc = 0;
+
+    if (n > 64) {
+        return -E2BIG;
+    }
+    code[pc++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_CPU);
+    for (i = 0; i < n; i++) {
+        code[pc++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)cpus[i], 0, 1);
+        code[pc++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, i);
+    }
+    code[pc++] = (struct sock_filter)BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, n);
+    code[pc++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_A, 0);
+    prog.len = (unsigned short)pc;
+    prog.filter = code;
+    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) == -1) {
+        return -errno;
+    }
+    return 0;
+}
+
+int
+fp_io_kernel_listen_group(const struct fp_addr *a, unsigned n, const int *cpus, int backlog,
+                          int *fds, int *steered, char *err, size_t errlen)
+{
+    char     text[FP_ADDR_STRLEN];
+    unsigned i;
+    int      one = 1;
+    int      rc;
+
+    for (i = 0; i < n; i++) {
+        fds[i] = -1;
+    }
+    for (i = 0; i < n; i++) {
+        fds[i] = socket(a->u.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fds[i] == -1) {
+            rc = -errno;
+            snprintf(err, errlen, "socket: %s", strerror(errno));
+            goto err_close;
+        }
+        setsockopt(fds[i], SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (setsockopt(fds[i], SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1 ||
+            bind(fds[i], &a->u.sa, a->len) == -1 || listen(fds[i], backlog) == -1) {
+            rc = -errno;
+            snprintf(err, errlen, "cannot listen on %s: %s",
+                     fp_addr_format(a, text, sizeof(text)), strerror(errno));
+            goto err_close;
+        }
+        if (cpus[i] >= 0) {
+            /* A hint for the kernel's own lookup; the BPF program below is what steers. */
+            setsockopt(fds[i], SOL_SOCKET, SO_INCOMING_CPU, &cpus[i], sizeof(cpus[i]));
+        }
+    }
+    *steered = n > 1 && attach_cpu_steering(fds[0], n, cpus) == 0;
+    return 0;
+
+err_close:
+    for (i = 0; i < n; i++) {
+        if (fds[i] != -1) {
+            close(fds[i]);
+            fds[i] = -1;
+        }
+    }
+    return rc;
+}

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The configuration as plain values. src/config.c fills these from YAML at startup; the data
+ * path only reads them, and they are frozen before the first worker starts, so every worker
+ * may read them without locks. Nothing here knows about YAML.
+ */
+#ifndef FP_PROXY_CONF_H
+#define FP_PROXY_CONF_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "net/addr.h"
+#include "net/io.h"
+
+#define FP_MAX_WORKERS 64
+
+enum fp_mode {
+    FP_MODE_HTTP = 0,
+    FP_MODE_TCP,
+};
+
+enum fp_balance {
+    FP_LB_ROUNDROBIN = 0,
+};
+
+/* Where a value came from in the config file, for messages found after parsing. */
+struct fp_conf_loc {
+    uint32_t line;
+    uint32_t col;
+};
+
+struct fp_timeouts_conf {
+    uint32_t connect_ms;      /* server connection establishment */
+    uint32_t client_ms;       /* client inactivity */
+    uint32_t server_ms;       /* server inactivity */
+    uint32_t http_request_ms; /* a complete request head must arrive within this */
+    uint32_t keep_alive_ms;   /* idle time between two requests of a client */
+    uint32_t queue_ms;        /* longest wait for a server slot */
+};
+
+struct fp_server_conf {
+    char              *name;
+    struct fp_addr     addr;
+    uint32_t           weight;
+    uint32_t           maxconn; /* 0 = unlimited */
+    struct fp_conf_loc loc;
+};
+
+struct fp_backend_conf {
+    char                  *name;
+    enum fp_balance        balance;
+    struct fp_server_conf *servers;
+    uint32_t               nb_servers;
+    struct fp_conf_loc     loc;
+};
+
+struct fp_frontend_conf {
+    char              *name;
+    enum fp_mode       mode;
+    struct fp_addr    *binds;
+    uint32_t           nb_binds;
+    char              *default_backend_name;
+    uint32_t           default_backend; /* index into fp_conf.backends, resolved at load */
+    struct fp_conf_loc loc;
+    struct fp_conf_loc default_backend_loc;
+};
+
+struct fp_global_conf {
+    uint32_t        workers; /* 0 until resolved: "auto" = one per allowed CPU */
+    int             cpus[FP_MAX_WORKERS];
+    uint32_t        nb_cpus; /* 0 = worker i on the i-th allowed CPU */
+    enum fp_io_kind io;
+    uint32_t        maxconn;  /* client connections, all workers together */
+    uint32_t        bufsize;  /* bytes per connection buffer */
+    uint32_t        backlog;  /* listen(2) backlog per worker socket */
+    uint32_t        grace_ms; /* how long a stop waits for open connections */
+};
+
+struct fp_conf {
+    char                    *file;
+    struct fp_global_conf    global;
+    struct fp_timeouts_conf  timeouts;
+    struct fp_frontend_conf *frontends;
+    uint32_t                 nb_frontends;
+    struct fp_backend_conf  *backends;
+    uint32_t                 nb_backends;
+    bool                     has_stats;
+    struct fp_addr           stats_addr;
+};
+
+#endif /* FP_PROXY_CONF_H */

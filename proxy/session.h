@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * A session: one client connection and the server connection it is forwarded to, with one
+ * bounded buffer per direction. Sessions come from the worker's pool, live on that worker
+ * only, and go back to it when both directions are done or on error or timeout.
+ */
+#ifndef FP_PROXY_SESSION_H
+#define FP_PROXY_SESSION_H
+
+#include <stdint.h>
+
+#include "net/buf.h"
+#include "net/io.h"
+#include "proxy/worker.h"
+
+struct fp_session {
+    struct fp_worker              *w;
+    struct fp_session             *next; /* in w->active */
+    struct fp_session             *prev;
+    const struct fp_frontend_conf *fe;
+    const struct fp_backend_conf  *be;
+    struct fp_conn                *cli;
+    struct fp_conn                *srv;
+    struct fp_buf                  req; /* client to server */
+    struct fp_buf                  rsp; /* server to client */
+    struct fp_timer                timer;
+    uint64_t                       last_ms;    /* last transfer, for the inactivity timeout */
+    uint32_t                       timeout_ms; /* what the timer currently enforces */
+    uint32_t                       srv_idx;    /* server being used or tried */
+    uint32_t                       tries;      /* servers tried so far */
+    uint8_t                        connecting;
+    uint8_t                        cli_eof;  /* client sent FIN */
+    uint8_t                        srv_eof;  /* server sent FIN */
+    uint8_t                        cli_shut; /* FIN sent to the client */
+    uint8_t                        srv_shut; /* FIN sent to the server */
+};
+
+/* Takes over a new client connection c of frontend fe (TCP mode). Worker thread only. */
+void fp_tcp_session_start(struct fp_worker *w, const struct fp_frontend_conf *fe,
+                          struct fp_conn *c);
+
+/* Ends s at once, resetting both connections (forced stop). */
+void fp_session_abort(struct fp_session *s);
+
+#endif /* FP_PROXY_SESSION_H */

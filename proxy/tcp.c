@@ -1,0 +1,394 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * mode: tcp. A session copies bytes both ways between the client and one server through two
+ * bounded buffers, honours half-closes (a FIN is passed on once its direction's buffer has
+ * drained), retries the next server when a connect fails, and ends on inactivity.
+ *
+ * Flow control is the buffers: a direction stops reading while its buffer is full, so a slow
+ * reader pushes back on a fast writer through TCP's own window, and memory per session is
+ * bounded by two buffers. Buffers are taken from the pool only while they hold data.
+ */
+#include "proxy/session.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "net/debug.h"
+#include "proxy/backend.h"
+
+enum sess_end {
+    SESS_END_DONE = 0,
+    SESS_END_ABORT,
+};
+
+static void sess_on_cli(struct fp_conn *c, unsigned events);
+static void sess_on_srv(struct fp_conn *c, unsigned events);
+
+static void
+sess_unlink(struct fp_session *s)
+{
+    struct fp_worker *w = s->w;
+
+    if (s->prev != NULL) {
+        s->prev->next = s->next;
+    } else {
+        w->active = s->next;
+    }
+    if (s->next != NULL) {
+        s->next->prev = s->prev;
+    }
+    s->next = NULL;
+    s->prev = NULL;
+}
+
+static void
+buf_release(struct fp_worker *w, struct fp_buf *b)
+{
+    if (b->data != NULL) {
+        fp_pool_put(&w->bufs, b->data);
+        b->data = NULL;
+    }
+    b->head = 0;
+    b->tail = 0;
+}
+
+/* Gives b memory if it has none. Returns 0 or -ENOBUFS (counted). */
+static int
+buf_attach(struct fp_worker *w, struct fp_buf *b)
+{
+    if (b->data != NULL) {
+        return 0;
+    }
+    b->data = fp_pool_get(&w->bufs);
+    if (b->data == NULL) {
+        FP_STAT_INC(w, buf_pool_empty);
+        return -ENOBUFS;
+    }
+    b->size = w->conf->global.bufsize;
+    b->head = 0;
+    b->tail = 0;
+    return 0;
+}
+
+/* An empty buffer goes back to the pool at once: idle sessions then hold no buffer memory,
+ * and the pool hands the same few cache-hot buffers around. */
+static void
+buf_trim(struct fp_worker *w, struct fp_buf *b)
+{
+    if (b->data != NULL && fp_buf_empty(b)) {
+        buf_release(w, b);
+    }
+}
+
+static void
+sess_end(struct fp_session *s, enum sess_end how)
+{
+    struct fp_worker *w = s->w;
+    struct fp_io     *io = w->io;
+
+    io->ops->timer_stop(io, &s->timer);
+    if (s->srv != NULL) {
+        io->ops->close(s->srv, how == SESS_END_ABORT);
+        s->srv = NULL;
+    }
+    if (s->cli != NULL) {
+        io->ops->close(s->cli, how == SESS_END_ABORT);
+        s->cli = NULL;
+    }
+    buf_release(w, &s->req);
+    buf_release(w, &s->rsp);
+    sess_unlink(s);
+    fp_pool_put(&w->sessions, s);
+    FP_STAT_ADD(w, sessions_active, (uint64_t)-1);
+    FP_STAT_INC(w, sessions_done);
+    if (w->draining && w->active == NULL) {
+        io->ops->stop(io);
+    }
+}
+
+void
+fp_session_abort(struct fp_session *s)
+{
+    sess_end(s, SESS_END_ABORT);
+}
+
+static void
+sess_arm(struct fp_session *s, uint32_t timeout_ms)
+{
+    struct fp_io *io = s->w->io;
+
+    s->timeout_ms = timeout_ms;
+    s->last_ms = io->ops->now_ms(io);
+    io->ops->timer_arm(io, &s->timer, timeout_ms);
+}
+
+static void sess_connect_next(struct fp_session *s);
+
+static void
+sess_on_timer(struct fp_timer *t)
+{
+    struct fp_session *s = t->data;
+    struct fp_worker  *w = s->w;
+    struct fp_io      *io = w->io;
+    uint64_t           now = io->ops->now_ms(io);
+    uint64_t           idle = now - s->last_ms;
+
+    if (s->connecting) {
+        FP_STAT_INC(w, connect_timeouts);
+        io->ops->close(s->srv, 1);
+        s->srv = NULL;
+        sess_connect_next(s);
+        return;
+    }
+    /* The timer is armed once and activity only moves last_ms: re-arm for what is left
+     * instead of touching the timer on every transfer. */
+    if (idle < s->timeout_ms) {
+        io->ops->timer_arm(io, &s->timer, (uint32_t)(s->timeout_ms - idle));
+        return;
+    }
+    FP_STAT_INC(w, idle_timeouts);
+    sess_end(s, SESS_END_ABORT);
+}
+
+/* Sets each side's interest from the buffers' state, passes FINs on, and ends the session
+ * once both directions are closed. Returns 1 if the session ended. */
+static int
+sess_update(struct fp_session *s)
+{
+    struct fp_io *io = s->w->io;
+    unsigned      cw = 0;
+    unsigned      sw = 0;
+
+    if (s->cli_eof && fp_buf_empty(&s->req) && !s->srv_shut) {
+        io->ops->shutdown_write(s->srv);
+        s->srv_shut = 1;
+    }
+    if (s->srv_eof && fp_buf_empty(&s->rsp) && !s->cli_shut) {
+        io->ops->shutdown_write(s->cli);
+        s->cli_shut = 1;
+    }
+    if (s->cli_shut && s->srv_shut) {
+        sess_end(s, SESS_END_DONE);
+        return 1;
+    }
+    if (!s->cli_eof && (s->req.data == NULL || fp_buf_room(&s->req) > 0)) {
+        cw |= FP_EV_READ;
+    }
+    if (!fp_buf_empty(&s->rsp)) {
+        cw |= FP_EV_WRITE;
+    }
+    if (!s->srv_eof && (s->rsp.data == NULL || fp_buf_room(&s->rsp) > 0)) {
+        sw |= FP_EV_READ;
+    }
+    if (!fp_buf_empty(&s->req)) {
+        sw |= FP_EV_WRITE;
+    }
+    io->ops->want(s->cli, cw);
+    io->ops->want(s->srv, sw);
+    return 0;
+}
+
+/*
+ * Reads what `from` has into b. Returns 0, or -1 if the session ended.
+ */
+static int
+sess_forward(struct fp_session *s, struct fp_conn *from, struct fp_buf *b, uint8_t *eof,
+             int from_is_cli)
+{
+    struct fp_worker *w = s->w;
+    struct fp_io     *io = w->io;
+    ssize_t           n;
+
+    if (buf_attach(w, b) != 0) {
+        sess_end(s, SESS_END_ABORT);
+        return -1;
+    }
+    if (fp_buf_room(b) == 0) {
+        fp_buf_compact(b);
+    }
+    n = io->ops->recv(from, b);
+    if (n == 0) {
+        *eof = 1;
+    } else if (n > 0) {
+        s->last_ms = io->ops->now_ms(io);
+        if (from_is_cli) {
+            FP_STAT_ADD(w, bytes_in, (uint64_t)n);
+        } else {
+            FP_STAT_ADD(w, bytes_out, (uint64_t)n);
+        }
+    } else if (n != -EAGAIN && n != -ENOBUFS) {
+        if (from_is_cli) {
+            FP_STAT_INC(w, client_aborts);
+        } else {
+            FP_STAT_INC(w, server_aborts);
+        }
+        sess_end(s, SESS_END_ABORT);
+        return -1;
+    }
+    return 0;
+}
+
+/* Sends what b holds to `to`. Returns 0, or -1 if the session ended. */
+static int
+sess_flush(struct fp_session *s, struct fp_conn *to, struct fp_buf *b, int to_is_cli)
+{
+    struct fp_worker *w = s->w;
+    struct fp_io     *io = w->io;
+    ssize_t           n;
+
+    if (b->data == NULL || fp_buf_empty(b)) {
+        return 0;
+    }
+    n = io->ops->send(to, b);
+    if (n < 0 && n != -EAGAIN) {
+        if (to_is_cli) {
+            FP_STAT_INC(w, client_aborts);
+        } else {
+            FP_STAT_INC(w, server_aborts);
+        }
+        sess_end(s, SESS_END_ABORT);
+        return -1;
+    }
+    if (n > 0) {
+        s->last_ms = io->ops->now_ms(io);
+    }
+    buf_trim(w, b);
+    return 0;
+}
+
+static void
+sess_on_cli(struct fp_conn *c, unsigned events)
+{
+    struct fp_session *s = c->data;
+
+    /* The send right after the receive usually succeeds and saves a loop iteration. */
+    if (events & FP_EV_READ) {
+        if (sess_forward(s, s->cli, &s->req, &s->cli_eof, 1) != 0 ||
+            sess_flush(s, s->srv, &s->req, 0) != 0) {
+            return;
+        }
+    }
+    if (events & FP_EV_WRITE) {
+        if (sess_flush(s, s->cli, &s->rsp, 1) != 0) {
+            return;
+        }
+    }
+    sess_update(s);
+}
+
+static void
+sess_on_connected(struct fp_session *s)
+{
+    struct fp_worker *w = s->w;
+    uint32_t          idle;
+
+    s->connecting = 0;
+    idle = w->conf->timeouts.client_ms < w->conf->timeouts.server_ms
+                   ? w->conf->timeouts.client_ms
+                   : w->conf->timeouts.server_ms;
+    sess_arm(s, idle);
+}
+
+static void
+sess_on_srv(struct fp_conn *c, unsigned events)
+{
+    struct fp_session *s = c->data;
+    struct fp_worker  *w = s->w;
+
+    if (events & FP_EV_ERROR) {
+        FP_STAT_INC(w, connect_errors);
+        w->io->ops->close(s->srv, 0);
+        s->srv = NULL;
+        sess_connect_next(s);
+        return;
+    }
+    if (s->connecting) {
+        sess_on_connected(s);
+    }
+    if (events & FP_EV_READ) {
+        if (sess_forward(s, s->srv, &s->rsp, &s->srv_eof, 0) != 0 ||
+            sess_flush(s, s->cli, &s->rsp, 1) != 0) {
+            return;
+        }
+    }
+    if (events & FP_EV_WRITE) {
+        if (sess_flush(s, s->srv, &s->req, 0) != 0) {
+            return;
+        }
+    }
+    sess_update(s);
+}
+
+/*
+ * Tries the backend's servers in round-robin order, each at most once per session: a server
+ * that refuses or does not answer in time is skipped for this attempt (HAProxy's "redispatch"
+ * for a connection that never started).
+ */
+static void
+sess_connect_next(struct fp_session *s)
+{
+    struct fp_worker *w = s->w;
+    struct fp_io     *io = w->io;
+    uint32_t          be_idx = (uint32_t)(s->be - w->conf->backends);
+    uint32_t          idx;
+    int               rc;
+
+    while (s->tries < s->be->nb_servers) {
+        idx = fp_backend_pick_server(w, be_idx);
+        if (idx == UINT32_MAX) {
+            break;
+        }
+        if (s->tries++ > 0) {
+            FP_STAT_INC(w, retries);
+        }
+        s->srv_idx = idx;
+        rc = io->ops->connect(io, &s->be->servers[idx].addr, &s->srv);
+        if (rc == 0) {
+            s->srv->handler = sess_on_srv;
+            s->srv->data = s;
+            s->connecting = 1;
+            sess_arm(s, w->conf->timeouts.connect_ms);
+            return;
+        }
+        s->srv = NULL;
+        if (rc == -ENOBUFS) {
+            FP_STAT_INC(w, conn_pool_empty);
+            break;
+        }
+        FP_STAT_INC(w, connect_errors);
+    }
+    FP_STAT_INC(w, no_server);
+    sess_end(s, SESS_END_ABORT);
+}
+
+void
+fp_tcp_session_start(struct fp_worker *w, const struct fp_frontend_conf *fe, struct fp_conn *c)
+{
+    struct fp_io      *io = w->io;
+    struct fp_session *s;
+
+    s = fp_pool_get(&w->sessions);
+    if (s == NULL) {
+        FP_STAT_INC(w, sess_pool_empty);
+        io->ops->close(c, 1);
+        return;
+    }
+    memset(s, 0, sizeof(*s));
+    s->w = w;
+    s->fe = fe;
+    s->be = &w->conf->backends[fe->default_backend];
+    s->cli = c;
+    c->handler = sess_on_cli;
+    c->data = s;
+    s->next = w->active;
+    if (w->active != NULL) {
+        w->active->prev = s;
+    }
+    w->active = s;
+    FP_STAT_INC(w, sessions_active);
+    io->ops->timer_init(io, &s->timer, sess_on_timer, s);
+    /* Client bytes wait in the kernel until the server answers the connect: nothing is
+     * read (or buffered) for a session that may not get a server. */
+    io->ops->want(c, 0);
+    sess_connect_next(s);
+}

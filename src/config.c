@@ -1,0 +1,900 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * YAML configuration loader, startup only. libyaml builds the document tree (with the line
+ * and column of every node); the tables below walk it. Each mapping in the file has one table
+ * of the keys it accepts, with one function per key that checks the value's type and range
+ * and stores it. Cross references (names, backends, CPUs) are checked after the walk, with
+ * the positions the walk recorded.
+ */
+#include "src/config.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <yaml.h>
+
+struct cfg {
+    const char      *file;
+    char            *err;
+    size_t           errlen;
+    yaml_document_t *doc;
+    struct fp_conf  *conf;
+};
+
+typedef int (*cfg_key_fn)(struct cfg *c, yaml_node_t *val, void *obj);
+
+struct cfg_key {
+    const char *name;
+    cfg_key_fn  parse;
+    int         required;
+};
+
+static int
+cfg_error(struct cfg *c, const yaml_node_t *n, const char *fmt, ...)
+{
+    char    msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (n != NULL) {
+        snprintf(c->err, c->errlen, "%s:%zu:%zu: %s", c->file, n->start_mark.line + 1,
+                 n->start_mark.column + 1, msg);
+    } else {
+        snprintf(c->err, c->errlen, "%s: %s", c->file, msg);
+    }
+    return -1;
+}
+
+static int
+cfg_error_at(struct cfg *c, const struct fp_conf_loc *loc, const char *msg)
+{
+    snprintf(c->err, c->errlen, "%s:%u:%u: %s", c->file, loc->line, loc->col, msg);
+    return -1;
+}
+
+static struct fp_conf_loc
+node_loc(const yaml_node_t *n)
+{
+    struct fp_conf_loc l = {(uint32_t)n->start_mark.line + 1, (uint32_t)n->start_mark.column + 1};
+
+    return l;
+}
+
+static const char *
+node_kind(const yaml_node_t *n)
+{
+    switch (n->type) {
+    case YAML_SCALAR_NODE:
+        return "a scalar";
+    case YAML_SEQUENCE_NODE:
+        return "a list";
+    case YAML_MAPPING_NODE:
+        return "a mapping";
+    default:
+        return "nothing";
+    }
+}
+
+static const char *
+scalar(struct cfg *c, yaml_node_t *n, const char *what)
+{
+    if (n->type != YAML_SCALAR_NODE) {
+        cfg_error(c, n, "wrong type: expected %s, found %s", what, node_kind(n));
+        return NULL;
+    }
+    return (const char *)n->data.scalar.value;
+}
+
+static int
+parse_map(struct cfg *c, yaml_node_t *n, const struct cfg_key *keys, void *obj, const char *what)
+{
+    yaml_node_pair_t *p;
+    yaml_node_t      *k;
+    const char       *name;
+    uint64_t          seen = 0;
+    unsigned          i;
+
+    if (n->type != YAML_MAPPING_NODE) {
+        return cfg_error(c, n, "wrong type: %s must be a mapping, found %s", what, node_kind(n));
+    }
+    for (p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        k = yaml_document_get_node(c->doc, p->key);
+        name = scalar(c, k, "a key");
+        if (name == NULL) {
+            return -1;
+        }
+        for (i = 0; keys[i].name != NULL; i++) {
+            if (strcmp(keys[i].name, name) == 0) {
+                break;
+            }
+        }
+        if (keys[i].name == NULL) {
+            return cfg_error(c, k, "unknown key '%s' in %s", name, what);
+        }
+        if (seen & (1ULL << i)) {
+            return cfg_error(c, k, "duplicate key '%s' in %s", name, what);
+        }
+        seen |= 1ULL << i;
+        if (keys[i].parse(c, yaml_document_get_node(c->doc, p->value), obj) != 0) {
+            return -1;
+        }
+    }
+    for (i = 0; keys[i].name != NULL; i++) {
+        if (keys[i].required && !(seen & (1ULL << i))) {
+            return cfg_error(c, n, "missing key '%s' in %s", keys[i].name, what);
+        }
+    }
+    return 0;
+}
+
+static int
+get_u32(struct cfg *c, yaml_node_t *n, uint32_t min, uint32_t max, uint32_t *out)
+{
+    const char   *s = scalar(c, n, "an integer");
+    char         *end;
+    unsigned long v;
+
+    if (s == NULL) {
+        return -1;
+    }
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (*s < '0' || *s > '9' || *end != '\0') {
+        return cfg_error(c, n, "wrong type: expected an integer, found '%s'", s);
+    }
+    if (errno == ERANGE || v < min || v > max) {
+        return cfg_error(c, n, "%s is out of range (%u to %u)", s, min, max);
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
+int
+fp_conf_parse_duration(const char *s, uint32_t *ms)
+{
+    char              *end;
+    unsigned long long v;
+    unsigned long long mult;
+
+    if (*s < '0' || *s > '9') {
+        return -EINVAL;
+    }
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno == ERANGE) {
+        return -ERANGE;
+    }
+    if (*end == '\0' || strcmp(end, "ms") == 0) {
+        mult = 1;
+    } else if (strcmp(end, "s") == 0) {
+        mult = 1000;
+    } else if (strcmp(end, "m") == 0) {
+        mult = 60 * 1000;
+    } else if (strcmp(end, "h") == 0) {
+        mult = 3600 * 1000;
+    } else if (strcmp(end, "d") == 0) {
+        mult = 86400 * 1000;
+    } else {
+        return -EINVAL;
+    }
+    if (v > UINT32_MAX / mult) {
+        return -ERANGE;
+    }
+    *ms = (uint32_t)(v * mult);
+    return 0;
+}
+
+int
+fp_conf_parse_size(const char *s, uint64_t *bytes)
+{
+    char              *end;
+    unsigned long long v;
+    unsigned           shift;
+
+    if (*s < '0' || *s > '9') {
+        return -EINVAL;
+    }
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno == ERANGE) {
+        return -ERANGE;
+    }
+    if (*end == '\0') {
+        shift = 0;
+    } else if (strcmp(end, "k") == 0 || strcmp(end, "K") == 0) {
+        shift = 10;
+    } else if (strcmp(end, "m") == 0 || strcmp(end, "M") == 0) {
+        shift = 20;
+    } else if (strcmp(end, "g") == 0 || strcmp(end, "G") == 0) {
+        shift = 30;
+    } else {
+        return -EINVAL;
+    }
+    if (v > (UINT64_MAX >> shift)) {
+        return -ERANGE;
+    }
+    *bytes = (uint64_t)v << shift;
+    return 0;
+}
+
+static int
+get_duration(struct cfg *c, yaml_node_t *n, uint32_t *out)
+{
+    const char *s = scalar(c, n, "a duration");
+    int         rc;
+
+    if (s == NULL) {
+        return -1;
+    }
+    rc = fp_conf_parse_duration(s, out);
+    if (rc == -ERANGE) {
+        return cfg_error(c, n, "duration '%s' is too long (at most 49d)", s);
+    }
+    if (rc != 0) {
+        return cfg_error(c, n, "bad duration '%s' (expected a number with ms, s, m, h or d)", s);
+    }
+    if (*out == 0) {
+        return cfg_error(c, n, "duration must be greater than 0");
+    }
+    return 0;
+}
+
+static int
+get_addr(struct cfg *c, yaml_node_t *n, struct fp_addr *a)
+{
+    const char *s = scalar(c, n, "an address");
+    int         rc;
+
+    if (s == NULL) {
+        return -1;
+    }
+    rc = fp_addr_parse(a, s);
+    if (rc == -ERANGE) {
+        return cfg_error(c, n, "port out of range in '%s' (1 to 65535)", s);
+    }
+    if (rc != 0) {
+        return cfg_error(c, n, "bad address '%s' (expected IPv4:port or [IPv6]:port)", s);
+    }
+    return 0;
+}
+
+static int
+get_name(struct cfg *c, yaml_node_t *n, char **out)
+{
+    const char *s = scalar(c, n, "a name");
+    size_t      i;
+
+    if (s == NULL) {
+        return -1;
+    }
+    if (s[0] == '\0' || strlen(s) > 63) {
+        return cfg_error(c, n, "a name must have 1 to 63 characters");
+    }
+    for (i = 0; s[i] != '\0'; i++) {
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-' || s[i] == '.')) {
+            return cfg_error(c, n, "bad name '%s' (letters, digits, '_', '-', '.')", s);
+        }
+    }
+    *out = strdup(s);
+    if (*out == NULL) {
+        return cfg_error(c, n, "out of memory");
+    }
+    return 0;
+}
+
+static yaml_node_t *
+seq_item(struct cfg *c, yaml_node_t *seq, size_t i)
+{
+    return yaml_document_get_node(c->doc, seq->data.sequence.items.start[i]);
+}
+
+static size_t
+seq_len(const yaml_node_t *seq)
+{
+    return (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+}
+
+static int
+need_seq(struct cfg *c, yaml_node_t *n, const char *what, size_t min)
+{
+    if (n->type != YAML_SEQUENCE_NODE) {
+        return cfg_error(c, n, "wrong type: %s must be a list, found %s", what, node_kind(n));
+    }
+    if (seq_len(n) < min) {
+        return cfg_error(c, n, "%s must have at least %zu item(s)", what, min);
+    }
+    return 0;
+}
+
+/* ---- global ---- */
+
+static int
+g_workers(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    struct fp_global_conf *g = obj;
+
+    if (n->type == YAML_SCALAR_NODE && strcmp((char *)n->data.scalar.value, "auto") == 0) {
+        g->workers = 0;
+        return 0;
+    }
+    return get_u32(c, n, 1, FP_MAX_WORKERS, &g->workers);
+}
+
+static int
+g_cpus(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    struct fp_global_conf *g = obj;
+    cpu_set_t              allowed;
+    uint32_t               cpu;
+    size_t                 i;
+    size_t                 j;
+
+    if (need_seq(c, n, "cpus", 1) != 0) {
+        return -1;
+    }
+    if (seq_len(n) > FP_MAX_WORKERS) {
+        return cfg_error(c, n, "cpus: at most %d entries", FP_MAX_WORKERS);
+    }
+    CPU_ZERO(&allowed);
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) {
+        return cfg_error(c, n, "cannot read the allowed CPUs: %s", strerror(errno));
+    }
+    for (i = 0; i < seq_len(n); i++) {
+        if (get_u32(c, seq_item(c, n, i), 0, CPU_SETSIZE - 1, &cpu) != 0) {
+            return -1;
+        }
+        if (!CPU_ISSET(cpu, &allowed)) {
+            return cfg_error(c, seq_item(c, n, i), "cpu %u is not available to this process",
+                             cpu);
+        }
+        for (j = 0; j < i; j++) {
+            if (g->cpus[j] == (int)cpu) {
+                return cfg_error(c, seq_item(c, n, i), "cpu %u is listed twice", cpu);
+            }
+        }
+        g->cpus[i] = (int)cpu;
+    }
+    g->nb_cpus = (uint32_t)seq_len(n);
+    return 0;
+}
+
+static int
+g_io(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    struct fp_global_conf *g = obj;
+    const char            *s = scalar(c, n, "kernel or dpdk");
+
+    if (s == NULL) {
+        return -1;
+    }
+    if (strcmp(s, "kernel") == 0) {
+        g->io = FP_IO_KERNEL;
+    } else if (strcmp(s, "dpdk") == 0) {
+        g->io = FP_IO_DPDK;
+    } else {
+        return cfg_error(c, n, "bad io '%s' (expected kernel or dpdk)", s);
+    }
+    return 0;
+}
+
+static int
+g_maxconn(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    return get_u32(c, n, 1, 10000000, &((struct fp_global_conf *)obj)->maxconn);
+}
+
+static int
+g_bufsize(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    const char *s = scalar(c, n, "a size");
+    uint64_t    v;
+
+    if (s == NULL) {
+        return -1;
+    }
+    if (fp_conf_parse_size(s, &v) != 0) {
+        return cfg_error(c, n, "bad size '%s' (expected a number with k, m or g)", s);
+    }
+    if (v < 1024 || v > (16u << 20)) {
+        return cfg_error(c, n, "bufsize %s is out of range (1k to 16m)", s);
+    }
+    ((struct fp_global_conf *)obj)->bufsize = (uint32_t)v;
+    return 0;
+}
+
+static int
+g_backlog(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    return get_u32(c, n, 1, 65535, &((struct fp_global_conf *)obj)->backlog);
+}
+
+static int
+g_grace(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    return get_duration(c, n, &((struct fp_global_conf *)obj)->grace_ms);
+}
+
+static const struct cfg_key global_keys[] = {
+    {"workers", g_workers, 0}, {"cpus", g_cpus, 0},       {"io", g_io, 0},
+    {"maxconn", g_maxconn, 0}, {"bufsize", g_bufsize, 0}, {"backlog", g_backlog, 0},
+    {"grace", g_grace, 0},     {NULL, NULL, 0},
+};
+
+/* ---- defaults ---- */
+
+#define TIMEOUT_KEY(field)                                                                  \
+    static int t_##field(struct cfg *c, yaml_node_t *n, void *obj)                          \
+    {                                                                                       \
+        return get_duration(c, n, &((struct fp_timeouts_conf *)obj)->field##_ms);           \
+    }
+TIMEOUT_KEY(connect)
+TIMEOUT_KEY(client)
+TIMEOUT_KEY(server)
+TIMEOUT_KEY(http_request)
+TIMEOUT_KEY(keep_alive)
+TIMEOUT_KEY(queue)
+
+static const struct cfg_key timeout_keys[] = {
+    {"connect", t_connect, 0},           {"client", t_client, 0},
+    {"server", t_server, 0},             {"http_request", t_http_request, 0},
+    {"keep_alive", t_keep_alive, 0},     {"queue", t_queue, 0},
+    {NULL, NULL, 0},
+};
+
+static int
+d_timeouts(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    return parse_map(c, n, timeout_keys, obj, "timeouts");
+}
+
+static const struct cfg_key defaults_keys[] = {
+    {"timeouts", d_timeouts, 0},
+    {NULL, NULL, 0},
+};
+
+/* ---- frontends ---- */
+
+static int
+f_name(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    struct fp_frontend_conf *f = obj;
+
+    f->loc = node_loc(n);
+    return get_name(c, n, &f->name);
+}
+
+static int
+f_bind(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    struct fp_frontend_conf *f = obj;
+    size_t                   i;
+
+    if (n->type == YAML_SCALAR_NODE) {
+        f->binds = calloc(1, sizeof(*f->binds));
+        if (f->binds == NULL) {
+            return cfg_error(c, n, "out of memory");
+        }
+        f->nb_binds = 1;
+        return get_addr(c, n, &f->binds[0]);
+    }
+    if (need_seq(c, n, "bind", 1) != 0) {
+        return -1;
+    }
+    f->binds = calloc(seq_len(n), sizeof(*f->binds));
+    if (f->binds == NULL) {
+        return cfg_error(c, n, "out of memory");
+    }
+    for (i = 0; i < seq_len(n); i++) {
+        if (get_addr(c, seq_item(c, n, i), &f->binds[i]) != 0) {
+            return -1;
+        }
+        f->nb_binds++;
+    }
+    return 0;
+}
+
+static int
+f_mode(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    struct fp_frontend_conf *f = obj;
+    const char              *s = scalar(c, n, "http or tcp");
+
+    if (s == NULL) {
+        return -1;
+    }
+    if (strcmp(s, "http") == 0) {
+        f->mode = FP_MODE_HTTP;
+    } else if (strcmp(s, "tcp") == 0) {
+        f->mode = FP_MODE_TCP;
+    } else {
+        return cfg_error(c, n, "bad mode '%s' (expected http or tcp)", s);
+    }
+    return 0;
+}
+
+static int
+f_default_backend(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    struct fp_frontend_conf *f = obj;
+
+    f->default_backend_loc = node_loc(n);
+    return get_name(c, n, &f->default_backend_name);
+}
+
+static const struct cfg_key frontend_keys[] = {
+    {"name", f_name, 1},
+    {"bind", f_bind, 1},
+    {"mode", f_mode, 0},
+    {"default_backend", f_default_backend, 1},
+    {NULL, NULL, 0},
+};
+
+/* ---- backends ---- */
+
+static int
+s_name(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    struct fp_server_conf *s = obj;
+
+    s->loc = node_loc(n);
+    return get_name(c, n, &s->name);
+}
+
+static int
+s_address(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    return get_addr(c, n, &((struct fp_server_conf *)obj)->addr);
+}
+
+static int
+s_weight(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    return get_u32(c, n, 0, 256, &((struct fp_server_conf *)obj)->weight);
+}
+
+static int
+s_maxconn(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    return get_u32(c, n, 0, 10000000, &((struct fp_server_conf *)obj)->maxconn);
+}
+
+static const struct cfg_key server_keys[] = {
+    {"name", s_name, 1},     {"address", s_address, 1}, {"weight", s_weight, 0},
+    {"maxconn", s_maxconn, 0}, {NULL, NULL, 0},
+};
+
+static int
+b_name(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    struct fp_backend_conf *b = obj;
+
+    b->loc = node_loc(n);
+    return get_name(c, n, &b->name);
+}
+
+static int
+b_balance(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    const char *s = scalar(c, n, "a balance algorithm");
+
+    if (s == NULL) {
+        return -1;
+    }
+    if (strcmp(s, "roundrobin") != 0) {
+        return cfg_error(c, n, "bad balance '%s' (expected roundrobin)", s);
+    }
+    ((struct fp_backend_conf *)obj)->balance = FP_LB_ROUNDROBIN;
+    return 0;
+}
+
+static int
+b_servers(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    struct fp_backend_conf *b = obj;
+    size_t                  i;
+    size_t                  j;
+
+    if (need_seq(c, n, "servers", 1) != 0) {
+        return -1;
+    }
+    b->servers = calloc(seq_len(n), sizeof(*b->servers));
+    if (b->servers == NULL) {
+        return cfg_error(c, n, "out of memory");
+    }
+    for (i = 0; i < seq_len(n); i++) {
+        b->servers[i].weight = 1;
+        b->nb_servers++;
+        if (parse_map(c, seq_item(c, n, i), server_keys, &b->servers[i], "a server") != 0) {
+            return -1;
+        }
+        for (j = 0; j < i; j++) {
+            if (strcmp(b->servers[j].name, b->servers[i].name) == 0) {
+                return cfg_error_at(c, &b->servers[i].loc, "duplicate server name in backend");
+            }
+        }
+    }
+    return 0;
+}
+
+static const struct cfg_key backend_keys[] = {
+    {"name", b_name, 1},
+    {"balance", b_balance, 0},
+    {"servers", b_servers, 1},
+    {NULL, NULL, 0},
+};
+
+/* ---- stats and the root ---- */
+
+static int
+st_bind(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    struct fp_conf *conf = obj;
+
+    conf->has_stats = true;
+    return get_addr(c, n, &conf->stats_addr);
+}
+
+static const struct cfg_key stats_keys[] = {
+    {"bind", st_bind, 1},
+    {NULL, NULL, 0},
+};
+
+static int
+r_global(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    return parse_map(c, n, global_keys, &c->conf->global, "global");
+}
+
+static int
+r_defaults(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    return parse_map(c, n, defaults_keys, &c->conf->timeouts, "defaults");
+}
+
+static int
+r_frontends(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    struct fp_conf *conf = c->conf;
+    size_t          i;
+
+    if (need_seq(c, n, "frontends", 1) != 0) {
+        return -1;
+    }
+    conf->frontends = calloc(seq_len(n), sizeof(*conf->frontends));
+    if (conf->frontends == NULL) {
+        return cfg_error(c, n, "out of memory");
+    }
+    for (i = 0; i < seq_len(n); i++) {
+        conf->nb_frontends++;
+        if (parse_map(c, seq_item(c, n, i), frontend_keys, &conf->frontends[i],
+                      "a frontend") != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+r_backends(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    struct fp_conf *conf = c->conf;
+    size_t          i;
+
+    if (need_seq(c, n, "backends", 1) != 0) {
+        return -1;
+    }
+    conf->backends = calloc(seq_len(n), sizeof(*conf->backends));
+    if (conf->backends == NULL) {
+        return cfg_error(c, n, "out of memory");
+    }
+    for (i = 0; i < seq_len(n); i++) {
+        conf->nb_backends++;
+        if (parse_map(c, seq_item(c, n, i), backend_keys, &conf->backends[i], "a backend") !=
+            0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+r_stats(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    return parse_map(c, n, stats_keys, c->conf, "stats");
+}
+
+static const struct cfg_key root_keys[] = {
+    {"global", r_global, 0},       {"defaults", r_defaults, 0}, {"frontends", r_frontends, 1},
+    {"backends", r_backends, 1},   {"stats", r_stats, 0},       {NULL, NULL, 0},
+};
+
+static void
+conf_set_defaults(struct fp_conf *conf)
+{
+    conf->global.workers = 0;
+    conf->global.io = FP_IO_KERNEL;
+    conf->global.maxconn = 0;
+    conf->global.bufsize = 16 * 1024;
+    conf->global.backlog = 1024;
+    conf->global.grace_ms = 10 * 1000;
+    conf->timeouts.connect_ms = 5 * 1000;
+    conf->timeouts.client_ms = 30 * 1000;
+    conf->timeouts.server_ms = 30 * 1000;
+    conf->timeouts.http_request_ms = 10 * 1000;
+    conf->timeouts.keep_alive_ms = 60 * 1000;
+    conf->timeouts.queue_ms = 1000;
+}
+
+static int
+addr_equal(const struct fp_addr *a, const struct fp_addr *b)
+{
+    return a->len == b->len && memcmp(&a->u, &b->u, a->len) == 0;
+}
+
+/* Checks what only the whole file can tell: unique names, known backends, unique binds. */
+static int
+conf_check(struct cfg *c)
+{
+    struct fp_conf          *conf = c->conf;
+    struct fp_frontend_conf *f;
+    char                     msg[256];
+    uint32_t                 i;
+    uint32_t                 j;
+    uint32_t                 k;
+    uint32_t                 l;
+
+    for (i = 0; i < conf->nb_backends; i++) {
+        for (j = 0; j < i; j++) {
+            if (strcmp(conf->backends[i].name, conf->backends[j].name) == 0) {
+                snprintf(msg, sizeof(msg), "duplicate backend name '%s' (first at line %u)",
+                         conf->backends[i].name, conf->backends[j].loc.line);
+                return cfg_error_at(c, &conf->backends[i].loc, msg);
+            }
+        }
+    }
+    for (i = 0; i < conf->nb_frontends; i++) {
+        f = &conf->frontends[i];
+        for (j = 0; j < i; j++) {
+            if (strcmp(f->name, conf->frontends[j].name) == 0) {
+                snprintf(msg, sizeof(msg), "duplicate frontend name '%s' (first at line %u)",
+                         f->name, conf->frontends[j].loc.line);
+                return cfg_error_at(c, &f->loc, msg);
+            }
+            for (k = 0; k < f->nb_binds; k++) {
+                for (l = 0; l < conf->frontends[j].nb_binds; l++) {
+                    if (addr_equal(&f->binds[k], &conf->frontends[j].binds[l])) {
+                        snprintf(msg, sizeof(msg), "frontend '%s' binds an address that "
+                                 "frontend '%s' binds too", f->name, conf->frontends[j].name);
+                        return cfg_error_at(c, &f->loc, msg);
+                    }
+                }
+            }
+        }
+        for (j = 0; j < conf->nb_backends; j++) {
+            if (strcmp(f->default_backend_name, conf->backends[j].name) == 0) {
+                break;
+            }
+        }
+        if (j == conf->nb_backends) {
+            snprintf(msg, sizeof(msg), "frontend '%s' names a missing backend '%s'", f->name,
+                     f->default_backend_name);
+            return cfg_error_at(c, &f->default_backend_loc, msg);
+        }
+        f->default_backend = j;
+    }
+    return 0;
+}
+
+static int
+conf_load_parser(struct fp_conf *conf, const char *name, yaml_parser_t *parser, char *err,
+                 size_t errlen)
+{
+    yaml_document_t doc;
+    yaml_node_t    *root;
+    struct cfg      c = {name, err, errlen, &doc, conf};
+    int             rc = -1;
+
+    memset(conf, 0, sizeof(*conf));
+    conf_set_defaults(conf);
+    conf->file = strdup(name);
+    if (!yaml_parser_load(parser, &doc)) {
+        snprintf(err, errlen, "%s:%zu:%zu: %s%s%s", name, parser->problem_mark.line + 1,
+                 parser->problem_mark.column + 1,
+                 parser->problem != NULL ? parser->problem : "syntax error",
+                 parser->context != NULL ? " " : "",
+                 parser->context != NULL ? parser->context : "");
+        return -1;
+    }
+    root = yaml_document_get_root_node(&doc);
+    if (root == NULL) {
+        snprintf(err, errlen, "%s:1:1: the file is empty", name);
+        goto out;
+    }
+    if (parse_map(&c, root, root_keys, conf, "the configuration") != 0 || conf_check(&c) != 0) {
+        goto out;
+    }
+    rc = 0;
+
+out:
+    yaml_document_delete(&doc);
+    return rc;
+}
+
+int
+fp_conf_load_string(struct fp_conf *conf, const char *name, const char *text, size_t len,
+                    char *err, size_t errlen)
+{
+    yaml_parser_t parser;
+    int           rc;
+
+    if (!yaml_parser_initialize(&parser)) {
+        snprintf(err, errlen, "%s: out of memory", name);
+        return -1;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    rc = conf_load_parser(conf, name, &parser, err, errlen);
+    yaml_parser_delete(&parser);
+    if (rc != 0) {
+        fp_conf_free(conf);
+    }
+    return rc;
+}
+
+int
+fp_conf_load(struct fp_conf *conf, const char *path, char *err, size_t errlen)
+{
+    yaml_parser_t parser;
+    FILE         *f;
+    int           rc;
+
+    memset(conf, 0, sizeof(*conf));
+    f = fopen(path, "rb");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!yaml_parser_initialize(&parser)) {
+        fclose(f);
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    yaml_parser_set_input_file(&parser, f);
+    rc = conf_load_parser(conf, path, &parser, err, errlen);
+    yaml_parser_delete(&parser);
+    fclose(f);
+    if (rc != 0) {
+        fp_conf_free(conf);
+    }
+    return rc;
+}
+
+void
+fp_conf_free(struct fp_conf *conf)
+{
+    uint32_t i;
+    uint32_t j;
+
+    for (i = 0; i < conf->nb_frontends; i++) {
+        free(conf->frontends[i].name);
+        free(conf->frontends[i].binds);
+        free(conf->frontends[i].default_backend_name);
+    }
+    free(conf->frontends);
+    for (i = 0; i < conf->nb_backends; i++) {
+        for (j = 0; j < conf->backends[i].nb_servers; j++) {
+            free(conf->backends[i].servers[j].name);
+        }
+        free(conf->backends[i].servers);
+        free(conf->backends[i].name);
+    }
+    free(conf->backends);
+    free(conf->file);
+    memset(conf, 0, sizeof(*conf));
+}

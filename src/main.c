@@ -1,0 +1,308 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * fastproxy: the command line, the main thread's event loop (signals, the stats listener,
+ * the graceful stop) and the exit status: 0 clean stop, 1 configuration error, 2 runtime
+ * failure. The data path runs in the worker threads (src/workers.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "src/config.h"
+#include "src/log.h"
+#include "src/notify.h"
+#include "src/stats.h"
+#include "src/workers.h"
+
+enum {
+    EXIT_OK = 0,
+    EXIT_CONFIG = 1,
+    EXIT_RUNTIME = 2,
+};
+
+struct fp_main {
+    struct ev_loop   *loop;
+    struct fp_conf    conf;
+    struct fp_workers ws;
+    ev_signal         sig_term;
+    ev_signal         sig_int;
+    ev_signal         sig_hup;
+    ev_async          worker_exit;
+    ev_timer          grace;
+    ev_io             stats_io;
+    int               stats_fd;
+    int               stopping;
+};
+
+static void
+usage(FILE *out)
+{
+    fprintf(out,
+            "usage: fastproxy -f FILE [-c]\n"
+            "  -f FILE  configuration file (YAML)\n"
+            "  -c       check the configuration and exit (0 valid, 1 invalid)\n"
+            "  -V       print the version and exit\n"
+            "  -h       print this help and exit\n"
+            "Runs in the foreground and logs to stderr. SIGTERM/SIGINT stop gracefully.\n");
+}
+
+static void
+on_worker_exit(void *data)
+{
+    struct fp_main *m = data;
+
+    ev_async_send(m->loop, &m->worker_exit);
+}
+
+static void
+main_check_done(struct ev_loop *loop, ev_async *w, int revents)
+{
+    struct fp_main *m = w->data;
+
+    if (fp_workers_exited(&m->ws) == m->ws.n) {
+        ev_break(loop, EVBREAK_ALL);
+    }
+}
+
+static void
+main_on_grace(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct fp_main *m = w->data;
+
+    fp_log(FP_LOG_WARNING, "grace period over: closing the remaining connections");
+    fp_workers_send(&m->ws, FP_WMSG_STOP);
+}
+
+static void
+main_on_stop(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct fp_main *m = w->data;
+
+    if (m->stopping) {
+        fp_log(FP_LOG_WARNING, "second stop signal: closing every connection now");
+        fp_workers_send(&m->ws, FP_WMSG_STOP);
+        return;
+    }
+    m->stopping = 1;
+    fp_notify("STOPPING=1");
+    fp_log(FP_LOG_INFO, "signal %d: no longer accepting, draining for up to %u ms",
+           w->signum, m->conf.global.grace_ms);
+    fp_workers_send(&m->ws, FP_WMSG_DRAIN);
+    ev_timer_set(&m->grace, m->conf.global.grace_ms / 1000.0, 0);
+    ev_timer_start(loop, &m->grace);
+    if (m->stats_fd != -1) {
+        ev_io_stop(loop, &m->stats_io);
+    }
+}
+
+static void
+main_on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    fp_log(FP_LOG_WARNING, "SIGHUP: configuration reload is not supported yet; still running");
+}
+
+/* One short request per connection; the main thread is not the data path, so a bounded
+ * blocking exchange (1 s) keeps this simple. */
+static void
+main_on_stats(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct fp_main *m = w->data;
+    struct timeval  tv = {1, 0};
+    char            req[1024];
+    char            body[16384];
+    char            head[128];
+    size_t          blen;
+    int             hlen;
+    int             fd;
+
+    fd = accept4(m->stats_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd == -1) {
+        return;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (recv(fd, req, sizeof(req), 0) > 0) {
+        blen = fp_stats_format(&m->ws, body, sizeof(body));
+        hlen = snprintf(head, sizeof(head),
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+                        "Content-Length: %zu\r\nConnection: close\r\n\r\n", blen);
+        if (send(fd, head, (size_t)hlen, MSG_NOSIGNAL) == hlen) {
+            send(fd, body, blen, MSG_NOSIGNAL);
+        }
+    }
+    shutdown(fd, SHUT_WR);
+    close(fd);
+}
+
+static int
+main_open_stats(struct fp_main *m, char *err, size_t errlen)
+{
+    char text[FP_ADDR_STRLEN];
+    int  one = 1;
+
+    m->stats_fd = -1;
+    if (!m->conf.has_stats) {
+        return 0;
+    }
+    m->stats_fd = socket(m->conf.stats_addr.u.sa.sa_family,
+                         SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (m->stats_fd == -1) {
+        snprintf(err, errlen, "stats: socket: %s", strerror(errno));
+        return -1;
+    }
+    setsockopt(m->stats_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(m->stats_fd, &m->conf.stats_addr.u.sa, m->conf.stats_addr.len) == -1 ||
+        listen(m->stats_fd, 16) == -1) {
+        snprintf(err, errlen, "stats: cannot listen on %s: %s",
+                 fp_addr_format(&m->conf.stats_addr, text, sizeof(text)), strerror(errno));
+        close(m->stats_fd);
+        m->stats_fd = -1;
+        return -1;
+    }
+    ev_io_init(&m->stats_io, main_on_stats, m->stats_fd, EV_READ);
+    m->stats_io.data = m;
+    ev_io_start(m->loop, &m->stats_io);
+    return 0;
+}
+
+static void
+main_print_check(const struct fp_conf *conf)
+{
+    uint32_t i;
+    uint32_t n = 0;
+
+    for (i = 0; i < conf->nb_backends; i++) {
+        n += conf->backends[i].nb_servers;
+    }
+    printf("%s: configuration valid: %u frontend(s), %u backend(s), %u server(s)\n",
+           conf->file, conf->nb_frontends, conf->nb_backends, n);
+}
+
+static void
+main_warn_modes(const struct fp_conf *conf)
+{
+    uint32_t i;
+
+    for (i = 0; i < conf->nb_frontends; i++) {
+        if (conf->frontends[i].mode == FP_MODE_HTTP) {
+            fp_log(FP_LOG_WARNING, "frontend '%s': mode http is not implemented yet in this "
+                   "build; forwarding it as mode tcp", conf->frontends[i].name);
+        }
+    }
+}
+
+static int
+main_run(struct fp_main *m)
+{
+    char err[512];
+    int  rc = EXIT_RUNTIME;
+
+    signal(SIGPIPE, SIG_IGN);
+    m->loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_SIGNALFD);
+    if (m->loop == NULL) {
+        fp_log(FP_LOG_ERR, "cannot create the main event loop");
+        return EXIT_RUNTIME;
+    }
+    main_warn_modes(&m->conf);
+    if (fp_workers_create(&m->ws, &m->conf, err, sizeof(err)) != 0) {
+        fp_log(FP_LOG_ERR, "%s", err);
+        goto out;
+    }
+    if (main_open_stats(m, err, sizeof(err)) != 0) {
+        fp_log(FP_LOG_ERR, "%s", err);
+        goto out;
+    }
+    ev_signal_init(&m->sig_term, main_on_stop, SIGTERM);
+    ev_signal_init(&m->sig_int, main_on_stop, SIGINT);
+    ev_signal_init(&m->sig_hup, main_on_hup, SIGHUP);
+    ev_async_init(&m->worker_exit, main_check_done);
+    ev_init(&m->grace, main_on_grace);
+    m->sig_term.data = m;
+    m->sig_int.data = m;
+    m->worker_exit.data = m;
+    m->grace.data = m;
+    ev_signal_start(m->loop, &m->sig_term);
+    ev_signal_start(m->loop, &m->sig_int);
+    ev_signal_start(m->loop, &m->sig_hup);
+    ev_async_start(m->loop, &m->worker_exit);
+    m->ws.on_exit = on_worker_exit;
+    m->ws.on_exit_data = m;
+    if (fp_workers_start(&m->ws, err, sizeof(err)) != 0) {
+        fp_log(FP_LOG_ERR, "%s", err);
+        fp_workers_send(&m->ws, FP_WMSG_STOP);
+        goto out;
+    }
+    fp_log(FP_LOG_INFO, "%u worker(s) listening, io %s, maxconn %u, reuseport steering %s",
+           m->ws.n, m->ws.t[0].io->ops->name, m->ws.maxconn, m->ws.steered ? "cpu" : "hash");
+    fp_notify("READY=1");
+    ev_run(m->loop, 0);
+    fp_stats_log(&m->ws);
+    fp_log(FP_LOG_INFO, "stopped");
+    rc = EXIT_OK;
+
+out:
+    fp_workers_destroy(&m->ws);
+    if (m->stats_fd != -1) {
+        close(m->stats_fd);
+    }
+    return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct fp_main m;
+    const char    *file = NULL;
+    char           err[1024];
+    int            check = 0;
+    int            opt;
+    int            rc;
+
+    memset(&m, 0, sizeof(m));
+    m.stats_fd = -1;
+    while ((opt = getopt(argc, argv, "f:cVh")) != -1) {
+        switch (opt) {
+        case 'f':
+            file = optarg;
+            break;
+        case 'c':
+            check = 1;
+            break;
+        case 'V':
+            printf("fastproxy %s\n", FP_VERSION);
+            return EXIT_OK;
+        case 'h':
+            usage(stdout);
+            return EXIT_OK;
+        default:
+            usage(stderr);
+            return EXIT_CONFIG;
+        }
+    }
+    if (file == NULL || optind != argc) {
+        fprintf(stderr, "fastproxy: %s\n", file == NULL ? "missing -f FILE" : "unexpected argument");
+        usage(stderr);
+        return EXIT_CONFIG;
+    }
+    if (fp_conf_load(&m.conf, file, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return EXIT_CONFIG;
+    }
+    if (check) {
+        main_print_check(&m.conf);
+        fp_conf_free(&m.conf);
+        return EXIT_OK;
+    }
+    rc = main_run(&m);
+    fp_conf_free(&m.conf);
+    return rc;
+}

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Counter formatting. The table ties each counter to its name once, for both outputs. */
+#include "src/stats.h"
+
+#include <stdio.h>
+
+#include "src/log.h"
+
+struct stat_field {
+    const char *name;
+    size_t      off;
+};
+
+#define STAT_FIELD(f) {#f, offsetof(struct fp_worker_stats, f)}
+
+static const struct stat_field fields[] = {
+    STAT_FIELD(accepted),        STAT_FIELD(sessions_active),  STAT_FIELD(sessions_done),
+    STAT_FIELD(sess_pool_empty), STAT_FIELD(buf_pool_empty),   STAT_FIELD(conn_pool_empty),
+    STAT_FIELD(connect_errors),  STAT_FIELD(connect_timeouts), STAT_FIELD(retries),
+    STAT_FIELD(no_server),       STAT_FIELD(idle_timeouts),    STAT_FIELD(client_aborts),
+    STAT_FIELD(server_aborts),   STAT_FIELD(bytes_in),         STAT_FIELD(bytes_out),
+};
+
+#define NB_FIELDS (sizeof(fields) / sizeof(fields[0]))
+
+static uint64_t
+read_field(const struct fp_worker *w, size_t off)
+{
+    const uint64_t *p = (const uint64_t *)((const char *)&w->stats + off);
+
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+size_t
+fp_stats_format(const struct fp_workers *ws, char *out, size_t size)
+{
+    size_t   len = 0;
+    size_t   f;
+    unsigned i;
+    uint64_t total;
+    uint64_t v;
+    int      n;
+
+#define APPEND(...)                                                                         \
+    do {                                                                                    \
+        n = snprintf(out + len, size - len, __VA_ARGS__);                                   \
+        if (n < 0 || (size_t)n >= size - len) {                                             \
+            return len;                                                                     \
+        }                                                                                   \
+        len += (size_t)n;                                                                   \
+    } while (0)
+
+    APPEND("fastproxy_workers %u\nfastproxy_maxconn %u\nfastproxy_reuseport_cpu_steering %d\n",
+           ws->n, ws->maxconn, ws->steered);
+    for (f = 0; f < NB_FIELDS; f++) {
+        total = 0;
+        for (i = 0; i < ws->n; i++) {
+            v = read_field(&ws->t[i].w, fields[f].off);
+            total += v;
+            APPEND("fastproxy_%s{worker=\"%u\"} %llu\n", fields[f].name, i,
+                   (unsigned long long)v);
+        }
+        APPEND("fastproxy_%s %llu\n", fields[f].name, (unsigned long long)total);
+    }
+#undef APPEND
+    return len;
+}
+
+void
+fp_stats_log(const struct fp_workers *ws)
+{
+    const struct fp_worker *w;
+    unsigned                i;
+
+    for (i = 0; i < ws->n; i++) {
+        w = &ws->t[i].w;
+        fp_log(FP_LOG_INFO,
+               "worker %u (cpu %d): accepted=%llu sessions_done=%llu connect_errors=%llu "
+               "no_server=%llu idle_timeouts=%llu bytes_in=%llu bytes_out=%llu",
+               i, ws->t[i].cpu, (unsigned long long)FP_STAT_READ(w, accepted),
+               (unsigned long long)FP_STAT_READ(w, sessions_done),
+               (unsigned long long)FP_STAT_READ(w, connect_errors),
+               (unsigned long long)FP_STAT_READ(w, no_server),
+               (unsigned long long)FP_STAT_READ(w, idle_timeouts),
+               (unsigned long long)FP_STAT_READ(w, bytes_in),
+               (unsigned long long)FP_STAT_READ(w, bytes_out));
+    }
+}

@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Worker threads: creation, pinning, the main -> worker message path, and teardown. */
+#include "src/workers.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "net/io_kernel.h"
+#include "src/log.h"
+
+/* File descriptors kept for everything but client and server connections. */
+#define FD_RESERVE 64
+
+static void
+worker_on_notify(struct fp_io *io, void *data)
+{
+    struct fp_wthread *t = data;
+    struct fp_msg      msgs[8];
+    unsigned           n;
+    unsigned           i;
+
+    while ((n = fp_ring_sc_dequeue_burst(&t->inbox, msgs, 8)) > 0) {
+        for (i = 0; i < n; i++) {
+            if (msgs[i].type == FP_WMSG_DRAIN) {
+                fp_worker_drain(&t->w);
+            } else if (msgs[i].type == FP_WMSG_STOP) {
+                fp_worker_stop_now(&t->w);
+            }
+        }
+    }
+}
+
+static int
+resolve_cpus(struct fp_workers *ws, int *cpus, char *err, size_t errlen)
+{
+    const struct fp_global_conf *g = &ws->conf->global;
+    cpu_set_t                    allowed;
+    int                          list[CPU_SETSIZE];
+    unsigned                     nb = 0;
+    unsigned                     i;
+
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) {
+        snprintf(err, errlen, "sched_getaffinity: %s", strerror(errno));
+        return -1;
+    }
+    for (i = 0; i < CPU_SETSIZE; i++) {
+        if (CPU_ISSET(i, &allowed)) {
+            list[nb++] = (int)i;
+        }
+    }
+    if (g->workers != 0) {
+        ws->n = g->workers;
+    } else if (g->nb_cpus != 0) {
+        ws->n = g->nb_cpus;
+    } else {
+        ws->n = nb < FP_MAX_WORKERS ? nb : FP_MAX_WORKERS;
+    }
+    if (g->nb_cpus != 0 && g->nb_cpus < ws->n) {
+        snprintf(err, errlen, "workers: %u but cpus lists only %u", ws->n, g->nb_cpus);
+        return -1;
+    }
+    for (i = 0; i < ws->n; i++) {
+        cpus[i] = g->nb_cpus != 0 ? g->cpus[i] : list[i % nb];
+    }
+    return 0;
+}
+
+/* Each client session holds two descriptors (client and server side). */
+static uint32_t
+size_maxconn(const struct fp_conf *conf)
+{
+    struct rlimit rl;
+    uint32_t      budget;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) {
+        rl.rlim_cur = 1 << 20;
+    }
+    budget = rl.rlim_cur > FD_RESERVE * 2 ? (uint32_t)((rl.rlim_cur - FD_RESERVE) / 2) : 16;
+    if (conf->global.maxconn == 0) {
+        return budget;
+    }
+    if (conf->global.maxconn > budget) {
+        fp_log(FP_LOG_WARNING, "maxconn %u lowered to %u: the open-file limit is %llu "
+               "(2 descriptors per connection)", conf->global.maxconn, budget,
+               (unsigned long long)rl.rlim_cur);
+        return budget;
+    }
+    return conf->global.maxconn;
+}
+
+static int
+open_listeners(struct fp_workers *ws, const int *cpus, char *err, size_t errlen)
+{
+    const struct fp_conf *conf = ws->conf;
+    struct fp_listen_conf lc;
+    int                   fds[FP_MAX_WORKERS];
+    int                   steered;
+    uint32_t              f;
+    uint32_t              b;
+    unsigned              i;
+    int                   rc;
+
+    ws->steered = 1;
+    for (f = 0; f < conf->nb_frontends; f++) {
+        for (b = 0; b < conf->frontends[f].nb_binds; b++) {
+            lc.addr = conf->frontends[f].binds[b];
+            rc = fp_io_kernel_listen_group(&lc.addr, ws->n, cpus, (int)conf->global.backlog,
+                                           fds, &steered, err, errlen);
+            if (rc != 0) {
+                return -1;
+            }
+            ws->steered &= steered;
+            for (i = 0; i < ws->n; i++) {
+                lc.fd = fds[i];
+                rc = fp_worker_listen(&ws->t[i].w, f, &lc);
+                if (rc != 0) {
+                    snprintf(err, errlen, "listen: %s", strerror(-rc));
+                    for (; i < ws->n; i++) {
+                        close(fds[i]);
+                    }
+                    return -1;
+                }
+            }
+        }
+    }
+    if (ws->n > 1 && !ws->steered) {
+        fp_log(FP_LOG_WARNING, "cannot attach the reuseport CPU steering program; new "
+               "connections are spread by the kernel's reuseport hash instead");
+    }
+    return 0;
+}
+
+int
+fp_workers_create(struct fp_workers *ws, const struct fp_conf *conf, char *err, size_t errlen)
+{
+    struct fp_io_conf ioc;
+    int               cpus[FP_MAX_WORKERS];
+    uint32_t          per_worker;
+    unsigned          i;
+
+    memset(ws, 0, sizeof(*ws));
+    ws->conf = conf;
+    if (resolve_cpus(ws, cpus, err, errlen) != 0) {
+        return -1;
+    }
+    ws->maxconn = size_maxconn(conf);
+    per_worker = (ws->maxconn + ws->n - 1) / ws->n;
+    ws->t = calloc(ws->n, sizeof(*ws->t));
+    if (ws->t == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (i = 0; i < ws->n; i++) {
+        struct fp_wthread *t = &ws->t[i];
+
+        t->id = i;
+        t->cpu = cpus[i];
+        t->group = ws;
+        if (fp_ring_init(&t->inbox, 16) != 0) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        memset(&ioc, 0, sizeof(ioc));
+        ioc.kind = conf->global.io;
+        ioc.max_conns = 2 * per_worker;
+        ioc.cpu = cpus[i];
+        ioc.on_notify = worker_on_notify;
+        ioc.notify_data = t;
+        t->io = fp_io_create(&ioc, err, errlen);
+        if (t->io == NULL) {
+            return -1;
+        }
+        if (fp_worker_init(&t->w, i, conf, t->io, per_worker) != 0) {
+            snprintf(err, errlen, "cannot allocate pools for %u connections", per_worker);
+            return -1;
+        }
+    }
+    return open_listeners(ws, cpus, err, errlen);
+}
+
+static void *
+worker_main(void *arg)
+{
+    struct fp_wthread *t = arg;
+    struct fp_workers *ws = t->group;
+
+    t->io->ops->run(t->io);
+    __atomic_store_n(&t->exited, 1, __ATOMIC_RELEASE);
+    if (ws->on_exit != NULL) {
+        ws->on_exit(ws->on_exit_data);
+    }
+    return NULL;
+}
+
+int
+fp_workers_start(struct fp_workers *ws, char *err, size_t errlen)
+{
+    pthread_attr_t attr;
+    cpu_set_t      set;
+    sigset_t       all;
+    sigset_t       old;
+    unsigned       i;
+    int            rc = 0;
+
+    /* Workers never take signals: the main thread handles them all. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    for (i = 0; i < ws->n && rc == 0; i++) {
+        pthread_attr_init(&attr);
+        CPU_ZERO(&set);
+        CPU_SET(ws->t[i].cpu, &set);
+        pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
+        rc = pthread_create(&ws->t[i].tid, &attr, worker_main, &ws->t[i]);
+        pthread_attr_destroy(&attr);
+        if (rc != 0) {
+            snprintf(err, errlen, "cannot start worker %u: %s", i, strerror(rc));
+        } else {
+            ws->t[i].started = 1;
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc == 0 ? 0 : -1;
+}
+
+void
+fp_workers_send(struct fp_workers *ws, enum fp_wmsg type)
+{
+    struct fp_msg m = {(uint32_t)type, 0, 0};
+    unsigned      i;
+
+    for (i = 0; i < ws->n; i++) {
+        if (fp_ring_sp_enqueue(&ws->t[i].inbox, &m) != 0) {
+            fp_log(FP_LOG_WARNING, "worker %u: message ring full", i);
+        }
+        ws->t[i].io->ops->notify(ws->t[i].io);
+    }
+}
+
+unsigned
+fp_workers_exited(const struct fp_workers *ws)
+{
+    unsigned i;
+    unsigned n = 0;
+
+    for (i = 0; i < ws->n; i++) {
+        n += __atomic_load_n(&ws->t[i].exited, __ATOMIC_ACQUIRE) != 0;
+    }
+    return n;
+}
+
+void
+fp_workers_destroy(struct fp_workers *ws)
+{
+    unsigned i;
+
+    for (i = 0; i < ws->n; i++) {
+        if (ws->t[i].started) {
+            pthread_join(ws->t[i].tid, NULL);
+        }
+    }
+    for (i = 0; i < ws->n; i++) {
+        if (ws->t[i].io != NULL) {
+            fp_worker_destroy(&ws->t[i].w);
+            ws->t[i].io->ops->destroy(ws->t[i].io);
+            ws->t[i].io = NULL;
+        }
+        fp_ring_destroy(&ws->t[i].inbox);
+    }
+    free(ws->t);
+    ws->t = NULL;
+}
