@@ -1,0 +1,278 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* The config loader: every error class with its exact position, and the values it stores. */
+#include <errno.h>
+#include <string.h>
+
+#include "src/config.h"
+#include "tests/unit/cu_main.h"
+
+static char err[1024];
+
+static int
+load(struct fp_conf *c, const char *text)
+{
+    return fp_conf_load_string(c, "t.yaml", text, strlen(text), err, sizeof(err));
+}
+
+#define GOOD_TAIL                                                                           \
+    "frontends:\n"                                                                          \
+    "  - name: web\n"                                                                       \
+    "    bind: [\"127.0.0.1:8080\"]\n"                                                      \
+    "    default_backend: app\n"                                                            \
+    "backends:\n"                                                                           \
+    "  - name: app\n"                                                                       \
+    "    servers:\n"                                                                        \
+    "      - { name: s1, address: \"127.0.0.1:9001\" }\n"
+
+static void
+expect_error(const char *text, const char *msg)
+{
+    struct fp_conf c;
+
+    CU_ASSERT_EQUAL(load(&c, text), -1);
+    CU_ASSERT_STRING_EQUAL(err, msg);
+    if (strcmp(err, msg) != 0) {
+        fprintf(stderr, "\n  got:      %s\n  expected: %s\n", err, msg);
+    }
+}
+
+static void
+test_full_config(void)
+{
+    struct fp_conf c;
+    const char    *text = "global:\n"
+                          "  workers: 2\n"
+                          "  cpus: [0]\n"
+                          "  io: kernel\n"
+                          "  maxconn: 100000\n"
+                          "  bufsize: 32k\n"
+                          "defaults:\n"
+                          "  timeouts: { connect: 5s, client: 30s, server: 1m, http_request: 10s,"
+                          " keep_alive: 60s, queue: 250ms }\n"
+                          "frontends:\n"
+                          "  - name: web\n"
+                          "    bind: [\"127.0.0.1:8080\", \"[::1]:8081\"]\n"
+                          "    mode: tcp\n"
+                          "    default_backend: app\n"
+                          "backends:\n"
+                          "  - name: other\n"
+                          "    servers: [{ name: a, address: \"127.0.0.1:1\" }]\n"
+                          "  - name: app\n"
+                          "    balance: roundrobin\n"
+                          "    servers:\n"
+                          "      - { name: s1, address: \"127.0.0.1:9001\", weight: 3 }\n"
+                          "      - { name: s2, address: \"127.0.0.2:9002\", maxconn: 32 }\n"
+                          "stats:\n"
+                          "  bind: \"127.0.0.1:9100\"\n";
+
+    CU_ASSERT_EQUAL_FATAL(load(&c, text), 0);
+    CU_ASSERT_EQUAL(c.global.workers, 2);
+    CU_ASSERT_EQUAL(c.global.nb_cpus, 1);
+    CU_ASSERT_EQUAL(c.global.cpus[0], 0);
+    CU_ASSERT_EQUAL(c.global.maxconn, 100000);
+    CU_ASSERT_EQUAL(c.global.bufsize, 32768);
+    CU_ASSERT_EQUAL(c.timeouts.connect_ms, 5000);
+    CU_ASSERT_EQUAL(c.timeouts.server_ms, 60000);
+    CU_ASSERT_EQUAL(c.timeouts.queue_ms, 250);
+    CU_ASSERT_EQUAL(c.nb_frontends, 1);
+    CU_ASSERT_EQUAL(c.frontends[0].nb_binds, 2);
+    CU_ASSERT_EQUAL(fp_addr_port(&c.frontends[0].binds[1]), 8081);
+    CU_ASSERT_EQUAL(c.frontends[0].mode, FP_MODE_TCP);
+    CU_ASSERT_EQUAL(c.frontends[0].default_backend, 1);
+    CU_ASSERT_EQUAL(c.backends[1].nb_servers, 2);
+    CU_ASSERT_EQUAL(c.backends[1].servers[0].weight, 3);
+    CU_ASSERT_EQUAL(c.backends[1].servers[1].weight, 1);
+    CU_ASSERT_EQUAL(c.backends[1].servers[1].maxconn, 32);
+    CU_ASSERT_TRUE(c.has_stats);
+    fp_conf_free(&c);
+}
+
+static void
+test_defaults(void)
+{
+    struct fp_conf c;
+
+    CU_ASSERT_EQUAL_FATAL(load(&c, GOOD_TAIL), 0);
+    CU_ASSERT_EQUAL(c.global.workers, 0);
+    CU_ASSERT_EQUAL(c.global.io, FP_IO_KERNEL);
+    CU_ASSERT_EQUAL(c.frontends[0].mode, FP_MODE_HTTP);
+    CU_ASSERT_EQUAL(c.timeouts.keep_alive_ms, 60000);
+    CU_ASSERT_EQUAL(c.global.grace_ms, 10000);
+    CU_ASSERT_FALSE(c.has_stats);
+    fp_conf_free(&c);
+}
+
+static void
+test_unknown_key(void)
+{
+    expect_error("global:\n  wrkers: 2\n" GOOD_TAIL, "t.yaml:2:3: unknown key 'wrkers' in global");
+    expect_error(GOOD_TAIL "extra: 1\n", "t.yaml:9:1: unknown key 'extra' in the configuration");
+}
+
+static void
+test_wrong_type(void)
+{
+    expect_error("global:\n  maxconn: [1]\n" GOOD_TAIL,
+                 "t.yaml:2:12: wrong type: expected an integer, found a list");
+    expect_error("global:\n  maxconn: lots\n" GOOD_TAIL,
+                 "t.yaml:2:12: wrong type: expected an integer, found 'lots'");
+    expect_error("global: 3\n" GOOD_TAIL,
+                 "t.yaml:1:9: wrong type: global must be a mapping, found a scalar");
+}
+
+static void
+test_bad_duration(void)
+{
+    expect_error("defaults:\n  timeouts: { connect: 5x }\n" GOOD_TAIL,
+                 "t.yaml:2:24: bad duration '5x' (expected a number with ms, s, m, h or d)");
+    expect_error("defaults:\n  timeouts: { queue: 0s }\n" GOOD_TAIL,
+                 "t.yaml:2:22: duration must be greater than 0");
+}
+
+static void
+test_bad_size(void)
+{
+    expect_error("global:\n  bufsize: 12q\n" GOOD_TAIL,
+                 "t.yaml:2:12: bad size '12q' (expected a number with k, m or g)");
+    expect_error("global:\n  bufsize: 100\n" GOOD_TAIL,
+                 "t.yaml:2:12: bufsize 100 is out of range (1k to 16m)");
+}
+
+static void
+test_bad_address(void)
+{
+    expect_error("frontends:\n  - { name: w, bind: \"localhost:80\", default_backend: a }\n"
+                 "backends:\n  - { name: a, servers: [{ name: s, address: \"1.2.3.4:1\" }] }\n",
+                 "t.yaml:2:22: bad address 'localhost:80' (expected IPv4:port or [IPv6]:port)");
+    expect_error("frontends:\n  - { name: w, bind: \"1.2.3.4:70000\", default_backend: a }\n"
+                 "backends:\n  - { name: a, servers: [{ name: s, address: \"1.2.3.4:1\" }] }\n",
+                 "t.yaml:2:22: port out of range in '1.2.3.4:70000' (1 to 65535)");
+    expect_error("frontends:\n  - { name: w, bind: \"1.2.3.4:0\", default_backend: a }\n"
+                 "backends:\n  - { name: a, servers: [{ name: s, address: \"1.2.3.4:1\" }] }\n",
+                 "t.yaml:2:22: port out of range in '1.2.3.4:0' (1 to 65535)");
+}
+
+static void
+test_duplicate_names(void)
+{
+    expect_error(GOOD_TAIL "  - name: app\n    servers: [{ name: s, address: \"1.2.3.4:1\" }]\n",
+                 "t.yaml:9:11: duplicate backend name 'app' (first at line 6)");
+    expect_error("frontends:\n  - { name: w, bind: \"1.2.3.4:1\", default_backend: a }\n"
+                 "  - { name: w, bind: \"1.2.3.4:2\", default_backend: a }\n"
+                 "backends:\n  - { name: a, servers: [{ name: s, address: \"1.2.3.4:1\" }] }\n",
+                 "t.yaml:3:13: duplicate frontend name 'w' (first at line 2)");
+    expect_error("frontends:\n  - { name: w, bind: \"1.2.3.4:1\", default_backend: a }\n"
+                 "backends:\n  - name: a\n    servers:\n"
+                 "      - { name: s, address: \"1.2.3.4:1\" }\n"
+                 "      - { name: s, address: \"1.2.3.4:2\" }\n",
+                 "t.yaml:7:17: duplicate server name in backend");
+    expect_error("global:\n  io: kernel\n  io: dpdk\n" GOOD_TAIL,
+                 "t.yaml:3:3: duplicate key 'io' in global");
+}
+
+static void
+test_missing_backend(void)
+{
+    expect_error("frontends:\n  - { name: w, bind: \"1.2.3.4:1\", default_backend: nope }\n"
+                 "backends:\n  - { name: a, servers: [{ name: s, address: \"1.2.3.4:1\" }] }\n",
+                 "t.yaml:2:52: frontend 'w' names a missing backend 'nope'");
+}
+
+static void
+test_missing_key_and_syntax(void)
+{
+    expect_error("frontends:\n  - { name: w, default_backend: a }\n"
+                 "backends:\n  - { name: a, servers: [{ name: s, address: \"1.2.3.4:1\" }] }\n",
+                 "t.yaml:2:5: missing key 'bind' in a frontend");
+    expect_error("global: {\n", "t.yaml:2:1: did not find expected node content while parsing "
+                                "a flow node");
+    expect_error("", "t.yaml:1:1: the file is empty");
+}
+
+static void
+test_bad_enum_values(void)
+{
+    expect_error("global:\n  io: netmap\n" GOOD_TAIL,
+                 "t.yaml:2:7: bad io 'netmap' (expected kernel or dpdk)");
+    expect_error("global:\n  workers: 0\n" GOOD_TAIL, "t.yaml:2:12: 0 is out of range (1 to 64)");
+    expect_error("global:\n  cpus: [4096]\n" GOOD_TAIL,
+                 "t.yaml:2:10: 4096 is out of range (0 to 1023)");
+}
+
+static void
+test_parse_duration(void)
+{
+    uint32_t ms = 0;
+
+    CU_ASSERT_EQUAL(fp_conf_parse_duration("250ms", &ms), 0);
+    CU_ASSERT_EQUAL(ms, 250);
+    CU_ASSERT_EQUAL(fp_conf_parse_duration("2h", &ms), 0);
+    CU_ASSERT_EQUAL(ms, 7200000);
+    CU_ASSERT_EQUAL(fp_conf_parse_duration("42", &ms), 0);
+    CU_ASSERT_EQUAL(ms, 42);
+    CU_ASSERT_EQUAL(fp_conf_parse_duration("1d", &ms), 0);
+    CU_ASSERT_EQUAL(ms, 86400000);
+    CU_ASSERT_EQUAL(fp_conf_parse_duration("50d", &ms), -ERANGE);
+    CU_ASSERT_EQUAL(fp_conf_parse_duration("-1s", &ms), -EINVAL);
+    CU_ASSERT_EQUAL(fp_conf_parse_duration("1 s", &ms), -EINVAL);
+    CU_ASSERT_EQUAL(fp_conf_parse_duration("", &ms), -EINVAL);
+}
+
+static void
+test_parse_size(void)
+{
+    uint64_t b = 0;
+
+    CU_ASSERT_EQUAL(fp_conf_parse_size("16k", &b), 0);
+    CU_ASSERT_EQUAL(b, 16384);
+    CU_ASSERT_EQUAL(fp_conf_parse_size("3M", &b), 0);
+    CU_ASSERT_EQUAL(b, 3u << 20);
+    CU_ASSERT_EQUAL(fp_conf_parse_size("7", &b), 0);
+    CU_ASSERT_EQUAL(b, 7);
+    CU_ASSERT_EQUAL(fp_conf_parse_size("1kb", &b), -EINVAL);
+    CU_ASSERT_EQUAL(fp_conf_parse_size("99999999999999999999", &b), -ERANGE);
+}
+
+static void
+test_parse_addr(void)
+{
+    struct fp_addr a;
+    char           out[FP_ADDR_STRLEN];
+
+    CU_ASSERT_EQUAL(fp_addr_parse(&a, "127.0.0.1:80"), 0);
+    CU_ASSERT_STRING_EQUAL(fp_addr_format(&a, out, sizeof(out)), "127.0.0.1:80");
+    CU_ASSERT_EQUAL(fp_addr_parse(&a, "[::1]:443"), 0);
+    CU_ASSERT_STRING_EQUAL(fp_addr_format(&a, out, sizeof(out)), "[::1]:443");
+    CU_ASSERT_EQUAL(fp_addr_parse(&a, "*:8080"), 0);
+    CU_ASSERT_STRING_EQUAL(fp_addr_format(&a, out, sizeof(out)), "0.0.0.0:8080");
+    CU_ASSERT_EQUAL(fp_addr_parse(&a, "127.0.0.1"), -EINVAL);
+    CU_ASSERT_EQUAL(fp_addr_parse(&a, "127.0.0.1:"), -EINVAL);
+    CU_ASSERT_EQUAL(fp_addr_parse(&a, "127.0.0.1:65536"), -ERANGE);
+    CU_ASSERT_EQUAL(fp_addr_parse(&a, "127.0.0.1:x1"), -EINVAL);
+    CU_ASSERT_EQUAL(fp_addr_parse(&a, "example.com:80"), -EINVAL);
+    CU_ASSERT_EQUAL(fp_addr_parse(&a, "::1:80"), 0); /* the last colon splits the port */
+}
+
+int
+main(void)
+{
+    static const struct fp_cu_test tests[] = {
+        {"full config", test_full_config},
+        {"defaults", test_defaults},
+        {"unknown key", test_unknown_key},
+        {"wrong type", test_wrong_type},
+        {"bad duration", test_bad_duration},
+        {"bad size", test_bad_size},
+        {"bad address", test_bad_address},
+        {"duplicate names", test_duplicate_names},
+        {"missing backend", test_missing_backend},
+        {"missing key and syntax", test_missing_key_and_syntax},
+        {"bad enum values", test_bad_enum_values},
+        {"parse duration", test_parse_duration},
+        {"parse size", test_parse_size},
+        {"parse addr", test_parse_addr},
+        {NULL, NULL},
+    };
+
+    return fp_cu_run("config", tests);
+}
