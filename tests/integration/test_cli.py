@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""The command line: -V, -h, -c on every shipped config (exit 0) and on broken ones (exit 1
+with FILE:LINE:COL), bad usage, and the systemd unit."""
+
+import glob
+import os
+import shutil
+import subprocess
+
+import fpt
+
+ROOT = os.environ.get("FP_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def run(*args):
+    return subprocess.run([fpt.fastproxy_path()] + list(args), capture_output=True, text=True,
+                          timeout=10)
+
+
+def test_version_and_help():
+    p = run("-V")
+    assert p.returncode == 0 and p.stdout.startswith("fastproxy "), p
+    p = run("-h")
+    assert p.returncode == 0 and "-f FILE" in p.stdout, p
+    p = run()
+    assert p.returncode == 1 and "missing -f FILE" in p.stderr, p
+    p = run("-x")
+    assert p.returncode == 1, p
+
+
+def test_shipped_configs_valid():
+    files = sorted(glob.glob(os.path.join(ROOT, "conf", "*.yaml")))
+    assert files, "no config in conf/"
+    for f in files:
+        p = run("-c", "-f", f)
+        assert p.returncode == 0, (f, p.stderr)
+        assert "configuration valid" in p.stdout, p.stdout
+
+
+def test_broken_configs_rejected():
+    files = sorted(glob.glob(os.path.join(ROOT, "tests", "integration", "bad", "*.yaml")))
+    assert len(files) >= 5
+    for f in files:
+        with open(f) as fh:
+            expect = fh.readline().split("# expect: ", 1)[1].strip()
+        p = run("-c", "-f", f)
+        assert p.returncode == 1, (f, p)
+        assert p.stderr.strip() == "%s:%s" % (f, expect), (p.stderr, expect)
+        # Running (not only checking) a broken config is the same error, exit 1.
+        p = run("-f", f)
+        assert p.returncode == 1 and p.stderr.strip() == "%s:%s" % (f, expect), p.stderr
+
+
+def test_missing_file():
+    p = run("-c", "-f", "/nonexistent/proxy.yaml")
+    assert p.returncode == 1
+    assert p.stderr.startswith("/nonexistent/proxy.yaml: cannot open"), p.stderr
+
+
+def test_systemd_unit_verifies():
+    if not shutil.which("systemd-analyze"):
+        return fpt.SKIP
+    unit = os.path.join(ROOT, "packaging", "fastproxy.service")
+    tmp = fpt.tmpdir()
+    # verify resolves ExecStart: point it at the binary under test.
+    with open(unit) as f:
+        text = f.read().replace("/usr/local/bin/fastproxy", fpt.fastproxy_path())
+    path = os.path.join(tmp, "fastproxy.service")
+    with open(path, "w") as f:
+        f.write(text)
+    p = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True,
+                       timeout=60)
+    shutil.rmtree(tmp, ignore_errors=True)
+    problems = [l for l in p.stderr.splitlines() if "fastproxy.service" in l]
+    assert p.returncode == 0 and not problems, p.stderr
+
+
+def main():
+    r = fpt.Runner()
+    r.run("-V, -h and usage errors", test_version_and_help)
+    r.run("fastproxy -c on every conf/*.yaml exits 0", test_shipped_configs_valid)
+    r.run("broken configs exit 1 with FILE:LINE:COL", test_broken_configs_rejected)
+    r.run("missing config file exits 1", test_missing_file)
+    r.run("systemd-analyze verify fastproxy.service", test_systemd_unit_verifies)
+    r.finish()
+
+
+if __name__ == "__main__":
+    main()
