@@ -16,6 +16,12 @@ done
 sed "s|@ROOT@|$(pwd)/conf/demo-origin|; s|@RUN@|$run|g" conf/demo-origin/nginx.conf.in > "$run/nginx.conf"
 nginx -p "$run" -c "$run/nginx.conf" -g "daemon off; pid $run/origin-nginx.pid;" >"$run/origin.log" 2>&1 &
 echo $! > "$run/origin.pid"
+sleep 0.3
+if ! kill -0 "$(cat "$run/origin.pid")" 2>/dev/null; then
+    echo "the demo origin did not start (is 127.0.0.1:9001 taken?):" >&2
+    cat "$run/origin.log" >&2
+    exit 1
+fi
 setsid build/src/fastproxy -f conf/proxy.yaml >"$run/fastproxy.log" 2>&1 < /dev/null &
 echo $! > "$run/fastproxy.pid"
 i=0

@@ -1,2 +1,1463 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * HTTP/1.1 head parser and body framing tracker (RFC 9110, RFC 9112).
+ *
+ * The module owns only the parser, body and limits structs its caller hands it (see h1.h); it
+ * keeps no global mutable state, never allocates and never does I/O, so it is safe on the data
+ * path of any worker. Both machines examine each input byte once and keep all their state in
+ * the struct, which is what makes them resumable at any byte boundary: a split can only change
+ * when a byte is examined, never how. Everything found is recorded as an offset from the start
+ * of the message, never as a pointer, because the caller may move its buffer between calls.
+ *
+ * A faster head scanner (SSE4.2 / word-at-a-time over field values, as picohttpparser does) is
+ * not needed yet: the per-byte switch already runs at several hundred MB/s, far above what one
+ * worker receives in heads.
+ */
 #include "proxy/h1.h"
+
+#include <string.h>
+
+/* Head parser states. The start-line states are contiguous (see in_start_line()). */
+enum {
+    HS_START = 0,   /* request: first byte of the request-line or of an empty line */
+    HS_LEAD_LF,     /* request: LF of an empty line before the request-line */
+    HS_METHOD,      /* start-line states begin here */
+    HS_TARGET,
+    HS_VERSION,     /* request HTTP-version, up to CR */
+    HS_RES_VERSION, /* response HTTP-version, up to SP */
+    HS_STATUS,
+    HS_STATUS_END,
+    HS_REASON, /* start-line states end here */
+    HS_LINE_LF,
+    HS_HDR_START,
+    HS_HDR_NAME,
+    HS_HDR_OWS,
+    HS_HDR_VALUE,
+    HS_HDR_LF,
+    HS_END_LF,
+    HS_DONE,
+    HS_ERROR,
+};
+
+/* Body tracker states. */
+enum {
+    BS_LENGTH = 0,
+    BS_OPEN, /* close-delimited or tunnel: everything belongs to the message */
+    BS_SIZE_FIRST,
+    BS_SIZE,
+    BS_EXT_BWS,
+    BS_EXT_NAME_START,
+    BS_EXT_NAME,
+    BS_EXT_AFTER_NAME,
+    BS_EXT_VAL_START,
+    BS_EXT_VAL_TOKEN,
+    BS_EXT_QUOTED,
+    BS_EXT_QESC,
+    BS_EXT_AFTER_QVAL,
+    BS_SIZE_LF,
+    BS_DATA,
+    BS_DATA_CR,
+    BS_DATA_LF,
+    BS_TRL_START,
+    BS_TRL_NAME,
+    BS_TRL_VALUE,
+    BS_TRL_LF,
+    BS_END_LF,
+    BS_DONE,
+    BS_ERROR,
+};
+
+#define DEF_MAX_LINE_LEN      8192u
+#define DEF_MAX_HEAD_BYTES    32768u
+#define DEF_MAX_HEADERS       100u
+#define DEF_MAX_CHUNK_LINE    4096u
+#define DEF_MAX_TRAILER_BYTES 8192u
+#define DEF_MAX_TRAILERS      32u
+/* Keeps every offset, and offset + length, far from UINT32_MAX. */
+#define MAX_HEAD_BYTES_CAP (1u << 30)
+/* Body sizes stay below INT64_MAX so that callers may store them in off_t. */
+#define MAX_BODY_SIZE ((uint64_t)INT64_MAX)
+
+static const struct {
+    uint16_t    status;
+    const char *reason;
+} error_tab[FP_H1_E_COUNT] = {
+    [FP_H1_E_NONE] = {0, "no error"},
+    [FP_H1_E_METHOD] = {400, "invalid method"},
+    [FP_H1_E_TARGET] = {400, "invalid request-target"},
+    [FP_H1_E_VERSION] = {400, "invalid HTTP version"},
+    [FP_H1_E_VERSION_UNSUPPORTED] = {505, "unsupported HTTP version"},
+    [FP_H1_E_LINE_TOO_LONG] = {414, "start line too long"},
+    [FP_H1_E_STATUS] = {400, "invalid status line"},
+    [FP_H1_E_BARE_CR] = {400, "bare CR"},
+    [FP_H1_E_BARE_LF] = {400, "bare LF"},
+    [FP_H1_E_CTL] = {400, "control character"},
+    [FP_H1_E_OBS_FOLD] = {400, "obsolete line folding"},
+    [FP_H1_E_FIELD_NAME] = {400, "invalid field name"},
+    [FP_H1_E_WS_BEFORE_COLON] = {400, "whitespace before colon"},
+    [FP_H1_E_HEAD_TOO_LARGE] = {431, "header section too large"},
+    [FP_H1_E_TOO_MANY_HEADERS] = {431, "too many header fields"},
+    [FP_H1_E_HOST_MISSING] = {400, "missing host"},
+    [FP_H1_E_HOST_DUP] = {400, "duplicate host"},
+    [FP_H1_E_HOST_INVALID] = {400, "invalid host"},
+    [FP_H1_E_CL_INVALID] = {400, "invalid content-length"},
+    [FP_H1_E_CL_MISMATCH] = {400, "conflicting content-length"},
+    [FP_H1_E_TE_INVALID] = {400, "invalid transfer-encoding"},
+    [FP_H1_E_TE_NOT_CHUNKED] = {400, "chunked is not the final transfer coding"},
+    [FP_H1_E_TE_UNKNOWN] = {501, "unknown transfer coding"},
+    [FP_H1_E_TE_HTTP10] = {400, "transfer-encoding in HTTP/1.0"},
+    [FP_H1_E_CL_TE] = {400, "both content-length and transfer-encoding"},
+    [FP_H1_E_CONNECTION] = {400, "invalid connection field"},
+    [FP_H1_E_EXPECT] = {417, "unsupported expectation"},
+    [FP_H1_E_CONNECT] = {501, "CONNECT not supported"},
+    [FP_H1_E_BODY_TOO_LARGE] = {413, "payload too large"},
+    [FP_H1_E_CHUNK_SIZE] = {400, "invalid chunk size"},
+    [FP_H1_E_CHUNK_EXT] = {400, "invalid chunk extension"},
+    [FP_H1_E_CHUNK_LINE_TOO_LONG] = {400, "chunk size line too long"},
+    [FP_H1_E_CHUNK_CRLF] = {400, "missing CRLF after chunk data"},
+    [FP_H1_E_TRAILER] = {400, "invalid trailer field"},
+    [FP_H1_E_TRAILER_TOO_LARGE] = {400, "trailer section too large"},
+    [FP_H1_E_TRUNCATED] = {400, "truncated body"},
+    [FP_H1_E_CALLER] = {500, "parser misuse"},
+};
+
+/* RFC 9110 §5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" /
+ * "_" / "`" / "|" / "~" / DIGIT / ALPHA. */
+static const uint8_t tchar_tab[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1,
+    ['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1,
+    ['`'] = 1, ['|'] = 1, ['~'] = 1, ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
+};
+
+/* RFC 3986 reg-name / IP-literal / port characters: unreserved, sub-delims, pct-encoded and
+ * the ':' '[' ']' of ports and IPv6 literals. No '@': userinfo is refused (RFC 9110 §4.2.4). */
+static const uint8_t host_tab[256] = {
+    ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1, ['!'] = 1, ['$'] = 1, ['&'] = 1,
+    ['\''] = 1, ['('] = 1, [')'] = 1, ['*'] = 1, ['+'] = 1, [','] = 1, [';'] = 1,
+    ['='] = 1, [':'] = 1, ['['] = 1, [']'] = 1, ['%'] = 1, ['0' ... '9'] = 1,
+    ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
+};
+
+static inline bool
+is_tchar(unsigned char c)
+{
+    return tchar_tab[c] != 0;
+}
+
+static inline bool
+is_ws(unsigned char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static inline bool
+is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* RFC 9110 §5.5: field-vchar = VCHAR / obs-text. */
+static inline bool
+is_field_vchar(unsigned char c)
+{
+    return c > 0x20 && c != 0x7f;
+}
+
+/* RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ). */
+static inline bool
+is_scheme_char(unsigned char c)
+{
+    return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '+' || c == '-' ||
+           c == '.';
+}
+
+static inline unsigned char
+lower(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c | 0x20) : c;
+}
+
+static int
+hex_value(unsigned char c)
+{
+    if (is_digit(c)) {
+        return c - '0';
+    }
+    c = lower(c);
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    return -1;
+}
+
+static bool
+all_tchar(const char *s, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (!is_tchar((unsigned char)s[i])) {
+            return false;
+        }
+    }
+    return n > 0;
+}
+
+static bool
+all_host_chars(const char *s, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (host_tab[(unsigned char)s[i]] == 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static inline bool
+name_is(const char *name, size_t len, const char *lit)
+{
+    return fp_h1_name_eq(name, len, lit, strlen(lit));
+}
+
+/*
+ * Steps through a comma-separated list (RFC 9110 §5.6.1). Returns the next element, without
+ * its surrounding OWS, in *elt / *elen (an empty element has *elen == 0) and advances *cur;
+ * returns false when the list is exhausted (*cur == NULL). Quoted strings are not parsed: none
+ * of the fields we read as lists (Connection, Content-Length, Transfer-Encoding, Expect) may
+ * legitimately contain a quoted comma, and the element checks reject the quotes.
+ */
+static bool
+list_next(const char **cur, const char *end, const char **elt, size_t *elen)
+{
+    const char *s = *cur;
+    const char *e;
+    const char *comma;
+
+    if (s == NULL) {
+        return false;
+    }
+    comma = memchr(s, ',', (size_t)(end - s));
+    e = (comma != NULL) ? comma : end;
+    *cur = (comma != NULL) ? comma + 1 : NULL;
+    while (s < e && is_ws((unsigned char)*s)) {
+        s++;
+    }
+    while (e > s && is_ws((unsigned char)e[-1])) {
+        e--;
+    }
+    *elt = s;
+    *elen = (size_t)(e - s);
+    return true;
+}
+
+void
+fp_h1_limits_default(struct fp_h1_limits *lim)
+{
+    lim->max_line_len = DEF_MAX_LINE_LEN;
+    lim->max_head_bytes = DEF_MAX_HEAD_BYTES;
+    lim->max_headers = DEF_MAX_HEADERS;
+    lim->max_chunk_line = DEF_MAX_CHUNK_LINE;
+    lim->max_trailer_bytes = DEF_MAX_TRAILER_BYTES;
+    lim->max_trailers = DEF_MAX_TRAILERS;
+    lim->max_body_bytes = 0;
+}
+
+/* Copies lim (or the defaults) to *out, replacing zeros by defaults and capping the head. */
+static void
+normalize_limits(struct fp_h1_limits *out, const struct fp_h1_limits *lim)
+{
+    struct fp_h1_limits def;
+
+    fp_h1_limits_default(&def);
+    if (lim == NULL) {
+        *out = def;
+        return;
+    }
+    *out = *lim;
+    if (out->max_line_len == 0) {
+        out->max_line_len = def.max_line_len;
+    }
+    if (out->max_head_bytes == 0) {
+        out->max_head_bytes = def.max_head_bytes;
+    }
+    if (out->max_head_bytes > MAX_HEAD_BYTES_CAP) {
+        out->max_head_bytes = MAX_HEAD_BYTES_CAP;
+    }
+    if (out->max_headers == 0) {
+        out->max_headers = def.max_headers;
+    }
+    if (out->max_chunk_line == 0) {
+        out->max_chunk_line = def.max_chunk_line;
+    }
+    if (out->max_trailer_bytes == 0) {
+        out->max_trailer_bytes = def.max_trailer_bytes;
+    }
+    if (out->max_trailers == 0) {
+        out->max_trailers = def.max_trailers;
+    }
+}
+
+int
+fp_h1_error_status(enum fp_h1_error err, enum fp_h1_kind kind)
+{
+    if (err == FP_H1_E_NONE) {
+        return 0;
+    }
+    if ((unsigned)err >= FP_H1_E_COUNT) {
+        return 500;
+    }
+    /* A malformed response is the server's fault: the client gets 502 (RFC 9110 §15.6.3). */
+    if (kind == FP_H1_RESPONSE) {
+        return 502;
+    }
+    return error_tab[err].status;
+}
+
+const char *
+fp_h1_error_reason(enum fp_h1_error err)
+{
+    if ((unsigned)err >= FP_H1_E_COUNT) {
+        return "unknown error";
+    }
+    return error_tab[err].reason;
+}
+
+bool
+fp_h1_name_eq(const char *a, size_t alen, const char *b, size_t blen)
+{
+    size_t i;
+
+    if (alen != blen) {
+        return false;
+    }
+    for (i = 0; i < alen; i++) {
+        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool
+fp_h1_is_hop_by_hop(const char *name, size_t len)
+{
+    /* RFC 9110 §7.6.1 names Connection, Proxy-Connection, Keep-Alive, TE, Transfer-Encoding
+     * and Upgrade; Trailer is hop-by-hop per RFC 7230 §6.1 practice. Transfer-Encoding is left
+     * out on purpose: bodies are forwarded with their chunked framing unchanged. */
+    switch (len) {
+    case 2:
+        return name_is(name, len, "te");
+    case 7:
+        return name_is(name, len, "trailer") || name_is(name, len, "upgrade");
+    case 10:
+        return name_is(name, len, "connection") || name_is(name, len, "keep-alive");
+    case 16:
+        return name_is(name, len, "proxy-connection");
+    default:
+        return false;
+    }
+}
+
+bool
+fp_h1_connection_lists(const struct fp_h1_msg *msg, const char *buf, const char *name,
+                       size_t len)
+{
+    const struct fp_h1_header *h;
+    const char                *cur;
+    const char                *elt;
+    size_t                     elen;
+    uint32_t                   i;
+
+    for (i = 0; i < msg->nb_headers; i++) {
+        h = &msg->hdrs[i];
+        if (!name_is(buf + h->name.off, h->name.len, "connection")) {
+            continue;
+        }
+        cur = buf + h->value.off;
+        while (list_next(&cur, buf + h->value.off + h->value.len, &elt, &elen)) {
+            if (fp_h1_name_eq(elt, elen, name, len)) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* ---- Head parser: field semantics ---- */
+
+static enum fp_h1_method
+lookup_method(const char *m, size_t n)
+{
+    static const struct {
+        const char       *name;
+        enum fp_h1_method method;
+    } methods[] = {
+            {"GET", FP_H1_METH_GET},         {"HEAD", FP_H1_METH_HEAD},
+            {"POST", FP_H1_METH_POST},       {"PUT", FP_H1_METH_PUT},
+            {"DELETE", FP_H1_METH_DELETE},   {"CONNECT", FP_H1_METH_CONNECT},
+            {"OPTIONS", FP_H1_METH_OPTIONS}, {"TRACE", FP_H1_METH_TRACE},
+            {"PATCH", FP_H1_METH_PATCH},
+    };
+    size_t i;
+
+    /* RFC 9110 §9.1: the method token is case-sensitive. */
+    for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        if (strlen(methods[i].name) == n && memcmp(methods[i].name, m, n) == 0) {
+            return methods[i].method;
+        }
+    }
+    return FP_H1_METH_OTHER;
+}
+
+/* RFC 9112 §2.3: HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive. */
+static enum fp_h1_error
+parse_version(struct fp_h1_msg *msg, const char *v, size_t n)
+{
+    if (n != 8 || memcmp(v, "HTTP/", 5) != 0 || !is_digit((unsigned char)v[5]) || v[6] != '.' ||
+        !is_digit((unsigned char)v[7])) {
+        return FP_H1_E_VERSION;
+    }
+    if (v[5] != '1' || (v[7] != '0' && v[7] != '1')) {
+        return FP_H1_E_VERSION_UNSUPPORTED;
+    }
+    msg->version_minor = (uint8_t)(v[7] - '0');
+    return FP_H1_E_NONE;
+}
+
+/*
+ * RFC 9112 §3.2: origin-form, absolute-form, asterisk-form (OPTIONS only). Authority-form is
+ * only for CONNECT, which was refused with its method. In absolute-form the authority is split
+ * out for routing; RFC 9112 §3.2.2 makes it override the Host field.
+ */
+static enum fp_h1_error
+classify_target(struct fp_h1_msg *msg, const char *buf)
+{
+    const char *t = buf + msg->target.off;
+    uint32_t    n = msg->target.len;
+    uint32_t    i;
+    uint32_t    a;
+
+    if (t[0] == '/') {
+        msg->target_form = FP_H1_TARGET_ORIGIN;
+        msg->path = msg->target;
+        return FP_H1_E_NONE;
+    }
+    if (n == 1 && t[0] == '*') {
+        if (msg->method != FP_H1_METH_OPTIONS) {
+            return FP_H1_E_TARGET;
+        }
+        msg->target_form = FP_H1_TARGET_ASTERISK;
+        msg->path = msg->target;
+        return FP_H1_E_NONE;
+    }
+    if (!is_scheme_char((unsigned char)t[0]) || is_digit((unsigned char)t[0]) || t[0] == '+' ||
+        t[0] == '-' || t[0] == '.') {
+        return FP_H1_E_TARGET;
+    }
+    for (i = 1; i < n && t[i] != ':'; i++) {
+        if (!is_scheme_char((unsigned char)t[i])) {
+            return FP_H1_E_TARGET;
+        }
+    }
+    if (n - i < 3 || t[i + 1] != '/' || t[i + 2] != '/') {
+        return FP_H1_E_TARGET;
+    }
+    a = i + 3;
+    for (i = a; i < n && t[i] != '/' && t[i] != '?'; i++) {
+        if (host_tab[(unsigned char)t[i]] == 0) {
+            return FP_H1_E_TARGET;
+        }
+    }
+    /* RFC 9110 §4.2.1: an http(s) URI with an empty host is invalid. */
+    if (i == a) {
+        return FP_H1_E_TARGET;
+    }
+    msg->target_form = FP_H1_TARGET_ABSOLUTE;
+    msg->authority.off = msg->target.off + a;
+    msg->authority.len = i - a;
+    msg->path.off = msg->target.off + i;
+    msg->path.len = n - i;
+    return FP_H1_E_NONE;
+}
+
+/*
+ * RFC 9112 §6.3 item 5 and RFC 9110 §8.6: Content-Length = 1*DIGIT. A list of identical values
+ * ("5, 5") and repeated identical fields are accepted as one value; anything else that differs
+ * is refused, since two parsers could pick different values (request smuggling). We tighten the
+ * RFC by refusing empty list elements and values at or above 2^63.
+ */
+static enum fp_h1_error
+on_content_length(struct fp_h1_msg *msg, const char *v, size_t vlen)
+{
+    const char *cur = v;
+    const char *elt;
+    size_t      elen;
+    size_t      i;
+    uint64_t    cl;
+
+    if (vlen == 0) {
+        return FP_H1_E_CL_INVALID;
+    }
+    while (list_next(&cur, v + vlen, &elt, &elen)) {
+        if (elen == 0) {
+            return FP_H1_E_CL_INVALID;
+        }
+        cl = 0;
+        for (i = 0; i < elen; i++) {
+            if (!is_digit((unsigned char)elt[i])) {
+                return FP_H1_E_CL_INVALID;
+            }
+            if (cl > (MAX_BODY_SIZE - (uint64_t)(elt[i] - '0')) / 10) {
+                return FP_H1_E_CL_INVALID;
+            }
+            cl = cl * 10 + (uint64_t)(elt[i] - '0');
+        }
+        if ((msg->flags & FP_H1_F_CONTENT_LENGTH) != 0 && cl != msg->content_length) {
+            return FP_H1_E_CL_MISMATCH;
+        }
+        msg->flags |= FP_H1_F_CONTENT_LENGTH;
+        msg->content_length = cl;
+    }
+    return FP_H1_E_NONE;
+}
+
+static bool
+is_known_coding(const char *c, size_t n)
+{
+    return name_is(c, n, "gzip") || name_is(c, n, "x-gzip") || name_is(c, n, "deflate") ||
+           name_is(c, n, "compress") || name_is(c, n, "x-compress");
+}
+
+/*
+ * RFC 9112 §6.1. Codings accumulate over repeated fields. Chunked applied twice is invalid.
+ * Tightened: transfer-coding parameters are refused (no registered coding we accept has any),
+ * and so is a field with no coding at all. RFC 9112 §6.1 lets a server answer 501 to codings it
+ * does not understand, which we do for requests; a response's unknown codings are forwarded
+ * (its body is then delimited by close, RFC 9112 §6.3 item 4).
+ */
+static enum fp_h1_error
+on_transfer_encoding(struct fp_h1_parser *p, const char *v, size_t vlen)
+{
+    const char *cur = v;
+    const char *elt;
+    size_t      elen;
+    bool        any = false;
+
+    p->msg.flags |= FP_H1_F_TRANSFER_ENC;
+    while (list_next(&cur, v + vlen, &elt, &elen)) {
+        if (elen == 0) {
+            continue; /* RFC 9110 §5.6.1: empty list elements are ignored */
+        }
+        if (!all_tchar(elt, elen)) {
+            return FP_H1_E_TE_INVALID;
+        }
+        any = true;
+        if (name_is(elt, elen, "chunked")) {
+            if (p->p_te_chunked != 0) {
+                return FP_H1_E_TE_INVALID;
+            }
+            p->p_te_chunked = 1;
+            p->p_te_last = true;
+            continue;
+        }
+        if (p->msg.kind == FP_H1_REQUEST && !is_known_coding(elt, elen)) {
+            return FP_H1_E_TE_UNKNOWN;
+        }
+        p->p_te_last = false;
+    }
+    return any ? FP_H1_E_NONE : FP_H1_E_TE_INVALID;
+}
+
+/* RFC 9110 §7.6.1: Connection = #connection-option, each a token. */
+static enum fp_h1_error
+on_connection(struct fp_h1_msg *msg, const char *v, size_t vlen)
+{
+    const char *cur = v;
+    const char *elt;
+    size_t      elen;
+
+    while (list_next(&cur, v + vlen, &elt, &elen)) {
+        if (elen == 0) {
+            continue;
+        }
+        if (!all_tchar(elt, elen)) {
+            return FP_H1_E_CONNECTION;
+        }
+        if (name_is(elt, elen, "close")) {
+            msg->flags |= FP_H1_F_CONN_CLOSE;
+        } else if (name_is(elt, elen, "keep-alive")) {
+            msg->flags |= FP_H1_F_CONN_KEEPALIVE;
+        } else if (name_is(elt, elen, "upgrade")) {
+            msg->flags |= FP_H1_F_CONN_UPGRADE;
+        } else {
+            msg->flags |= FP_H1_F_CONN_OTHER;
+        }
+    }
+    return FP_H1_E_NONE;
+}
+
+/* RFC 9112 §3.2: more than one Host, or an invalid one, gets 400. An empty Host is valid. */
+static enum fp_h1_error
+on_host(struct fp_h1_msg *msg, uint32_t idx, const char *v, size_t vlen)
+{
+    if ((msg->flags & FP_H1_F_HOST) != 0) {
+        return FP_H1_E_HOST_DUP;
+    }
+    if (!all_host_chars(v, vlen)) {
+        return FP_H1_E_HOST_INVALID;
+    }
+    msg->flags |= FP_H1_F_HOST;
+    msg->host_hdr = (int32_t)idx;
+    return FP_H1_E_NONE;
+}
+
+/* RFC 9110 §10.1.1: only 100-continue is defined; other expectations MAY get 417. */
+static enum fp_h1_error
+on_expect(struct fp_h1_msg *msg, const char *v, size_t vlen)
+{
+    const char *cur = v;
+    const char *elt;
+    size_t      elen;
+
+    while (list_next(&cur, v + vlen, &elt, &elen)) {
+        if (elen == 0) {
+            continue;
+        }
+        if (!name_is(elt, elen, "100-continue")) {
+            return FP_H1_E_EXPECT;
+        }
+        msg->flags |= FP_H1_F_EXPECT_CONTINUE;
+    }
+    return FP_H1_E_NONE;
+}
+
+/* Interprets the field just stored at hdrs[idx]. Fields we do not know are only stored. */
+static enum fp_h1_error
+on_field(struct fp_h1_parser *p, const char *buf, uint32_t idx)
+{
+    const struct fp_h1_header *h = &p->msg.hdrs[idx];
+    const char                *name = buf + h->name.off;
+    const char                *v = buf + h->value.off;
+    size_t                     nlen = h->name.len;
+    size_t                     vlen = h->value.len;
+    bool                       req = p->msg.kind == FP_H1_REQUEST;
+
+    if (name_is(name, nlen, "content-length")) {
+        return on_content_length(&p->msg, v, vlen);
+    }
+    if (name_is(name, nlen, "transfer-encoding")) {
+        return on_transfer_encoding(p, v, vlen);
+    }
+    if (name_is(name, nlen, "connection")) {
+        return on_connection(&p->msg, v, vlen);
+    }
+    if (req && name_is(name, nlen, "host")) {
+        return on_host(&p->msg, idx, v, vlen);
+    }
+    if (req && name_is(name, nlen, "expect")) {
+        return on_expect(&p->msg, v, vlen);
+    }
+    if (name_is(name, nlen, "upgrade")) {
+        p->msg.flags |= FP_H1_F_UPGRADE;
+    }
+    return FP_H1_E_NONE;
+}
+
+/* RFC 9112 §9.3: close wins; else HTTP/1.1 persists; HTTP/1.0 persists only on keep-alive. */
+static bool
+wants_persistence(const struct fp_h1_msg *msg)
+{
+    if ((msg->flags & FP_H1_F_CONN_CLOSE) != 0) {
+        return false;
+    }
+    return msg->version_minor == 1 || (msg->flags & FP_H1_F_CONN_KEEPALIVE) != 0;
+}
+
+/*
+ * Marks the fields the proxy must not forward: hop-by-hop ones, and those the Connection field
+ * names (RFC 9110 §7.6.1). Framing fields (Content-Length, Transfer-Encoding, Host) are never
+ * dropped because Connection names them: "Connection: content-length" would otherwise let a
+ * client make us forward a body the server cannot delimit.
+ */
+static void
+mark_dropped(struct fp_h1_msg *msg, const char *buf)
+{
+    struct fp_h1_header *h;
+    const char          *name;
+    uint32_t             i;
+
+    for (i = 0; i < msg->nb_headers; i++) {
+        h = &msg->hdrs[i];
+        name = buf + h->name.off;
+        if (fp_h1_is_hop_by_hop(name, h->name.len)) {
+            h->flags |= FP_H1_HDR_DROP;
+        } else if ((msg->flags & FP_H1_F_CL_IGNORED) != 0 &&
+                   name_is(name, h->name.len, "content-length")) {
+            h->flags |= FP_H1_HDR_DROP;
+        } else if ((msg->flags & FP_H1_F_CONN_OTHER) != 0 &&
+                   !name_is(name, h->name.len, "content-length") &&
+                   !name_is(name, h->name.len, "transfer-encoding") &&
+                   !name_is(name, h->name.len, "host") &&
+                   fp_h1_connection_lists(msg, buf, name, h->name.len)) {
+            h->flags |= FP_H1_HDR_DROP;
+        }
+    }
+}
+
+/* RFC 9112 §6.3 for a request: TE chunked, else Content-Length, else no body. */
+static enum fp_h1_error
+finish_request(struct fp_h1_parser *p, const char *buf)
+{
+    struct fp_h1_msg *msg = &p->msg;
+
+    if (msg->version_minor == 1 && (msg->flags & FP_H1_F_HOST) == 0) {
+        return FP_H1_E_HOST_MISSING;
+    }
+    if ((msg->flags & FP_H1_F_TRANSFER_ENC) != 0) {
+        /* RFC 9112 §6.1: TE in HTTP/1.0 means faulty framing; we refuse rather than guess. */
+        if (msg->version_minor == 0) {
+            return FP_H1_E_TE_HTTP10;
+        }
+        /* RFC 9112 §6.1 lets a server reject CL + TE; a proxy must, or it smuggles. */
+        if ((msg->flags & FP_H1_F_CONTENT_LENGTH) != 0) {
+            return FP_H1_E_CL_TE;
+        }
+        /* RFC 9112 §6.3 item 4: a request whose final coding is not chunked: 400. */
+        if (!p->p_te_last) {
+            return FP_H1_E_TE_NOT_CHUNKED;
+        }
+        msg->flags |= FP_H1_F_CHUNKED;
+        msg->body = FP_H1_BODY_CHUNKED;
+    } else if ((msg->flags & FP_H1_F_CONTENT_LENGTH) != 0) {
+        if (p->p_lim.max_body_bytes != 0 && msg->content_length > p->p_lim.max_body_bytes) {
+            return FP_H1_E_BODY_TOO_LARGE;
+        }
+        msg->body = FP_H1_BODY_LENGTH;
+    } else {
+        msg->body = FP_H1_BODY_NONE;
+    }
+    if (msg->target_form == FP_H1_TARGET_ABSOLUTE) {
+        msg->host = msg->authority;
+    } else if (msg->host_hdr >= 0) {
+        msg->host = msg->hdrs[msg->host_hdr].value;
+    }
+    /* RFC 9110 §10.1.1: a 100-continue expectation in HTTP/1.0 is ignored. */
+    if (msg->version_minor == 0) {
+        msg->flags &= ~FP_H1_F_EXPECT_CONTINUE;
+    }
+    if (wants_persistence(msg)) {
+        msg->flags |= FP_H1_F_KEEP_ALIVE;
+    }
+    mark_dropped(msg, buf);
+    return FP_H1_E_NONE;
+}
+
+/* RFC 9112 §6.3 for a response, items 1 to 7 in order. */
+static enum fp_h1_error
+finish_response(struct fp_h1_parser *p, const char *buf)
+{
+    struct fp_h1_msg *msg = &p->msg;
+    bool              te = (msg->flags & FP_H1_F_TRANSFER_ENC) != 0;
+
+    if (te && msg->version_minor == 0) {
+        return FP_H1_E_TE_HTTP10;
+    }
+    if (te && p->p_te_last) {
+        msg->flags |= FP_H1_F_CHUNKED;
+    }
+    if (msg->status < 200) {
+        msg->body = (msg->status == 101) ? FP_H1_BODY_TUNNEL : FP_H1_BODY_NONE;
+    } else if (msg->req_method == FP_H1_METH_HEAD || msg->status == 204 || msg->status == 304) {
+        msg->body = FP_H1_BODY_NONE;
+    } else if (msg->req_method == FP_H1_METH_CONNECT && msg->status < 300) {
+        msg->body = FP_H1_BODY_TUNNEL;
+    } else if (te) {
+        /* Item 3: TE overrides CL, and the CL must not be forwarded. */
+        if ((msg->flags & FP_H1_F_CONTENT_LENGTH) != 0) {
+            msg->flags |= FP_H1_F_CL_IGNORED;
+        }
+        msg->body = p->p_te_last ? FP_H1_BODY_CHUNKED : FP_H1_BODY_CLOSE;
+    } else if ((msg->flags & FP_H1_F_CONTENT_LENGTH) != 0) {
+        msg->body = FP_H1_BODY_LENGTH;
+    } else {
+        msg->body = FP_H1_BODY_CLOSE;
+    }
+    if (wants_persistence(msg) && msg->body != FP_H1_BODY_CLOSE &&
+        msg->body != FP_H1_BODY_TUNNEL) {
+        msg->flags |= FP_H1_F_KEEP_ALIVE;
+    }
+    mark_dropped(msg, buf);
+    return FP_H1_E_NONE;
+}
+
+/* ---- Head parser: syntax ---- */
+
+void
+fp_h1_parser_init(struct fp_h1_parser *p, enum fp_h1_kind kind, enum fp_h1_method req_method,
+                  const struct fp_h1_limits *lim, struct fp_h1_header *hdrs, uint32_t max_hdrs)
+{
+    memset(p, 0, sizeof(*p));
+    normalize_limits(&p->p_lim, lim);
+    p->p_max_hdrs = (max_hdrs < p->p_lim.max_headers) ? max_hdrs : p->p_lim.max_headers;
+    p->msg.kind = kind;
+    p->msg.hdrs = hdrs;
+    p->msg.host_hdr = -1;
+    p->msg.req_method = (kind == FP_H1_RESPONSE) ? req_method : FP_H1_METH_OTHER;
+    p->p_state = (kind == FP_H1_REQUEST) ? HS_START : HS_RES_VERSION;
+}
+
+static inline bool
+in_start_line(uint32_t state)
+{
+    return state >= HS_METHOD && state <= HS_REASON;
+}
+
+/* The error for an unexpected byte c, when dflt is the error for a printable one. */
+static enum fp_h1_error
+bad_char(unsigned char c, enum fp_h1_error dflt)
+{
+    if (c == '\n') {
+        return FP_H1_E_BARE_LF; /* RFC 9112 §2.2 allows LF alone; we do not (smuggling) */
+    }
+    if ((c < 0x20 && c != '\r') || c == 0x7f) {
+        return FP_H1_E_CTL;
+    }
+    return dflt;
+}
+
+static enum fp_h1_error
+step_start(struct fp_h1_parser *p, unsigned char c, uint32_t pos)
+{
+    /* RFC 9112 §2.2: a server SHOULD ignore empty lines received before the request-line. */
+    if (c == '\r') {
+        p->p_state = HS_LEAD_LF;
+        return FP_H1_E_NONE;
+    }
+    if (!is_tchar(c)) {
+        return bad_char(c, FP_H1_E_METHOD);
+    }
+    p->msg.start_off = pos;
+    p->p_tok = pos;
+    p->p_state = HS_METHOD;
+    return FP_H1_E_NONE;
+}
+
+static enum fp_h1_error
+step_method(struct fp_h1_parser *p, const char *buf, unsigned char c, uint32_t pos)
+{
+    if (is_tchar(c)) {
+        return FP_H1_E_NONE;
+    }
+    /* RFC 9112 §3: exactly one SP between the parts of the request-line. */
+    if (c != ' ') {
+        return bad_char(c, FP_H1_E_METHOD);
+    }
+    p->msg.method_span.off = p->p_tok;
+    p->msg.method_span.len = pos - p->p_tok;
+    p->msg.method = lookup_method(buf + p->p_tok, pos - p->p_tok);
+    /* A reverse proxy does not tunnel: authority-form requests are not implemented (501). */
+    if (p->msg.method == FP_H1_METH_CONNECT) {
+        return FP_H1_E_CONNECT;
+    }
+    p->p_tok = pos + 1;
+    p->p_state = HS_TARGET;
+    return FP_H1_E_NONE;
+}
+
+static enum fp_h1_error
+step_target(struct fp_h1_parser *p, const char *buf, unsigned char c, uint32_t pos)
+{
+    /* RFC 3986 characters are all printable ASCII. A fragment is not part of a
+     * request-target (RFC 9112 §3.2), so '#' is refused too. */
+    if (c > 0x20 && c < 0x7f && c != '#') {
+        return FP_H1_E_NONE;
+    }
+    if (c == '\r') {
+        return FP_H1_E_VERSION; /* HTTP/0.9 simple request */
+    }
+    if (c != ' ' || pos == p->p_tok) {
+        return bad_char(c, FP_H1_E_TARGET);
+    }
+    p->msg.target.off = p->p_tok;
+    p->msg.target.len = pos - p->p_tok;
+    p->p_tok = pos + 1;
+    p->p_state = HS_VERSION;
+    return classify_target(&p->msg, buf);
+}
+
+static enum fp_h1_error
+step_version(struct fp_h1_parser *p, const char *buf, unsigned char c, uint32_t pos)
+{
+    uint32_t n = pos - p->p_tok;
+
+    if (c == (p->msg.kind == FP_H1_REQUEST ? '\r' : ' ')) {
+        p->p_state = (p->msg.kind == FP_H1_REQUEST) ? HS_LINE_LF : HS_STATUS;
+        p->p_tok = pos + 1;
+        return parse_version(&p->msg, buf + pos - n, n);
+    }
+    if (n >= 8 || c <= 0x20 || c >= 0x7f) {
+        return bad_char(c, p->msg.kind == FP_H1_REQUEST ? FP_H1_E_VERSION : FP_H1_E_STATUS);
+    }
+    return FP_H1_E_NONE;
+}
+
+/* RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ]. */
+static enum fp_h1_error
+step_status(struct fp_h1_parser *p, unsigned char c, uint32_t pos)
+{
+    if (!is_digit(c)) {
+        return bad_char(c, FP_H1_E_STATUS);
+    }
+    p->msg.status = (uint16_t)(p->msg.status * 10 + (c - '0'));
+    if (pos - p->p_tok == 2) {
+        p->p_state = HS_STATUS_END;
+    }
+    return FP_H1_E_NONE;
+}
+
+static enum fp_h1_error
+step_status_end(struct fp_h1_parser *p, unsigned char c, uint32_t pos)
+{
+    if (p->msg.status < 100) {
+        return FP_H1_E_STATUS;
+    }
+    /* Tolerated: no SP before an empty reason, as sent by some servers; the reason-phrase
+     * carries no meaning (RFC 9112 §4). */
+    if (c == '\r') {
+        p->msg.reason.off = pos;
+        p->p_state = HS_LINE_LF;
+        return FP_H1_E_NONE;
+    }
+    if (c != ' ') {
+        return bad_char(c, FP_H1_E_STATUS);
+    }
+    p->p_tok = pos + 1;
+    p->p_state = HS_REASON;
+    return FP_H1_E_NONE;
+}
+
+static enum fp_h1_error
+step_reason(struct fp_h1_parser *p, unsigned char c, uint32_t pos)
+{
+    if (c == '\r') {
+        p->msg.reason.off = p->p_tok;
+        p->msg.reason.len = pos - p->p_tok;
+        p->p_state = HS_LINE_LF;
+        return FP_H1_E_NONE;
+    }
+    if (is_ws(c) || is_field_vchar(c)) {
+        return FP_H1_E_NONE;
+    }
+    return bad_char(c, FP_H1_E_STATUS);
+}
+
+static enum fp_h1_error
+step_field_start(struct fp_h1_parser *p, unsigned char c, uint32_t pos)
+{
+    if (c == '\r') {
+        p->p_state = HS_END_LF;
+        return FP_H1_E_NONE;
+    }
+    /* RFC 9112 §5.2: obs-fold is refused with 400; §2.2: so is whitespace between the
+     * start-line and the first field. */
+    if (is_ws(c)) {
+        return FP_H1_E_OBS_FOLD;
+    }
+    if (!is_tchar(c)) {
+        return bad_char(c, FP_H1_E_FIELD_NAME);
+    }
+    if (p->msg.nb_headers >= p->p_max_hdrs) {
+        return FP_H1_E_TOO_MANY_HEADERS;
+    }
+    p->p_tok = pos;
+    p->p_state = HS_HDR_NAME;
+    return FP_H1_E_NONE;
+}
+
+static enum fp_h1_error
+step_field_name(struct fp_h1_parser *p, unsigned char c, uint32_t pos)
+{
+    if (is_tchar(c)) {
+        return FP_H1_E_NONE;
+    }
+    if (c == ':') {
+        p->p_name_end = pos;
+        p->p_val_off = pos + 1;
+        p->p_val_end = pos + 1;
+        p->p_state = HS_HDR_OWS;
+        return FP_H1_E_NONE;
+    }
+    /* RFC 9112 §5.1: whitespace between name and colon MUST be rejected with 400. */
+    if (is_ws(c)) {
+        return FP_H1_E_WS_BEFORE_COLON;
+    }
+    return bad_char(c, FP_H1_E_FIELD_NAME);
+}
+
+/* The field value: leading OWS skipped (HS_HDR_OWS), trailing OWS trimmed via p_val_end. */
+static enum fp_h1_error
+step_field_value(struct fp_h1_parser *p, unsigned char c, uint32_t pos)
+{
+    if (is_field_vchar(c)) {
+        if (p->p_state == HS_HDR_OWS) {
+            p->p_val_off = pos;
+            p->p_state = HS_HDR_VALUE;
+        }
+        p->p_val_end = pos + 1;
+        return FP_H1_E_NONE;
+    }
+    if (is_ws(c)) {
+        return FP_H1_E_NONE;
+    }
+    if (c == '\r') {
+        if (p->p_state == HS_HDR_OWS) {
+            p->p_val_off = pos;
+            p->p_val_end = pos;
+        }
+        p->p_state = HS_HDR_LF;
+        return FP_H1_E_NONE;
+    }
+    return bad_char(c, FP_H1_E_CTL);
+}
+
+static enum fp_h1_error
+commit_field(struct fp_h1_parser *p, const char *buf)
+{
+    struct fp_h1_header *h = &p->msg.hdrs[p->msg.nb_headers];
+
+    h->name.off = p->p_tok;
+    h->name.len = p->p_name_end - p->p_tok;
+    h->value.off = p->p_val_off;
+    h->value.len = p->p_val_end - p->p_val_off;
+    h->flags = 0;
+    p->msg.nb_headers++;
+    p->p_state = HS_HDR_START;
+    return on_field(p, buf, p->msg.nb_headers - 1);
+}
+
+static enum fp_h1_error
+step_lf(struct fp_h1_parser *p, const char *buf, unsigned char c, uint32_t pos)
+{
+    if (c != '\n') {
+        return FP_H1_E_BARE_CR;
+    }
+    switch (p->p_state) {
+    case HS_LEAD_LF:
+        p->p_state = HS_START;
+        return FP_H1_E_NONE;
+    case HS_LINE_LF:
+        p->p_state = HS_HDR_START;
+        return FP_H1_E_NONE;
+    case HS_HDR_LF:
+        return commit_field(p, buf);
+    default:
+        p->msg.head_len = pos + 1;
+        p->p_state = HS_DONE;
+        if (p->msg.kind == FP_H1_REQUEST) {
+            return finish_request(p, buf);
+        }
+        return finish_response(p, buf);
+    }
+}
+
+static enum fp_h1_error
+step_head(struct fp_h1_parser *p, const char *buf, unsigned char c, uint32_t pos)
+{
+    switch (p->p_state) {
+    case HS_START:
+        return step_start(p, c, pos);
+    case HS_METHOD:
+        return step_method(p, buf, c, pos);
+    case HS_TARGET:
+        return step_target(p, buf, c, pos);
+    case HS_VERSION:
+    case HS_RES_VERSION:
+        return step_version(p, buf, c, pos);
+    case HS_STATUS:
+        return step_status(p, c, pos);
+    case HS_STATUS_END:
+        return step_status_end(p, c, pos);
+    case HS_REASON:
+        return step_reason(p, c, pos);
+    case HS_HDR_START:
+        return step_field_start(p, c, pos);
+    case HS_HDR_NAME:
+        return step_field_name(p, c, pos);
+    case HS_HDR_OWS:
+    case HS_HDR_VALUE:
+        return step_field_value(p, c, pos);
+    default:
+        return step_lf(p, buf, c, pos);
+    }
+}
+
+enum fp_h1_status
+fp_h1_parse(struct fp_h1_parser *p, const char *buf, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)buf;
+    enum fp_h1_error     err = FP_H1_E_NONE;
+    uint32_t             pos = p->p_pos;
+    bool                 start_line;
+
+    if (p->p_state == HS_DONE) {
+        return FP_H1_DONE;
+    }
+    if (p->p_state == HS_ERROR) {
+        return FP_H1_ERROR;
+    }
+    if (len < pos) {
+        err = FP_H1_E_CALLER;
+        goto fail;
+    }
+    while (pos < len) {
+        start_line = in_start_line(p->p_state);
+        /* A response's start-line starts at 0; a request's at msg.start_off. */
+        if (start_line && pos - p->msg.start_off >= p->p_lim.max_line_len && s[pos] != '\r') {
+            err = FP_H1_E_LINE_TOO_LONG;
+            goto fail;
+        }
+        if (pos >= p->p_lim.max_head_bytes) {
+            err = start_line ? FP_H1_E_LINE_TOO_LONG : FP_H1_E_HEAD_TOO_LARGE;
+            goto fail;
+        }
+        err = step_head(p, buf, s[pos], pos);
+        pos++;
+        if (err != FP_H1_E_NONE) {
+            goto fail;
+        }
+        if (p->p_state == HS_DONE) {
+            p->p_pos = pos;
+            return FP_H1_DONE;
+        }
+    }
+    p->p_pos = pos;
+    return FP_H1_NEED_MORE;
+
+fail:
+    p->p_pos = pos;
+    p->err = err;
+    p->p_state = HS_ERROR;
+    return FP_H1_ERROR;
+}
+
+/* ---- Body tracker ---- */
+
+void
+fp_h1_body_init(struct fp_h1_body *b, const struct fp_h1_msg *msg, const struct fp_h1_limits *lim)
+{
+    memset(b, 0, sizeof(*b));
+    normalize_limits(&b->b_lim, lim);
+    b->kind = msg->body;
+    b->b_msg_kind = msg->kind;
+    /* The 413 limit protects the server from clients; responses are not limited. */
+    if (msg->kind == FP_H1_RESPONSE) {
+        b->b_lim.max_body_bytes = 0;
+    }
+    switch (msg->body) {
+    case FP_H1_BODY_LENGTH:
+        b->b_left = msg->content_length;
+        b->b_state = BS_LENGTH;
+        break;
+    case FP_H1_BODY_CHUNKED:
+        b->b_state = BS_SIZE_FIRST;
+        break;
+    case FP_H1_BODY_CLOSE:
+    case FP_H1_BODY_TUNNEL:
+        b->b_state = BS_OPEN;
+        break;
+    default:
+        b->b_state = BS_DONE;
+        break;
+    }
+}
+
+static inline bool
+in_chunk_line(uint32_t state)
+{
+    return state >= BS_SIZE_FIRST && state <= BS_EXT_AFTER_QVAL;
+}
+
+static inline bool
+in_trailer(uint32_t state)
+{
+    return state >= BS_TRL_START && state <= BS_END_LF;
+}
+
+/* RFC 9112 §7.1: chunk-size = 1*HEXDIG, then [ chunk-ext ] CRLF. */
+static enum fp_h1_error
+step_chunk_size(struct fp_h1_body *b, unsigned char c)
+{
+    int v = hex_value(c);
+
+    if (v >= 0) {
+        if (b->b_left > (MAX_BODY_SIZE >> 4)) {
+            return FP_H1_E_CHUNK_SIZE;
+        }
+        b->b_left = (b->b_left << 4) | (uint64_t)v;
+        b->b_state = BS_SIZE;
+        return FP_H1_E_NONE;
+    }
+    if (b->b_state == BS_SIZE_FIRST) {
+        return FP_H1_E_CHUNK_SIZE;
+    }
+    switch (c) {
+    case ';':
+        b->b_state = BS_EXT_NAME_START;
+        return FP_H1_E_NONE;
+    case ' ':
+    case '\t':
+        b->b_state = BS_EXT_BWS;
+        return FP_H1_E_NONE;
+    case '\r':
+        b->b_state = BS_SIZE_LF;
+        return FP_H1_E_NONE;
+    default:
+        return FP_H1_E_CHUNK_SIZE;
+    }
+}
+
+/*
+ * RFC 9112 §7.1.1: chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ),
+ * chunk-ext-val = token / quoted-string. Extensions are validated and ignored. Tightened:
+ * whitespace at the end of the line (no ';' after it) is refused.
+ */
+static enum fp_h1_error
+step_chunk_ext(struct fp_h1_body *b, unsigned char c)
+{
+    uint32_t st = b->b_state;
+
+    if (st == BS_EXT_QUOTED) {
+        if (c == '"') {
+            b->b_state = BS_EXT_AFTER_QVAL;
+        } else if (c == '\\') {
+            b->b_state = BS_EXT_QESC;
+        } else if (!is_ws(c) && !is_field_vchar(c)) {
+            return FP_H1_E_CHUNK_EXT;
+        }
+        return FP_H1_E_NONE;
+    }
+    if (st == BS_EXT_QESC) {
+        b->b_state = BS_EXT_QUOTED;
+        return (is_ws(c) || is_field_vchar(c)) ? FP_H1_E_NONE : FP_H1_E_CHUNK_EXT;
+    }
+    if (is_tchar(c)) {
+        if (st == BS_EXT_NAME_START || st == BS_EXT_NAME) {
+            b->b_state = BS_EXT_NAME;
+            return FP_H1_E_NONE;
+        }
+        if (st == BS_EXT_VAL_START || st == BS_EXT_VAL_TOKEN) {
+            b->b_state = BS_EXT_VAL_TOKEN;
+            return FP_H1_E_NONE;
+        }
+        return FP_H1_E_CHUNK_EXT;
+    }
+    switch (c) {
+    case ' ':
+    case '\t':
+        if (st == BS_EXT_NAME) {
+            b->b_state = BS_EXT_AFTER_NAME;
+        } else if (st == BS_EXT_VAL_TOKEN || st == BS_EXT_AFTER_QVAL) {
+            b->b_state = BS_EXT_BWS;
+        }
+        return FP_H1_E_NONE;
+    case ';':
+        if (st == BS_EXT_NAME_START || st == BS_EXT_VAL_START) {
+            return FP_H1_E_CHUNK_EXT;
+        }
+        b->b_state = BS_EXT_NAME_START;
+        return FP_H1_E_NONE;
+    case '=':
+        if (st != BS_EXT_NAME && st != BS_EXT_AFTER_NAME) {
+            return FP_H1_E_CHUNK_EXT;
+        }
+        b->b_state = BS_EXT_VAL_START;
+        return FP_H1_E_NONE;
+    case '"':
+        if (st != BS_EXT_VAL_START) {
+            return FP_H1_E_CHUNK_EXT;
+        }
+        b->b_state = BS_EXT_QUOTED;
+        return FP_H1_E_NONE;
+    case '\r':
+        if (st != BS_EXT_NAME && st != BS_EXT_VAL_TOKEN && st != BS_EXT_AFTER_QVAL) {
+            return FP_H1_E_CHUNK_EXT;
+        }
+        b->b_state = BS_SIZE_LF;
+        return FP_H1_E_NONE;
+    default:
+        return FP_H1_E_CHUNK_EXT;
+    }
+}
+
+static enum fp_h1_error
+end_chunk_line(struct fp_h1_body *b, unsigned char c)
+{
+    uint64_t max = b->b_lim.max_body_bytes;
+
+    if (c != '\n') {
+        return FP_H1_E_CHUNK_SIZE;
+    }
+    if (max != 0 && b->b_left > max - b->payload_bytes) {
+        return FP_H1_E_BODY_TOO_LARGE;
+    }
+    b->b_line = 0;
+    b->b_state = (b->b_left == 0) ? BS_TRL_START : BS_DATA;
+    return FP_H1_E_NONE;
+}
+
+/* RFC 9112 §7.1.2: trailer-section = *( field-line CRLF ), then the final CRLF. Fields are
+ * validated like header fields (without obs-fold) and forwarded as they are. */
+static enum fp_h1_error
+step_trailer(struct fp_h1_body *b, unsigned char c)
+{
+    switch (b->b_state) {
+    case BS_TRL_START:
+        if (c == '\r') {
+            b->b_state = BS_END_LF;
+            return FP_H1_E_NONE;
+        }
+        if (!is_tchar(c)) {
+            return FP_H1_E_TRAILER;
+        }
+        if (++b->b_trl_count > b->b_lim.max_trailers) {
+            return FP_H1_E_TRAILER_TOO_LARGE;
+        }
+        b->b_state = BS_TRL_NAME;
+        return FP_H1_E_NONE;
+    case BS_TRL_NAME:
+        if (c == ':') {
+            b->b_state = BS_TRL_VALUE;
+        }
+        return (c == ':' || is_tchar(c)) ? FP_H1_E_NONE : FP_H1_E_TRAILER;
+    case BS_TRL_VALUE:
+        if (c == '\r') {
+            b->b_state = BS_TRL_LF;
+        }
+        return (c == '\r' || is_ws(c) || is_field_vchar(c)) ? FP_H1_E_NONE : FP_H1_E_TRAILER;
+    case BS_TRL_LF:
+        b->b_state = BS_TRL_START;
+        return (c == '\n') ? FP_H1_E_NONE : FP_H1_E_TRAILER;
+    default:
+        b->b_state = BS_DONE;
+        return (c == '\n') ? FP_H1_E_NONE : FP_H1_E_TRAILER;
+    }
+}
+
+static enum fp_h1_error
+step_chunk(struct fp_h1_body *b, unsigned char c)
+{
+    switch (b->b_state) {
+    case BS_SIZE_FIRST:
+    case BS_SIZE:
+        return step_chunk_size(b, c);
+    case BS_SIZE_LF:
+        return end_chunk_line(b, c);
+    case BS_DATA_CR:
+        b->b_state = BS_DATA_LF;
+        return (c == '\r') ? FP_H1_E_NONE : FP_H1_E_CHUNK_CRLF;
+    case BS_DATA_LF:
+        b->b_state = BS_SIZE_FIRST;
+        return (c == '\n') ? FP_H1_E_NONE : FP_H1_E_CHUNK_CRLF;
+    default:
+        if (in_trailer(b->b_state)) {
+            return step_trailer(b, c);
+        }
+        return step_chunk_ext(b, c);
+    }
+}
+
+/* Examines chunked bytes; returns how many belong to the message, or sets b->err. */
+static size_t
+feed_chunked(struct fp_h1_body *b, const unsigned char *s, size_t len)
+{
+    enum fp_h1_error err;
+    uint64_t         n;
+    size_t           i = 0;
+
+    while (i < len && b->b_state != BS_DONE) {
+        if (b->b_state == BS_DATA) {
+            n = (b->b_left < len - i) ? b->b_left : len - i;
+            i += n;
+            b->b_left -= n;
+            b->payload_bytes += n;
+            if (b->b_left == 0) {
+                b->b_state = BS_DATA_CR;
+            }
+            continue;
+        }
+        if (in_chunk_line(b->b_state) && s[i] != '\r' &&
+            ++b->b_line > b->b_lim.max_chunk_line) {
+            b->err = FP_H1_E_CHUNK_LINE_TOO_LONG;
+            return i;
+        }
+        if (in_trailer(b->b_state) && ++b->b_trl_bytes > b->b_lim.max_trailer_bytes) {
+            b->err = FP_H1_E_TRAILER_TOO_LARGE;
+            return i;
+        }
+        err = step_chunk(b, s[i]);
+        if (err != FP_H1_E_NONE) {
+            b->err = err;
+            return i;
+        }
+        i++;
+    }
+    return i;
+}
+
+enum fp_h1_status
+fp_h1_body_feed(struct fp_h1_body *b, const char *data, size_t len, size_t *consumed)
+{
+    size_t n;
+
+    *consumed = 0;
+    switch (b->b_state) {
+    case BS_DONE:
+        return FP_H1_DONE;
+    case BS_ERROR:
+        return FP_H1_ERROR;
+    case BS_OPEN:
+        n = len;
+        break;
+    case BS_LENGTH:
+        n = (b->b_left < len) ? (size_t)b->b_left : len;
+        b->b_left -= n;
+        b->payload_bytes += n;
+        if (b->b_left == 0) {
+            b->b_state = BS_DONE;
+        }
+        break;
+    default:
+        n = feed_chunked(b, (const unsigned char *)data, len);
+        if (b->err != FP_H1_E_NONE) {
+            b->b_state = BS_ERROR;
+        }
+        break;
+    }
+    *consumed = n;
+    b->wire_bytes += n;
+    if (b->b_state == BS_ERROR) {
+        return FP_H1_ERROR;
+    }
+    return (b->b_state == BS_DONE) ? FP_H1_DONE : FP_H1_NEED_MORE;
+}
+
+enum fp_h1_status
+fp_h1_body_eof(struct fp_h1_body *b)
+{
+    switch (b->b_state) {
+    case BS_DONE:
+        return FP_H1_DONE;
+    case BS_OPEN:
+        b->b_state = BS_DONE;
+        return FP_H1_DONE;
+    case BS_ERROR:
+        return FP_H1_ERROR;
+    default:
+        b->err = FP_H1_E_TRUNCATED;
+        b->b_state = BS_ERROR;
+        return FP_H1_ERROR;
+    }
+}
