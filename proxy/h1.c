@@ -19,9 +19,9 @@
 
 /* Head parser states. The start-line states are contiguous (see in_start_line()). */
 enum {
-    HS_START = 0,   /* request: first byte of the request-line or of an empty line */
-    HS_LEAD_LF,     /* request: LF of an empty line before the request-line */
-    HS_METHOD,      /* start-line states begin here */
+    HS_START = 0, /* request: first byte of the request-line or of an empty line */
+    HS_LEAD_LF,   /* request: LF of an empty line before the request-line */
+    HS_METHOD,    /* start-line states begin here */
     HS_TARGET,
     HS_VERSION,     /* request HTTP-version, up to CR */
     HS_RES_VERSION, /* response HTTP-version, up to SP */
@@ -82,60 +82,60 @@ static const struct {
     uint16_t    status;
     const char *reason;
 } error_tab[FP_H1_E_COUNT] = {
-    [FP_H1_E_NONE] = {0, "no error"},
-    [FP_H1_E_METHOD] = {400, "invalid method"},
-    [FP_H1_E_TARGET] = {400, "invalid request-target"},
-    [FP_H1_E_VERSION] = {400, "invalid HTTP version"},
-    [FP_H1_E_VERSION_UNSUPPORTED] = {505, "unsupported HTTP version"},
-    [FP_H1_E_LINE_TOO_LONG] = {414, "start line too long"},
-    [FP_H1_E_STATUS] = {400, "invalid status line"},
-    [FP_H1_E_BARE_CR] = {400, "bare CR"},
-    [FP_H1_E_BARE_LF] = {400, "bare LF"},
-    [FP_H1_E_CTL] = {400, "control character"},
-    [FP_H1_E_OBS_FOLD] = {400, "obsolete line folding"},
-    [FP_H1_E_FIELD_NAME] = {400, "invalid field name"},
-    [FP_H1_E_WS_BEFORE_COLON] = {400, "whitespace before colon"},
-    [FP_H1_E_HEAD_TOO_LARGE] = {431, "header section too large"},
-    [FP_H1_E_TOO_MANY_HEADERS] = {431, "too many header fields"},
-    [FP_H1_E_HOST_MISSING] = {400, "missing host"},
-    [FP_H1_E_HOST_DUP] = {400, "duplicate host"},
-    [FP_H1_E_HOST_INVALID] = {400, "invalid host"},
-    [FP_H1_E_CL_INVALID] = {400, "invalid content-length"},
-    [FP_H1_E_CL_MISMATCH] = {400, "conflicting content-length"},
-    [FP_H1_E_TE_INVALID] = {400, "invalid transfer-encoding"},
-    [FP_H1_E_TE_NOT_CHUNKED] = {400, "chunked is not the final transfer coding"},
-    [FP_H1_E_TE_UNKNOWN] = {501, "unknown transfer coding"},
-    [FP_H1_E_TE_HTTP10] = {400, "transfer-encoding in HTTP/1.0"},
-    [FP_H1_E_CL_TE] = {400, "both content-length and transfer-encoding"},
-    [FP_H1_E_CONNECTION] = {400, "invalid connection field"},
-    [FP_H1_E_EXPECT] = {417, "unsupported expectation"},
-    [FP_H1_E_CONNECT] = {501, "CONNECT not supported"},
-    [FP_H1_E_BODY_TOO_LARGE] = {413, "payload too large"},
-    [FP_H1_E_CHUNK_SIZE] = {400, "invalid chunk size"},
-    [FP_H1_E_CHUNK_EXT] = {400, "invalid chunk extension"},
-    [FP_H1_E_CHUNK_LINE_TOO_LONG] = {400, "chunk size line too long"},
-    [FP_H1_E_CHUNK_CRLF] = {400, "missing CRLF after chunk data"},
-    [FP_H1_E_TRAILER] = {400, "invalid trailer field"},
-    [FP_H1_E_TRAILER_TOO_LARGE] = {400, "trailer section too large"},
-    [FP_H1_E_TRUNCATED] = {400, "truncated body"},
-    [FP_H1_E_CALLER] = {500, "parser misuse"},
+        [FP_H1_E_NONE] = {0, "no error"},
+        [FP_H1_E_METHOD] = {400, "invalid method"},
+        [FP_H1_E_TARGET] = {400, "invalid request-target"},
+        [FP_H1_E_VERSION] = {400, "invalid HTTP version"},
+        [FP_H1_E_VERSION_UNSUPPORTED] = {505, "unsupported HTTP version"},
+        [FP_H1_E_LINE_TOO_LONG] = {414, "start line too long"},
+        [FP_H1_E_STATUS] = {400, "invalid status line"},
+        [FP_H1_E_BARE_CR] = {400, "bare CR"},
+        [FP_H1_E_BARE_LF] = {400, "bare LF"},
+        [FP_H1_E_CTL] = {400, "control character"},
+        [FP_H1_E_OBS_FOLD] = {400, "obsolete line folding"},
+        [FP_H1_E_FIELD_NAME] = {400, "invalid field name"},
+        [FP_H1_E_WS_BEFORE_COLON] = {400, "whitespace before colon"},
+        [FP_H1_E_HEAD_TOO_LARGE] = {431, "header section too large"},
+        [FP_H1_E_TOO_MANY_HEADERS] = {431, "too many header fields"},
+        [FP_H1_E_HOST_MISSING] = {400, "missing host"},
+        [FP_H1_E_HOST_DUP] = {400, "duplicate host"},
+        [FP_H1_E_HOST_INVALID] = {400, "invalid host"},
+        [FP_H1_E_CL_INVALID] = {400, "invalid content-length"},
+        [FP_H1_E_CL_MISMATCH] = {400, "conflicting content-length"},
+        [FP_H1_E_TE_INVALID] = {400, "invalid transfer-encoding"},
+        [FP_H1_E_TE_NOT_CHUNKED] = {400, "chunked is not the final transfer coding"},
+        [FP_H1_E_TE_UNKNOWN] = {501, "unknown transfer coding"},
+        [FP_H1_E_TE_HTTP10] = {400, "transfer-encoding in HTTP/1.0"},
+        [FP_H1_E_CL_TE] = {400, "both content-length and transfer-encoding"},
+        [FP_H1_E_CONNECTION] = {400, "invalid connection field"},
+        [FP_H1_E_EXPECT] = {417, "unsupported expectation"},
+        [FP_H1_E_CONNECT] = {501, "CONNECT not supported"},
+        [FP_H1_E_BODY_TOO_LARGE] = {413, "payload too large"},
+        [FP_H1_E_CHUNK_SIZE] = {400, "invalid chunk size"},
+        [FP_H1_E_CHUNK_EXT] = {400, "invalid chunk extension"},
+        [FP_H1_E_CHUNK_LINE_TOO_LONG] = {400, "chunk size line too long"},
+        [FP_H1_E_CHUNK_CRLF] = {400, "missing CRLF after chunk data"},
+        [FP_H1_E_TRAILER] = {400, "invalid trailer field"},
+        [FP_H1_E_TRAILER_TOO_LARGE] = {400, "trailer section too large"},
+        [FP_H1_E_TRUNCATED] = {400, "truncated body"},
+        [FP_H1_E_CALLER] = {500, "parser misuse"},
 };
 
 /* RFC 9110 §5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" /
  * "_" / "`" / "|" / "~" / DIGIT / ALPHA. */
 static const uint8_t tchar_tab[256] = {
-    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1,
-    ['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1,
-    ['`'] = 1, ['|'] = 1, ['~'] = 1, ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
+        ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1,         ['&'] = 1,         ['\''] = 1,
+        ['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1,         ['^'] = 1,         ['_'] = 1,
+        ['`'] = 1, ['|'] = 1, ['~'] = 1, ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
 };
 
 /* RFC 3986 reg-name / IP-literal / port characters: unreserved, sub-delims, pct-encoded and
  * the ':' '[' ']' of ports and IPv6 literals. No '@': userinfo is refused (RFC 9110 §4.2.4). */
 static const uint8_t host_tab[256] = {
-    ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1, ['!'] = 1, ['$'] = 1, ['&'] = 1,
-    ['\''] = 1, ['('] = 1, [')'] = 1, ['*'] = 1, ['+'] = 1, [','] = 1, [';'] = 1,
-    ['='] = 1, [':'] = 1, ['['] = 1, [']'] = 1, ['%'] = 1, ['0' ... '9'] = 1,
-    ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
+        ['-'] = 1, ['.'] = 1,         ['_'] = 1,         ['~'] = 1,         ['!'] = 1, ['$'] = 1,
+        ['&'] = 1, ['\''] = 1,        ['('] = 1,         [')'] = 1,         ['*'] = 1, ['+'] = 1,
+        [','] = 1, [';'] = 1,         ['='] = 1,         [':'] = 1,         ['['] = 1, [']'] = 1,
+        ['%'] = 1, ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
 };
 
 static inline bool
@@ -362,8 +362,7 @@ fp_h1_is_hop_by_hop(const char *name, size_t len)
 }
 
 bool
-fp_h1_connection_lists(const struct fp_h1_msg *msg, const char *buf, const char *name,
-                       size_t len)
+fp_h1_connection_lists(const struct fp_h1_msg *msg, const char *buf, const char *name, size_t len)
 {
     const struct fp_h1_header *h;
     const char                *cur;
@@ -785,8 +784,7 @@ finish_response(struct fp_h1_parser *p, const char *buf)
     } else {
         msg->body = FP_H1_BODY_CLOSE;
     }
-    if (wants_persistence(msg) && msg->body != FP_H1_BODY_CLOSE &&
-        msg->body != FP_H1_BODY_TUNNEL) {
+    if (wants_persistence(msg) && msg->body != FP_H1_BODY_CLOSE && msg->body != FP_H1_BODY_TUNNEL) {
         msg->flags |= FP_H1_F_KEEP_ALIVE;
     }
     mark_dropped(msg, buf);
@@ -1388,8 +1386,7 @@ feed_chunked(struct fp_h1_body *b, const unsigned char *s, size_t len)
             }
             continue;
         }
-        if (in_chunk_line(b->b_state) && s[i] != '\r' &&
-            ++b->b_line > b->b_lim.max_chunk_line) {
+        if (in_chunk_line(b->b_state) && s[i] != '\r' && ++b->b_line > b->b_lim.max_chunk_line) {
             b->err = FP_H1_E_CHUNK_LINE_TOO_LONG;
             return i;
         }
@@ -1420,6 +1417,7 @@ fp_h1_body_feed(struct fp_h1_body *b, const char *data, size_t len, size_t *cons
         return FP_H1_ERROR;
     case BS_OPEN:
         n = len;
+        b->payload_bytes += n;
         break;
     case BS_LENGTH:
         n = (b->b_left < len) ? (size_t)b->b_left : len;

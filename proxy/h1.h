@@ -33,14 +33,14 @@
 
 /* Result of fp_h1_parse(), fp_h1_body_feed() and fp_h1_body_eof(). */
 enum fp_h1_status {
-    FP_H1_DONE      = 0,  /* the head (or body) is complete */
-    FP_H1_NEED_MORE = 1,  /* every byte given was consumed; call again with more */
-    FP_H1_ERROR     = -1, /* malformed or over a limit; see the struct's err field */
+    FP_H1_DONE = 0,      /* the head (or body) is complete */
+    FP_H1_NEED_MORE = 1, /* every byte given was consumed; call again with more */
+    FP_H1_ERROR = -1,    /* malformed or over a limit; see the struct's err field */
 };
 
 /* Which message a parser or body tracker handles. */
 enum fp_h1_kind {
-    FP_H1_REQUEST  = 0,
+    FP_H1_REQUEST = 0,
     FP_H1_RESPONSE = 1,
 };
 
@@ -134,8 +134,9 @@ enum fp_h1_body_kind {
 #define FP_H1_F_UPGRADE         0x0400u /* an Upgrade field was received */
 #define FP_H1_F_CL_IGNORED      0x0800u /* response with CL and TE: CL ignored and marked DROP */
 
-/* Header flags (fp_h1_header.flags). */
-#define FP_H1_HDR_DROP 0x1u /* hop-by-hop or overridden: do not forward (see fp_h1_is_hop_by_hop) */
+/* Header flags (fp_h1_header.flags). DROP: hop-by-hop, named by Connection, or an overridden
+ * Content-Length; the proxy must not forward the field (see fp_h1_is_hop_by_hop()). */
+#define FP_H1_HDR_DROP 0x1u
 
 /* A byte range relative to the first byte of the message. */
 struct fp_h1_span {
@@ -174,16 +175,16 @@ struct fp_h1_limits {
  * client connection only if both the request and its response allow it.
  */
 struct fp_h1_msg {
-    enum fp_h1_kind        kind;
-    uint32_t               flags;           /* FP_H1_F_* */
-    uint8_t                version_minor;   /* 0 or 1: the major version is always 1 */
-    enum fp_h1_body_kind   body;            /* how the body is delimited */
-    uint64_t               content_length;  /* valid when body == FP_H1_BODY_LENGTH */
-    uint32_t               start_off;       /* start-line offset (after skipped empty lines) */
-    uint32_t               head_len;        /* bytes of the head, final CRLF included */
-    struct fp_h1_header   *hdrs;            /* the caller's array given to fp_h1_parser_init */
-    uint32_t               nb_headers;      /* entries used in hdrs */
-    int32_t                host_hdr;        /* index of the Host field in hdrs, or -1 */
+    enum fp_h1_kind      kind;
+    uint32_t             flags;          /* FP_H1_F_* */
+    uint8_t              version_minor;  /* 0 or 1: the major version is always 1 */
+    enum fp_h1_body_kind body;           /* how the body is delimited */
+    uint64_t             content_length; /* valid when body == FP_H1_BODY_LENGTH */
+    uint32_t             start_off;      /* start-line offset (after skipped empty lines) */
+    uint32_t             head_len;       /* bytes of the head, final CRLF included */
+    struct fp_h1_header *hdrs;           /* the caller's array given to fp_h1_parser_init */
+    uint32_t             nb_headers;     /* entries used in hdrs */
+    int32_t              host_hdr;       /* index of the Host field in hdrs, or -1 */
     /* Request only. */
     enum fp_h1_method      method;
     struct fp_h1_span      method_span;
@@ -193,15 +194,15 @@ struct fp_h1_msg {
     struct fp_h1_span      path;      /* path and query; len 0 in absolute-form means "/" */
     struct fp_h1_span      host;      /* effective host: absolute-form authority, else Host */
     /* Response only. */
-    enum fp_h1_method      req_method; /* method of the request it answers (given at init) */
-    uint16_t               status;
-    struct fp_h1_span      reason;
+    enum fp_h1_method req_method; /* method of the request it answers (given at init) */
+    uint16_t          status;
+    struct fp_h1_span reason;
 };
 
 /* Head parser state. Opaque to the caller except msg, err (valid after FP_H1_ERROR). */
 struct fp_h1_parser {
-    struct fp_h1_msg    msg;
-    enum fp_h1_error    err;
+    struct fp_h1_msg msg;
+    enum fp_h1_error err;
     /* Private: everything below belongs to h1.c. */
     struct fp_h1_limits p_lim;
     uint32_t            p_max_hdrs; /* min(limits.max_headers, array capacity) */
@@ -222,19 +223,18 @@ struct fp_h1_body {
     uint64_t             payload_bytes; /* body payload seen: chunk data or CL bytes */
     uint64_t             wire_bytes;    /* every byte consumed, chunk framing included */
     /* Private: everything below belongs to h1.c. */
-    enum fp_h1_kind      b_msg_kind;
-    uint32_t             b_state;
-    uint64_t             b_left;     /* LENGTH: bytes left; CHUNKED: left in this chunk */
-    uint32_t             b_line;     /* bytes in the current chunk-size line */
-    uint32_t             b_trl_bytes;
-    uint32_t             b_trl_count;
-    struct fp_h1_limits  b_lim;
+    enum fp_h1_kind     b_msg_kind;
+    uint32_t            b_state;
+    uint64_t            b_left; /* LENGTH: bytes left; CHUNKED: left in this chunk */
+    uint32_t            b_line; /* bytes in the current chunk-size line */
+    uint32_t            b_trl_bytes;
+    uint32_t            b_trl_count;
+    struct fp_h1_limits b_lim;
 };
 
 /* Fills *lim with the defaults: line 8 KiB, head 32 KiB, 100 fields, chunk line 4 KiB, trailer
  * 8 KiB and 32 fields, no body limit. Any worker may call it. */
-void
-fp_h1_limits_default(struct fp_h1_limits *lim);
+void fp_h1_limits_default(struct fp_h1_limits *lim);
 
 /*
  * Prepares p to parse one message head.
@@ -244,9 +244,9 @@ fp_h1_limits_default(struct fp_h1_limits *lim);
  * the use of p->msg, and the effective field limit is min(max_hdrs, lim->max_headers).
  * Never fails. Call it again (on the same or a new array) for each new message.
  */
-void
-fp_h1_parser_init(struct fp_h1_parser *p, enum fp_h1_kind kind, enum fp_h1_method req_method,
-                  const struct fp_h1_limits *lim, struct fp_h1_header *hdrs, uint32_t max_hdrs);
+void fp_h1_parser_init(struct fp_h1_parser *p, enum fp_h1_kind kind, enum fp_h1_method req_method,
+                       const struct fp_h1_limits *lim, struct fp_h1_header *hdrs,
+                       uint32_t max_hdrs);
 
 /*
  * Parses the head of the message starting at buf[0], of which len bytes are available so far.
@@ -260,16 +260,15 @@ fp_h1_parser_init(struct fp_h1_parser *p, enum fp_h1_kind kind, enum fp_h1_metho
  *    answers (for a request) and closes the connection. Later calls return FP_H1_ERROR again.
  * A shrinking len is reported as FP_H1_E_CALLER.
  */
-enum fp_h1_status
-fp_h1_parse(struct fp_h1_parser *p, const char *buf, size_t len);
+enum fp_h1_status fp_h1_parse(struct fp_h1_parser *p, const char *buf, size_t len);
 
 /*
  * Prepares b to track the body of msg, a head for which fp_h1_parse() returned FP_H1_DONE.
  * lim: copied, NULL means the defaults; max_body_bytes applies to requests only.
  * Never fails.
  */
-void
-fp_h1_body_init(struct fp_h1_body *b, const struct fp_h1_msg *msg, const struct fp_h1_limits *lim);
+void fp_h1_body_init(struct fp_h1_body *b, const struct fp_h1_msg *msg,
+                     const struct fp_h1_limits *lim);
 
 /*
  * Examines the next len body bytes at data (only new bytes: the tracker keeps its own state).
@@ -283,45 +282,39 @@ fp_h1_body_init(struct fp_h1_body *b, const struct fp_h1_msg *msg, const struct 
  *    (fp_h1_error_status() does that mapping).
  * After FP_H1_DONE or FP_H1_ERROR, further calls return the same and consume nothing.
  */
-enum fp_h1_status
-fp_h1_body_feed(struct fp_h1_body *b, const char *data, size_t len, size_t *consumed);
+enum fp_h1_status fp_h1_body_feed(struct fp_h1_body *b, const char *data, size_t len,
+                                  size_t *consumed);
 
 /*
  * Tells b that the connection was closed by the peer (no more bytes will come).
  * Returns FP_H1_DONE if the message is complete (always for FP_H1_BODY_CLOSE and TUNNEL, or
  * if it was already done), otherwise FP_H1_ERROR with b->err = FP_H1_E_TRUNCATED.
  */
-enum fp_h1_status
-fp_h1_body_eof(struct fp_h1_body *b);
+enum fp_h1_status fp_h1_body_eof(struct fp_h1_body *b);
 
 /* HTTP status to answer for err: the request statuses listed in enum fp_h1_error for a
  * request, 502 for every error in a response. Returns 0 for FP_H1_E_NONE. */
-int
-fp_h1_error_status(enum fp_h1_error err, enum fp_h1_kind kind);
+int fp_h1_error_status(enum fp_h1_error err, enum fp_h1_kind kind);
 
 /* Short static text naming err ("bad content-length"...). Never NULL. */
-const char *
-fp_h1_error_reason(enum fp_h1_error err);
+const char *fp_h1_error_reason(enum fp_h1_error err);
 
 /* True if the field names a and b (lengths alen, blen) are equal, ASCII case-insensitively. */
-bool
-fp_h1_name_eq(const char *a, size_t alen, const char *b, size_t blen);
+bool fp_h1_name_eq(const char *a, size_t alen, const char *b, size_t blen);
 
 /*
  * True if the field name is hop-by-hop by name alone (RFC 9110 §7.6.1): Connection, Keep-Alive,
  * Proxy-Connection, TE, Trailer, Upgrade. Transfer-Encoding is hop-by-hop too, but it is NOT in
  * this list: the proxy forwards chunked bodies as received, so it forwards the field with them.
  */
-bool
-fp_h1_is_hop_by_hop(const char *name, size_t len);
+bool fp_h1_is_hop_by_hop(const char *name, size_t len);
 
 /*
  * True if a Connection field of msg (parsed from buf) lists the field name (case-insensitive).
  * msg must be complete (fp_h1_parse() returned FP_H1_DONE).
  */
-bool
-fp_h1_connection_lists(const struct fp_h1_msg *msg, const char *buf, const char *name,
-                       size_t len);
+bool fp_h1_connection_lists(const struct fp_h1_msg *msg, const char *buf, const char *name,
+                            size_t len);
 
 /*
  * Driving (how the proxy uses this module), per connection direction:
