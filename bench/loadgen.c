@@ -1,0 +1,738 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * fp-loadgen: the open-loop HTTP/1.1 load generator of bench/run --overload, on libev.
+ *
+ * Requests arrive at a fixed rate (evenly spaced, or Poisson with -P) whatever the server
+ * does: wrk is closed loop, so it slows down with the server and never shows what overload
+ * does to goodput. Each request goes out on an idle connection of a bounded pool; when none is
+ * idle and the pool is full it waits in a FIFO. Latency is measured from the scheduled arrival
+ * time, so the wait for a connection counts (no coordinated omission). A request with no
+ * complete answer within the client timeout counts as a timeout and its connection is closed,
+ * since HTTP/1.1 has no other way to abandon a request.
+ *
+ * Every scheduled request ends in exactly one bucket: ok (2xx), non2xx, timeout, error
+ * (connect, I/O, parse) or dropped (FIFO full). Responses must carry Content-Length; chunked
+ * bodies count as parse errors. All memory is allocated before the first request. The result
+ * is one JSON line on stdout. Timers have libev's ~1 ms resolution, so arrivals come in
+ * bursts of up to 1 ms; their latency still starts at their own scheduled time.
+ */
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#define LG_HDR_MAX   8192
+#define LG_SCRATCH   65536
+#define LG_SWEEP_S   0.005
+#define LG_REQ_MAX   1024
+
+enum lg_conn_state {
+    LG_CONN_CLOSED = 0,
+    LG_CONN_CONNECTING,
+    LG_CONN_IDLE,
+    LG_CONN_BUSY,
+};
+
+struct lg;
+
+struct lg_conn {
+    struct lg         *lg;
+    ev_io              io;
+    ev_timer           timer;     /* client timeout of the request in flight */
+    int                fd;
+    enum lg_conn_state state;
+    double             sched;     /* scheduled arrival of the request in flight */
+    size_t             sent;      /* request bytes written */
+    bool               hdr_done;
+    bool               close_after;
+    int                status;
+    uint64_t           body_left;
+    size_t             hlen;      /* header bytes buffered in hbuf */
+    char               hbuf[LG_HDR_MAX];
+    struct lg_conn    *prev;      /* idle list, or free list (next only) */
+    struct lg_conn    *next;
+};
+
+struct lg_stats {
+    uint64_t scheduled;
+    uint64_t ok;
+    uint64_t non2xx;
+    uint64_t timeouts;       /* in flight or waiting in the FIFO past the client timeout */
+    uint64_t connect_errors;
+    uint64_t io_errors;      /* reset or EOF in the middle of a response */
+    uint64_t parse_errors;   /* malformed or unsupported response */
+    uint64_t dropped;        /* FIFO full */
+    uint64_t conns_opened;
+};
+
+struct lg {
+    struct ev_loop    *loop;
+    struct sockaddr_in addr;
+    char               req[LG_REQ_MAX];
+    size_t             req_len;
+    double             rate;
+    double             duration_s;
+    double             timeout_s;
+    bool               poisson;
+    uint64_t           rng;
+    double             t_end;
+    double             next_arrival;
+    bool               arrivals_done;
+    ev_timer           arrival;
+    ev_timer           sweep;
+    struct lg_conn    *conns;
+    uint32_t           nb_conns;
+    uint32_t           nb_open;       /* connecting, idle or busy */
+    uint32_t           nb_connecting;
+    uint32_t           nb_busy;
+    struct lg_conn    *idle;          /* doubly linked */
+    struct lg_conn    *free;          /* singly linked through next */
+    double            *fifo;          /* scheduled times waiting for a connection */
+    uint32_t           fifo_cap;
+    uint32_t           fifo_head;
+    uint32_t           fifo_len;
+    double            *lat_us;        /* latency of each 2xx response */
+    uint64_t           lat_len;
+    uint64_t           lat_cap;
+    struct lg_stats    st;
+    char               scratch[LG_SCRATCH];
+};
+
+static void dispatch(struct lg *lg);
+static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+static double
+next_gap(struct lg *lg)
+{
+    double u;
+
+    if (!lg->poisson) {
+        return 1.0 / lg->rate;
+    }
+    /* xorshift64*: enough for arrival times, and reproducible with -s. */
+    lg->rng ^= lg->rng >> 12;
+    lg->rng ^= lg->rng << 25;
+    lg->rng ^= lg->rng >> 27;
+    u = (double)((lg->rng * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
+    return -log(1.0 - u) / lg->rate;
+}
+
+static void
+idle_remove(struct lg *lg, struct lg_conn *c)
+{
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        lg->idle = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    c->prev = NULL;
+    c->next = NULL;
+}
+
+static void
+idle_push(struct lg *lg, struct lg_conn *c)
+{
+    c->state = LG_CONN_IDLE;
+    c->prev = NULL;
+    c->next = lg->idle;
+    if (lg->idle != NULL) {
+        lg->idle->prev = c;
+    }
+    lg->idle = c;
+}
+
+static void
+conn_close(struct lg *lg, struct lg_conn *c)
+{
+    if (c->state == LG_CONN_IDLE) {
+        idle_remove(lg, c);
+    } else if (c->state == LG_CONN_CONNECTING) {
+        lg->nb_connecting--;
+    } else if (c->state == LG_CONN_BUSY) {
+        lg->nb_busy--;
+    }
+    ev_io_stop(lg->loop, &c->io);
+    ev_timer_stop(lg->loop, &c->timer);
+    close(c->fd);
+    c->fd = -1;
+    c->state = LG_CONN_CLOSED;
+    lg->nb_open--;
+    c->prev = NULL;
+    c->next = lg->free;
+    lg->free = c;
+}
+
+static double
+fifo_pop(struct lg *lg)
+{
+    double t = lg->fifo[lg->fifo_head];
+
+    lg->fifo_head = (lg->fifo_head + 1) % lg->fifo_cap;
+    lg->fifo_len--;
+    return t;
+}
+
+static void
+fifo_push(struct lg *lg, double t)
+{
+    lg->st.scheduled++;
+    if (lg->fifo_len == lg->fifo_cap) {
+        lg->st.dropped++;
+        return;
+    }
+    lg->fifo[(lg->fifo_head + lg->fifo_len) % lg->fifo_cap] = t;
+    lg->fifo_len++;
+}
+
+/* Requests that waited for a connection longer than the client timeout are timeouts. */
+static void
+fifo_expire(struct lg *lg, double now)
+{
+    while (lg->fifo_len > 0 && lg->fifo[lg->fifo_head] + lg->timeout_s <= now) {
+        (void)fifo_pop(lg);
+        lg->st.timeouts++;
+    }
+}
+
+static void
+conn_set_events(struct lg *lg, struct lg_conn *c, int events)
+{
+    if (c->io.events == events && ev_is_active(&c->io)) {
+        return;
+    }
+    ev_io_stop(lg->loop, &c->io);
+    ev_io_set(&c->io, c->fd, events);
+    ev_io_start(lg->loop, &c->io);
+}
+
+static void
+conn_send(struct lg *lg, struct lg_conn *c)
+{
+    ssize_t n;
+
+    while (c->sent < lg->req_len) {
+        n = send(c->fd, lg->req + c->sent, lg->req_len - c->sent, MSG_NOSIGNAL);
+        if (n == -1) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                conn_set_events(lg, c, EV_READ | EV_WRITE);
+                return;
+            }
+            lg->st.io_errors++;
+            conn_close(lg, c);
+            return;
+        }
+        c->sent += (size_t)n;
+    }
+    conn_set_events(lg, c, EV_READ);
+}
+
+static void
+conn_start_request(struct lg *lg, struct lg_conn *c, double sched)
+{
+    double after = sched + lg->timeout_s - ev_now(lg->loop);
+
+    idle_remove(lg, c);
+    c->state = LG_CONN_BUSY;
+    lg->nb_busy++;
+    c->sched = sched;
+    c->sent = 0;
+    c->hdr_done = false;
+    c->close_after = false;
+    c->status = 0;
+    c->body_left = 0;
+    c->hlen = 0;
+    ev_timer_set(&c->timer, after > 0 ? after : 0, 0);
+    ev_timer_start(lg->loop, &c->timer);
+    conn_send(lg, c);
+}
+
+/* Opens one more connection of the pool; 0 or -errno (counted as a failed request). */
+static int
+conn_open(struct lg *lg)
+{
+    struct lg_conn *c = lg->free;
+    int             one = 1;
+    int             fd;
+
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        return -errno;
+    }
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd, (struct sockaddr *)&lg->addr, sizeof(lg->addr)) == -1 &&
+            errno != EINPROGRESS) {
+        int rc = -errno;
+
+        close(fd);
+        return rc;
+    }
+    lg->free = c->next;
+    c->next = NULL;
+    c->fd = fd;
+    c->state = LG_CONN_CONNECTING;
+    lg->nb_open++;
+    lg->nb_connecting++;
+    lg->st.conns_opened++;
+    ev_io_init(&c->io, conn_io_cb, fd, EV_WRITE);
+    ev_io_start(lg->loop, &c->io);
+    return 0;
+}
+
+/* A connection failure fails one waiting request, so a dead server cannot make us spin. */
+static void
+fail_one_waiting(struct lg *lg)
+{
+    lg->st.connect_errors++;
+    if (lg->fifo_len > 0) {
+        (void)fifo_pop(lg);
+    }
+}
+
+static void
+dispatch(struct lg *lg)
+{
+    fifo_expire(lg, ev_time());
+    while (lg->fifo_len > 0 && lg->idle != NULL) {
+        conn_start_request(lg, lg->idle, fifo_pop(lg));
+    }
+    while (lg->fifo_len > lg->nb_connecting && lg->nb_open < lg->nb_conns) {
+        if (conn_open(lg) < 0) {
+            fail_one_waiting(lg);
+        }
+    }
+}
+
+static void
+request_done(struct lg *lg, struct lg_conn *c)
+{
+    double lat_us = (ev_time() - c->sched) * 1e6;
+
+    if (c->status >= 200 && c->status < 300) {
+        lg->st.ok++;
+        if (lg->lat_len < lg->lat_cap) {
+            lg->lat_us[lg->lat_len++] = lat_us;
+        }
+    } else {
+        lg->st.non2xx++;
+    }
+    ev_timer_stop(lg->loop, &c->timer);
+    if (c->close_after) {
+        conn_close(lg, c);
+        return;
+    }
+    lg->nb_busy--;
+    idle_push(lg, c);
+}
+
+/* Parses the status line and the headers we need; 0 or -EPROTO. */
+static int
+parse_head(struct lg_conn *c, const char *h, size_t len)
+{
+    const char *p = h;
+    const char *end = h + len;
+    bool        have_len = false;
+
+    if (len < 12 || strncmp(h, "HTTP/1.", 7) != 0) {
+        return -EPROTO;
+    }
+    c->status = atoi(h + 9);
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+
+        if (eol == NULL) {
+            break;
+        }
+        if (strncasecmp(p, "content-length:", 15) == 0) {
+            c->body_left = strtoull(p + 15, NULL, 10);
+            have_len = true;
+        } else if (strncasecmp(p, "transfer-encoding:", 18) == 0) {
+            return -EPROTO; /* chunked bodies are not supported by this generator */
+        } else if (strncasecmp(p, "connection:", 11) == 0 && memmem(p, (size_t)(eol - p),
+                                                                     "close", 5) != NULL) {
+            c->close_after = true;
+        }
+        p = eol + 1;
+    }
+    if (!have_len && c->status != 204 && c->status != 304) {
+        return -EPROTO;
+    }
+    return 0;
+}
+
+/* Consumes n body bytes; 1 when the response is complete, 0 if more is needed, -EPROTO. */
+static int
+eat_body(struct lg_conn *c, size_t n)
+{
+    if (n > c->body_left) {
+        return -EPROTO; /* bytes after the response: the server answered what we did not ask */
+    }
+    c->body_left -= n;
+    return c->body_left == 0 ? 1 : 0;
+}
+
+static int
+read_head(struct lg *lg, struct lg_conn *c, size_t n)
+{
+    char  *eoh;
+    size_t hdr_len;
+
+    c->hlen += n;
+    c->hbuf[c->hlen] = '\0';
+    eoh = memmem(c->hbuf, c->hlen, "\r\n\r\n", 4);
+    if (eoh == NULL) {
+        return c->hlen >= LG_HDR_MAX - 1 ? -EPROTO : 0;
+    }
+    hdr_len = (size_t)(eoh - c->hbuf) + 4;
+    if (parse_head(c, c->hbuf, hdr_len) < 0) {
+        return -EPROTO;
+    }
+    c->hdr_done = true;
+    (void)lg;
+    if (c->hlen - hdr_len == 0 && c->body_left == 0) {
+        return 1;
+    }
+    return eat_body(c, c->hlen - hdr_len);
+}
+
+static void
+conn_read(struct lg *lg, struct lg_conn *c)
+{
+    ssize_t n;
+    int     rc;
+
+    for (;;) {
+        if (c->state != LG_CONN_BUSY) {
+            /* An idle connection must not receive anything but EOF. */
+            n = recv(c->fd, lg->scratch, sizeof(lg->scratch), 0);
+            if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                return;
+            }
+            conn_close(lg, c);
+            return;
+        }
+        if (!c->hdr_done) {
+            n = recv(c->fd, c->hbuf + c->hlen, LG_HDR_MAX - 1 - c->hlen, 0);
+        } else {
+            n = recv(c->fd, lg->scratch,
+                     c->body_left < sizeof(lg->scratch) ? c->body_left : sizeof(lg->scratch), 0);
+        }
+        if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return;
+        }
+        if (n <= 0) {
+            lg->st.io_errors++;
+            conn_close(lg, c);
+            return;
+        }
+        rc = c->hdr_done ? eat_body(c, (size_t)n) : read_head(lg, c, (size_t)n);
+        if (rc < 0) {
+            lg->st.parse_errors++;
+            conn_close(lg, c);
+            return;
+        }
+        if (rc == 1) {
+            request_done(lg, c);
+            return;
+        }
+    }
+}
+
+static void
+conn_connected(struct lg *lg, struct lg_conn *c)
+{
+    int       err = 0;
+    socklen_t len = sizeof(err);
+
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1 || err != 0) {
+        conn_close(lg, c);
+        fail_one_waiting(lg);
+        return;
+    }
+    lg->nb_connecting--;
+    conn_set_events(lg, c, EV_READ);
+    idle_push(lg, c);
+}
+
+static void
+conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct lg_conn *c = w->data;
+    struct lg      *lg = c->lg;
+
+    (void)loop;
+    if (c->state == LG_CONN_CONNECTING) {
+        conn_connected(lg, c);
+    } else {
+        if ((revents & EV_WRITE) && c->state == LG_CONN_BUSY) {
+            conn_send(lg, c);
+        }
+        if ((revents & EV_READ) && c->state != LG_CONN_CLOSED) {
+            conn_read(lg, c);
+        }
+    }
+    dispatch(lg);
+}
+
+static void
+conn_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct lg_conn *c = w->data;
+    struct lg      *lg = c->lg;
+
+    (void)loop;
+    (void)revents;
+    lg->st.timeouts++;
+    conn_close(lg, c);
+    dispatch(lg);
+}
+
+static void
+arrival_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct lg *lg = w->data;
+    double     now = ev_time();
+
+    (void)revents;
+    while (lg->next_arrival <= now && lg->next_arrival < lg->t_end) {
+        fifo_push(lg, lg->next_arrival);
+        lg->next_arrival += next_gap(lg);
+    }
+    dispatch(lg);
+    if (lg->next_arrival >= lg->t_end) {
+        lg->arrivals_done = true;
+        return;
+    }
+    ev_timer_set(w, lg->next_arrival - ev_now(loop), 0);
+    ev_timer_start(loop, w);
+}
+
+static void
+sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct lg *lg = w->data;
+
+    (void)revents;
+    fifo_expire(lg, ev_time());
+    if (lg->arrivals_done && lg->fifo_len == 0 && lg->nb_busy == 0) {
+        ev_timer_stop(loop, w);
+        ev_break(loop, EVBREAK_ALL);
+    }
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a;
+    double y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+static double
+percentile(const double *v, uint64_t n, double p)
+{
+    if (n == 0) {
+        return 0;
+    }
+    return v[(uint64_t)((double)(n - 1) * p / 100.0 + 0.5)];
+}
+
+static void
+report(struct lg *lg)
+{
+    const struct lg_stats *s = &lg->st;
+    double                 sum = 0;
+    uint64_t               i;
+
+    qsort(lg->lat_us, lg->lat_len, sizeof(double), cmp_double);
+    for (i = 0; i < lg->lat_len; i++) {
+        sum += lg->lat_us[i];
+    }
+    printf("{\"offered_rps\": %.1f, \"duration_s\": %.3f, \"poisson\": %s, \"scheduled\": %llu, "
+           "\"ok\": %llu, \"goodput_rps\": %.1f, \"non2xx\": %llu, \"timeouts\": %llu, "
+           "\"errors\": %llu, \"connect_errors\": %llu, \"io_errors\": %llu, "
+           "\"parse_errors\": %llu, \"dropped\": %llu, \"conns_opened\": %llu, "
+           "\"p50_us\": %.0f, \"p90_us\": %.0f, \"p99_us\": %.0f, \"max_us\": %.0f, "
+           "\"mean_us\": %.1f}\n",
+           lg->rate, lg->duration_s, lg->poisson ? "true" : "false",
+           (unsigned long long)s->scheduled, (unsigned long long)s->ok,
+           (double)s->ok / lg->duration_s, (unsigned long long)s->non2xx,
+           (unsigned long long)s->timeouts,
+           (unsigned long long)(s->connect_errors + s->io_errors + s->parse_errors + s->dropped),
+           (unsigned long long)s->connect_errors, (unsigned long long)s->io_errors,
+           (unsigned long long)s->parse_errors, (unsigned long long)s->dropped,
+           (unsigned long long)s->conns_opened, percentile(lg->lat_us, lg->lat_len, 50),
+           percentile(lg->lat_us, lg->lat_len, 90), percentile(lg->lat_us, lg->lat_len, 99),
+           lg->lat_len ? lg->lat_us[lg->lat_len - 1] : 0.0,
+           lg->lat_len ? sum / (double)lg->lat_len : 0.0);
+}
+
+static void
+usage(FILE *f)
+{
+    fprintf(f, "usage: fp-loadgen -p PORT -r RATE [-a ADDR] [-u PATH] [-d SECONDS] [-c CONNS]\n"
+               "                  [-t TIMEOUT_MS] [-P] [-s SEED]\n"
+               "  open-loop HTTP/1.1 GETs at RATE requests/s (evenly spaced, Poisson with -P)\n"
+               "  over at most CONNS connections (default 256), for SECONDS (default 5), each\n"
+               "  with a client timeout (default 1000 ms). Prints one JSON line.\n");
+}
+
+static int
+parse_args(struct lg *lg, int argc, char **argv)
+{
+    const char *addr = "127.0.0.1";
+    const char *path = "/";
+    long        port = 0;
+    int         opt;
+    int         n;
+
+    lg->duration_s = 5;
+    lg->timeout_s = 1;
+    lg->nb_conns = 256;
+    lg->rng = 0x9e3779b97f4a7c15ULL;
+    while ((opt = getopt(argc, argv, "a:p:u:r:d:c:t:Ps:h")) != -1) {
+        switch (opt) {
+        case 'a':
+            addr = optarg;
+            break;
+        case 'p':
+            port = strtol(optarg, NULL, 10);
+            break;
+        case 'u':
+            path = optarg;
+            break;
+        case 'r':
+            lg->rate = strtod(optarg, NULL);
+            break;
+        case 'd':
+            lg->duration_s = strtod(optarg, NULL);
+            break;
+        case 'c':
+            lg->nb_conns = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 't':
+            lg->timeout_s = strtod(optarg, NULL) / 1000.0;
+            break;
+        case 'P':
+            lg->poisson = true;
+            break;
+        case 's':
+            lg->rng = strtoull(optarg, NULL, 0) | 1;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            return -EINVAL;
+        }
+    }
+    if (port <= 0 || port > 65535 || lg->rate <= 0 || lg->duration_s <= 0 ||
+            lg->timeout_s <= 0 || lg->nb_conns == 0 || lg->rate * lg->duration_s > 1e9) {
+        usage(stderr);
+        return -EINVAL;
+    }
+    lg->addr.sin_family = AF_INET;
+    lg->addr.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, addr, &lg->addr.sin_addr) != 1) {
+        fprintf(stderr, "fp-loadgen: bad IPv4 address %s\n", addr);
+        return -EINVAL;
+    }
+    n = snprintf(lg->req, sizeof(lg->req),
+                 "GET %s HTTP/1.1\r\nHost: %s:%ld\r\nUser-Agent: fp-loadgen\r\n\r\n", path,
+                 addr, port);
+    if (n < 0 || (size_t)n >= sizeof(lg->req)) {
+        fprintf(stderr, "fp-loadgen: path too long\n");
+        return -EINVAL;
+    }
+    lg->req_len = (size_t)n;
+    return 0;
+}
+
+/* Startup only: every buffer the run needs, sized from the rate, duration and timeout. */
+static int
+alloc_all(struct lg *lg)
+{
+    uint32_t i;
+
+    lg->conns = calloc(lg->nb_conns, sizeof(*lg->conns));
+    lg->fifo_cap = (uint32_t)(lg->rate * lg->timeout_s * 1.5) + 1024;
+    lg->fifo = calloc(lg->fifo_cap, sizeof(double));
+    lg->lat_cap = (uint64_t)(lg->rate * lg->duration_s * 1.1) + 1024;
+    lg->lat_us = calloc(lg->lat_cap, sizeof(double));
+    if (lg->conns == NULL || lg->fifo == NULL || lg->lat_us == NULL) {
+        return -ENOMEM;
+    }
+    for (i = lg->nb_conns; i > 0; i--) {
+        struct lg_conn *c = &lg->conns[i - 1];
+
+        c->lg = lg;
+        c->fd = -1;
+        ev_init(&c->io, conn_io_cb);
+        c->io.data = c;
+        ev_init(&c->timer, conn_timeout_cb);
+        c->timer.data = c;
+        c->next = lg->free;
+        lg->free = c;
+    }
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct lg *lg;
+    double     t0;
+    int        rc = 1;
+
+    lg = calloc(1, sizeof(*lg));
+    if (lg == NULL || parse_args(lg, argc, argv) < 0) {
+        goto out_free;
+    }
+    if (alloc_all(lg) < 0) {
+        fprintf(stderr, "fp-loadgen: out of memory\n");
+        goto out_free;
+    }
+    lg->loop = ev_default_loop(EVFLAG_AUTO);
+    if (lg->loop == NULL) {
+        fprintf(stderr, "fp-loadgen: cannot create the event loop\n");
+        goto out_free;
+    }
+    t0 = ev_time();
+    lg->t_end = t0 + lg->duration_s;
+    lg->next_arrival = t0;
+    ev_timer_init(&lg->arrival, arrival_cb, 0, 0);
+    lg->arrival.data = lg;
+    ev_timer_start(lg->loop, &lg->arrival);
+    ev_timer_init(&lg->sweep, sweep_cb, LG_SWEEP_S, LG_SWEEP_S);
+    lg->sweep.data = lg;
+    ev_timer_start(lg->loop, &lg->sweep);
+    ev_run(lg->loop, 0);
+    report(lg);
+    rc = 0;
+
+out_free:
+    if (lg != NULL) {
+        free(lg->conns);
+        free(lg->fifo);
+        free(lg->lat_us);
+    }
+    free(lg);
+    return rc;
+}
