@@ -14,6 +14,8 @@
 #include "net/io.h"
 
 #define FP_MAX_WORKERS 64
+/* Most header fields an HTTP message may carry (the parser's array per message). */
+#define FP_HTTP_MAX_HEADERS 256
 
 enum fp_mode {
     FP_MODE_HTTP = 0,
@@ -55,11 +57,33 @@ struct fp_backend_conf {
     struct fp_conf_loc     loc;
 };
 
+/* An HTTP routing rule: every condition given must match; the first matching rule wins. */
+struct fp_route_conf {
+    char              *host;        /* exact host (case-insensitive), "*.suffix", or NULL */
+    char              *path_prefix; /* NULL: any path */
+    char              *backend_name;
+    uint32_t           backend; /* index into fp_conf.backends, resolved at load */
+    struct fp_conf_loc backend_loc;
+};
+
+/* HTTP message limits of a frontend (RFC 9112 framing is enforced whatever these are). */
+struct fp_http_limits_conf {
+    uint32_t request_line; /* bytes; longer: 414 */
+    uint32_t header_size;  /* bytes of the whole head; larger: 431 */
+    uint32_t headers;      /* field lines; more: 431 */
+    uint64_t body_size;    /* request body bytes, 0 = no limit; larger: 413 */
+};
+
 struct fp_frontend_conf {
-    char              *name;
-    enum fp_mode       mode;
-    struct fp_addr    *binds;
-    uint32_t           nb_binds;
+    char                      *name;
+    enum fp_mode               mode;
+    struct fp_addr            *binds;
+    uint32_t                   nb_binds;
+    bool                       forwarded_for; /* add X-Forwarded-For / X-Forwarded-Proto */
+    bool                       access_log;    /* one log line per HTTP request */
+    struct fp_route_conf      *routes;
+    uint32_t                   nb_routes;
+    struct fp_http_limits_conf limits;
     char              *default_backend_name;
     uint32_t           default_backend; /* index into fp_conf.backends, resolved at load */
     struct fp_conf_loc loc;

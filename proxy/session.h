@@ -7,16 +7,22 @@
 #ifndef FP_PROXY_SESSION_H
 #define FP_PROXY_SESSION_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "net/buf.h"
 #include "net/io.h"
 #include "proxy/worker.h"
 
+/* Most pool buffers one session holds at once (HTTP: two directions plus two rewritten heads). */
+#define FP_SESSION_MAX_BUFS 4
+
+/* Idle server connections a worker keeps per server for reuse. */
+#define FP_IDLE_PER_SERVER 32
+
 struct fp_session {
+    struct fp_task                 task; /* first: in w->active */
     struct fp_worker              *w;
-    struct fp_session             *next; /* in w->active */
-    struct fp_session             *prev;
     const struct fp_frontend_conf *fe;
     const struct fp_backend_conf  *be;
     struct fp_conn                *cli;
@@ -39,7 +45,11 @@ struct fp_session {
 void fp_tcp_session_start(struct fp_worker *w, const struct fp_frontend_conf *fe,
                           struct fp_conn *c);
 
-/* Ends s at once, resetting both connections (forced stop). */
-void fp_session_abort(struct fp_session *s);
+/* Takes over a new client connection c of frontend fe (HTTP mode). Worker thread only. */
+void fp_http_session_start(struct fp_worker *w, const struct fp_frontend_conf *fe,
+                           struct fp_conn *c);
+
+/* Returns the size of the largest session object of any mode (the pool's element size). */
+size_t fp_session_size(void);
 
 #endif /* FP_PROXY_SESSION_H */

@@ -25,62 +25,6 @@ static void sess_on_cli(struct fp_conn *c, unsigned events);
 static void sess_on_srv(struct fp_conn *c, unsigned events);
 
 static void
-sess_unlink(struct fp_session *s)
-{
-    struct fp_worker *w = s->w;
-
-    if (s->prev != NULL) {
-        s->prev->next = s->next;
-    } else {
-        w->active = s->next;
-    }
-    if (s->next != NULL) {
-        s->next->prev = s->prev;
-    }
-    s->next = NULL;
-    s->prev = NULL;
-}
-
-static void
-buf_release(struct fp_worker *w, struct fp_buf *b)
-{
-    if (b->data != NULL) {
-        fp_pool_put(&w->bufs, b->data);
-        b->data = NULL;
-    }
-    b->head = 0;
-    b->tail = 0;
-}
-
-/* Gives b memory if it has none. Returns 0 or -ENOBUFS (counted). */
-static int
-buf_attach(struct fp_worker *w, struct fp_buf *b)
-{
-    if (b->data != NULL) {
-        return 0;
-    }
-    b->data = fp_pool_get(&w->bufs);
-    if (b->data == NULL) {
-        FP_STAT_INC(w, buf_pool_empty);
-        return -ENOBUFS;
-    }
-    b->size = w->conf->global.bufsize;
-    b->head = 0;
-    b->tail = 0;
-    return 0;
-}
-
-/* An empty buffer goes back to the pool at once: idle sessions then hold no buffer memory,
- * and the pool hands the same few cache-hot buffers around. */
-static void
-buf_trim(struct fp_worker *w, struct fp_buf *b)
-{
-    if (b->data != NULL && fp_buf_empty(b)) {
-        buf_release(w, b);
-    }
-}
-
-static void
 sess_end(struct fp_session *s, enum sess_end how)
 {
     struct fp_worker *w = s->w;
@@ -95,21 +39,16 @@ sess_end(struct fp_session *s, enum sess_end how)
         io->ops->close(s->cli, how == SESS_END_ABORT);
         s->cli = NULL;
     }
-    buf_release(w, &s->req);
-    buf_release(w, &s->rsp);
-    sess_unlink(s);
+    fp_worker_buf_release(w, &s->req);
+    fp_worker_buf_release(w, &s->rsp);
+    fp_worker_task_del(w, &s->task);
     fp_pool_put(&w->sessions, s);
-    FP_STAT_ADD(w, sessions_active, (uint64_t)-1);
-    FP_STAT_INC(w, sessions_done);
-    if (w->draining && w->active == NULL) {
-        io->ops->stop(io);
-    }
 }
 
-void
-fp_session_abort(struct fp_session *s)
+static void
+sess_abort(struct fp_task *t)
 {
-    sess_end(s, SESS_END_ABORT);
+    sess_end((struct fp_session *)t, SESS_END_ABORT);
 }
 
 static void
@@ -199,7 +138,7 @@ sess_forward(struct fp_session *s, struct fp_conn *from, struct fp_buf *b, uint8
     struct fp_io     *io = w->io;
     ssize_t           n;
 
-    if (buf_attach(w, b) != 0) {
+    if (fp_worker_buf_attach(w, b) != 0) {
         sess_end(s, SESS_END_ABORT);
         return -1;
     }
@@ -252,7 +191,7 @@ sess_flush(struct fp_session *s, struct fp_conn *to, struct fp_buf *b, int to_is
     if (n > 0) {
         s->last_ms = io->ops->now_ms(io);
     }
-    buf_trim(w, b);
+    fp_worker_buf_trim(w, b);
     return 0;
 }
 
@@ -380,12 +319,8 @@ fp_tcp_session_start(struct fp_worker *w, const struct fp_frontend_conf *fe, str
     s->cli = c;
     c->handler = sess_on_cli;
     c->data = s;
-    s->next = w->active;
-    if (w->active != NULL) {
-        w->active->prev = s;
-    }
-    w->active = s;
-    FP_STAT_INC(w, sessions_active);
+    s->task.abort = sess_abort;
+    fp_worker_task_add(w, &s->task);
     io->ops->timer_init(io, &s->timer, sess_on_timer, s);
     /* Client bytes wait in the kernel until the server answers the connect: nothing is
      * read (or buffered) for a session that may not get a server. */

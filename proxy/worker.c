@@ -20,25 +20,52 @@ int
 fp_worker_init(struct fp_worker *w, unsigned id, const struct fp_conf *conf, struct fp_io *io,
                uint32_t max_sessions)
 {
+    uint32_t nb_servers = 0;
+    uint32_t i;
+
     memset(w, 0, sizeof(*w));
     w->id = id;
     w->conf = conf;
     w->io = io;
     w->max_sessions = max_sessions;
-    if (fp_pool_init(&w->sessions, sizeof(struct fp_session), max_sessions) != 0) {
+    if (fp_pool_init(&w->sessions, fp_session_size(), max_sessions) != 0) {
         goto err;
     }
-    /* Two buffers per session at most, so a buffer is never missing for a live session. */
-    if (fp_pool_init(&w->bufs, conf->global.bufsize, 2 * max_sessions) != 0) {
+    /* FP_SESSION_MAX_BUFS buffers per session at most, so a buffer is never missing for a
+     * live session; untouched buffers cost address space only. */
+    if (fp_pool_init(&w->bufs, conf->global.bufsize, FP_SESSION_MAX_BUFS * max_sessions) != 0) {
         goto err_sessions;
     }
     w->rr_next = calloc(conf->nb_backends + 1, sizeof(*w->rr_next));
-    if (w->rr_next == NULL) {
-        goto err_bufs;
+    w->srv_base = calloc(conf->nb_backends + 1, sizeof(*w->srv_base));
+    for (i = 0; i < conf->nb_backends; i++) {
+        w->srv_base[i] = nb_servers;
+        nb_servers += conf->backends[i].nb_servers;
+    }
+    w->idle_n = calloc(nb_servers + 1, sizeof(*w->idle_n));
+    w->idle = calloc((size_t)(nb_servers + 1) * FP_IDLE_PER_SERVER, sizeof(*w->idle));
+    w->idle_owner = calloc(nb_servers + 1, sizeof(*w->idle_owner));
+    if (w->rr_next == NULL || w->srv_base == NULL || w->idle_n == NULL || w->idle == NULL ||
+        w->idle_owner == NULL) {
+        goto err_arrays;
+    }
+    for (i = 0; i < nb_servers; i++) {
+        w->idle_owner[i].w = w;
+        w->idle_owner[i].gi = i;
     }
     return 0;
 
-err_bufs:
+err_arrays:
+    free(w->idle_owner);
+    w->idle_owner = NULL;
+    free(w->rr_next);
+    free(w->srv_base);
+    free(w->idle_n);
+    free(w->idle);
+    w->rr_next = NULL;
+    w->srv_base = NULL;
+    w->idle_n = NULL;
+    w->idle = NULL;
     fp_pool_destroy(&w->bufs);
 err_sessions:
     fp_pool_destroy(&w->sessions);
@@ -55,8 +82,10 @@ worker_on_accept(struct fp_listener *l, struct fp_conn *c)
     FP_STAT_INC(w, accepted);
     switch (fl->fe->mode) {
     case FP_MODE_TCP:
-    case FP_MODE_HTTP:
         fp_tcp_session_start(w, fl->fe, c);
+        break;
+    case FP_MODE_HTTP:
+        fp_http_session_start(w, fl->fe, c);
         break;
     }
 }
@@ -102,6 +131,93 @@ worker_close_listeners(struct fp_worker *w)
 }
 
 void
+fp_worker_buf_release(struct fp_worker *w, struct fp_buf *b)
+{
+    if (b->data != NULL) {
+        fp_pool_put(&w->bufs, b->data);
+        b->data = NULL;
+    }
+    b->head = 0;
+    b->tail = 0;
+}
+
+int
+fp_worker_buf_attach(struct fp_worker *w, struct fp_buf *b)
+{
+    if (b->data != NULL) {
+        return 0;
+    }
+    b->data = fp_pool_get(&w->bufs);
+    if (b->data == NULL) {
+        FP_STAT_INC(w, buf_pool_empty);
+        return -ENOBUFS;
+    }
+    b->size = w->conf->global.bufsize;
+    b->head = 0;
+    b->tail = 0;
+    return 0;
+}
+
+void
+fp_worker_buf_trim(struct fp_worker *w, struct fp_buf *b)
+{
+    if (b->data != NULL && fp_buf_empty(b)) {
+        fp_worker_buf_release(w, b);
+    }
+}
+
+void
+fp_worker_task_add(struct fp_worker *w, struct fp_task *t)
+{
+    t->prev = NULL;
+    t->next = w->active;
+    if (w->active != NULL) {
+        w->active->prev = t;
+    }
+    w->active = t;
+    FP_STAT_INC(w, sessions_active);
+}
+
+void
+fp_worker_task_del(struct fp_worker *w, struct fp_task *t)
+{
+    if (t->prev != NULL) {
+        t->prev->next = t->next;
+    } else {
+        w->active = t->next;
+    }
+    if (t->next != NULL) {
+        t->next->prev = t->prev;
+    }
+    t->next = NULL;
+    t->prev = NULL;
+    FP_STAT_ADD(w, sessions_active, (uint64_t)-1);
+    FP_STAT_INC(w, sessions_done);
+    if (w->draining && w->active == NULL) {
+        w->io->ops->stop(w->io);
+    }
+}
+
+/* Closes every idle server connection (they hold no request). */
+static void
+worker_close_idle(struct fp_worker *w)
+{
+    uint32_t total = 0;
+    uint32_t i;
+    uint32_t k;
+
+    for (i = 0; i < w->conf->nb_backends; i++) {
+        total += w->conf->backends[i].nb_servers;
+    }
+    for (i = 0; i < total; i++) {
+        for (k = 0; k < w->idle_n[i]; k++) {
+            w->io->ops->close(w->idle[(size_t)i * FP_IDLE_PER_SERVER + k], 0);
+        }
+        w->idle_n[i] = 0;
+    }
+}
+
+void
 fp_worker_drain(struct fp_worker *w)
 {
     if (w->draining) {
@@ -109,6 +225,7 @@ fp_worker_drain(struct fp_worker *w)
     }
     w->draining = true;
     worker_close_listeners(w);
+    worker_close_idle(w);
     if (w->active == NULL) {
         w->io->ops->stop(w->io);
     }
@@ -119,8 +236,9 @@ fp_worker_stop_now(struct fp_worker *w)
 {
     w->draining = true;
     worker_close_listeners(w);
+    worker_close_idle(w);
     while (w->active != NULL) {
-        fp_session_abort(w->active);
+        w->active->abort(w->active);
     }
     w->io->ops->stop(w->io);
 }
@@ -131,8 +249,19 @@ fp_worker_destroy(struct fp_worker *w)
     worker_close_listeners(w);
     free(w->listeners);
     w->listeners = NULL;
+    if (w->idle_n != NULL) {
+        worker_close_idle(w);
+    }
     free(w->rr_next);
     w->rr_next = NULL;
+    free(w->srv_base);
+    w->srv_base = NULL;
+    free(w->idle_n);
+    w->idle_n = NULL;
+    free(w->idle);
+    w->idle = NULL;
+    free(w->idle_owner);
+    w->idle_owner = NULL;
     fp_pool_destroy(&w->bufs);
     fp_pool_destroy(&w->sessions);
 }

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "net/buf.h"
 #include "net/io.h"
 #include "net/pool.h"
 #include "proxy/conf.h"
@@ -32,6 +33,24 @@ struct fp_worker_stats {
     uint64_t bytes_in;         /* client to server */
     uint64_t bytes_out;        /* server to client */
     uint64_t sessions_done;    /* sessions ended, for any reason */
+    /* mode http */
+    uint64_t http_requests;    /* request heads parsed and accepted */
+    uint64_t http_responses;   /* responses forwarded to the end */
+    uint64_t srv_conn_new;     /* server connections opened for a request */
+    uint64_t srv_conn_reused;  /* requests sent on an idle server connection */
+    uint64_t srv_idle_closed;  /* idle server connections closed by the server */
+    uint64_t http_400;         /* malformed requests (framing, syntax, smuggling) */
+    uint64_t http_408;         /* client too slow to send its request head */
+    uint64_t http_413;         /* request body over limits.body_size */
+    uint64_t http_414;         /* request line over limits.request_line */
+    uint64_t http_417;         /* expectation we do not support */
+    uint64_t http_431;         /* request head over the size or count limit */
+    uint64_t http_501;         /* method or transfer coding we do not implement */
+    uint64_t http_505;         /* HTTP version other than 1.0 / 1.1 */
+    uint64_t http_502;         /* server refused, reset or sent a malformed response */
+    uint64_t http_503;         /* no server available */
+    uint64_t http_504;         /* server timed out before its response */
+    uint64_t http_truncated;   /* response cut short by the server after it started */
 };
 
 /* Adds n to a counter. A plain load and store, not a locked add: the worker is the only
@@ -45,7 +64,19 @@ struct fp_worker_stats {
 /* Reads a counter of another worker. */
 #define FP_STAT_READ(w, field) __atomic_load_n(&(w)->stats.field, __ATOMIC_RELAXED)
 
-struct fp_session;
+/* What a worker must be able to end at once on a forced stop: every open session, whatever
+ * its mode, is one of these, linked in the worker's active list. */
+struct fp_task {
+    struct fp_task *next;
+    struct fp_task *prev;
+    void (*abort)(struct fp_task *t);
+};
+
+/* Who owns an idle server connection: set as its fp_conn.data while it waits for reuse. */
+struct fp_idle_owner {
+    struct fp_worker *w;
+    uint32_t          gi; /* the server's index in idle_n */
+};
 
 struct fp_worker {
     unsigned              id;
@@ -57,10 +88,30 @@ struct fp_worker {
     uint32_t             *rr_next; /* per backend: round-robin cursor of this worker */
     struct fp_listener  **listeners;
     uint32_t              nb_listeners;
-    struct fp_session    *active;  /* list of open sessions, for a forced stop */
+    struct fp_task       *active;  /* open sessions, for a forced stop */
+    struct fp_conn      **idle;    /* per server: a stack of idle server connections */
+    uint32_t             *idle_n;  /* per server: how many are on its stack */
+    uint32_t             *srv_base; /* per backend: index of its first server in idle_n */
+    struct fp_idle_owner *idle_owner; /* per server */
     bool                  draining;
     struct fp_worker_stats stats;
 };
+
+/* Links t into w's active list and counts a session. */
+void fp_worker_task_add(struct fp_worker *w, struct fp_task *t);
+
+/* Unlinks t, counts a finished session, and stops the loop if w drains and t was the last. */
+void fp_worker_task_del(struct fp_worker *w, struct fp_task *t);
+
+/* Gives b a buffer from w's pool if it has none. Returns 0, or -ENOBUFS (counted). */
+int fp_worker_buf_attach(struct fp_worker *w, struct fp_buf *b);
+
+/* Returns b's memory to the pool (if any) and empties b. */
+void fp_worker_buf_release(struct fp_worker *w, struct fp_buf *b);
+
+/* Returns b's memory to the pool if b holds nothing: idle connections then hold no buffer,
+ * and the pool hands the same few cache-hot buffers around. */
+void fp_worker_buf_trim(struct fp_worker *w, struct fp_buf *b);
 
 /*
  * Prepares w for worker id: pools for max_sessions client sessions and their buffers.

@@ -528,11 +528,195 @@ f_default_backend(struct cfg *c, yaml_node_t *n, void *obj)
     return get_name(c, n, &f->default_backend_name);
 }
 
+static int
+get_bool(struct cfg *c, yaml_node_t *n, bool *out)
+{
+    const char *s = scalar(c, n, "true or false");
+
+    if (s == NULL) {
+        return -1;
+    }
+    if (strcmp(s, "true") == 0 || strcmp(s, "yes") == 0 || strcmp(s, "on") == 0) {
+        *out = true;
+    } else if (strcmp(s, "false") == 0 || strcmp(s, "no") == 0 || strcmp(s, "off") == 0) {
+        *out = false;
+    } else {
+        return cfg_error(c, n, "wrong type: expected true or false, found '%s'", s);
+    }
+    return 0;
+}
+
+static int
+get_size(struct cfg *c, yaml_node_t *n, uint64_t min, uint64_t max, uint64_t *out)
+{
+    const char *s = scalar(c, n, "a size");
+
+    if (s == NULL) {
+        return -1;
+    }
+    if (fp_conf_parse_size(s, out) != 0) {
+        return cfg_error(c, n, "bad size '%s' (expected a number with k, m or g)", s);
+    }
+    if (*out < min || *out > max) {
+        return cfg_error(c, n, "size %s is out of range (%llu to %llu bytes)", s,
+                         (unsigned long long)min, (unsigned long long)max);
+    }
+    return 0;
+}
+
+static int
+get_text(struct cfg *c, yaml_node_t *n, const char *what, char **out)
+{
+    const char *s = scalar(c, n, what);
+    size_t      i;
+
+    if (s == NULL) {
+        return -1;
+    }
+    if (s[0] == '\0' || strlen(s) > 255) {
+        return cfg_error(c, n, "%s must have 1 to 255 characters", what);
+    }
+    for (i = 0; s[i] != '\0'; i++) {
+        if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f) {
+            return cfg_error(c, n, "%s '%s' has a space or a control character", what, s);
+        }
+    }
+    *out = strdup(s);
+    if (*out == NULL) {
+        return cfg_error(c, n, "out of memory");
+    }
+    return 0;
+}
+
+static int
+f_forwarded_for(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    return get_bool(c, n, &((struct fp_frontend_conf *)obj)->forwarded_for);
+}
+
+static int
+f_access_log(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    return get_bool(c, n, &((struct fp_frontend_conf *)obj)->access_log);
+}
+
+static int
+l_request_line(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    uint64_t v;
+
+    if (get_size(c, n, 64, 1u << 20, &v) != 0) {
+        return -1;
+    }
+    ((struct fp_http_limits_conf *)obj)->request_line = (uint32_t)v;
+    return 0;
+}
+
+static int
+l_header_size(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    uint64_t v;
+
+    if (get_size(c, n, 256, 1u << 20, &v) != 0) {
+        return -1;
+    }
+    ((struct fp_http_limits_conf *)obj)->header_size = (uint32_t)v;
+    return 0;
+}
+
+static int
+l_headers(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    return get_u32(c, n, 1, FP_HTTP_MAX_HEADERS, &((struct fp_http_limits_conf *)obj)->headers);
+}
+
+static int
+l_body_size(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    return get_size(c, n, 0, UINT64_MAX, &((struct fp_http_limits_conf *)obj)->body_size);
+}
+
+static const struct cfg_key limits_keys[] = {
+    {"request_line", l_request_line, 0},
+    {"header_size", l_header_size, 0},
+    {"headers", l_headers, 0},
+    {"body_size", l_body_size, 0},
+    {NULL, NULL, 0},
+};
+
+static int
+f_limits(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    return parse_map(c, n, limits_keys, &((struct fp_frontend_conf *)obj)->limits, "limits");
+}
+
+static int
+r_host(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    return get_text(c, n, "host", &((struct fp_route_conf *)obj)->host);
+}
+
+static int
+r_path_prefix(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    struct fp_route_conf *r = obj;
+
+    if (get_text(c, n, "path_prefix", &r->path_prefix) != 0) {
+        return -1;
+    }
+    if (r->path_prefix[0] != '/') {
+        return cfg_error(c, n, "path_prefix must start with '/'");
+    }
+    return 0;
+}
+
+static int
+r_backend(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    struct fp_route_conf *r = obj;
+
+    r->backend_loc = node_loc(n);
+    return get_name(c, n, &r->backend_name);
+}
+
+static const struct cfg_key route_keys[] = {
+    {"host", r_host, 0},
+    {"path_prefix", r_path_prefix, 0},
+    {"backend", r_backend, 1},
+    {NULL, NULL, 0},
+};
+
+static int
+f_routes(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    struct fp_frontend_conf *f = obj;
+    size_t                   i;
+
+    if (need_seq(c, n, "routes", 0) != 0) {
+        return -1;
+    }
+    f->routes = calloc(seq_len(n) + 1, sizeof(*f->routes));
+    if (f->routes == NULL) {
+        return cfg_error(c, n, "out of memory");
+    }
+    for (i = 0; i < seq_len(n); i++) {
+        f->nb_routes++;
+        if (parse_map(c, seq_item(c, n, i), route_keys, &f->routes[i], "a route") != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static const struct cfg_key frontend_keys[] = {
     {"name", f_name, 1},
     {"bind", f_bind, 1},
     {"mode", f_mode, 0},
     {"default_backend", f_default_backend, 1},
+    {"forwarded_for", f_forwarded_for, 0},
+    {"access_log", f_access_log, 0},
+    {"routes", f_routes, 0},
+    {"limits", f_limits, 0},
     {NULL, NULL, 0},
 };
 
@@ -738,6 +922,22 @@ addr_equal(const struct fp_addr *a, const struct fp_addr *b)
     return a->len == b->len && memcmp(&a->u, &b->u, a->len) == 0;
 }
 
+/* Returns the index of the backend called name, or -1 after reporting it at loc. */
+static int
+find_backend(struct cfg *c, const char *fe, const char *name, const struct fp_conf_loc *loc)
+{
+    char     msg[256];
+    uint32_t i;
+
+    for (i = 0; i < c->conf->nb_backends; i++) {
+        if (strcmp(name, c->conf->backends[i].name) == 0) {
+            return (int)i;
+        }
+    }
+    snprintf(msg, sizeof(msg), "frontend '%s' names a missing backend '%s'", fe, name);
+    return cfg_error_at(c, loc, msg);
+}
+
 /* Checks what only the whole file can tell: unique names, known backends, unique binds. */
 static int
 conf_check(struct cfg *c)
@@ -749,6 +949,7 @@ conf_check(struct cfg *c)
     uint32_t                 j;
     uint32_t                 k;
     uint32_t                 l;
+    int                      rc;
 
     for (i = 0; i < conf->nb_backends; i++) {
         for (j = 0; j < i; j++) {
@@ -777,17 +978,18 @@ conf_check(struct cfg *c)
                 }
             }
         }
-        for (j = 0; j < conf->nb_backends; j++) {
-            if (strcmp(f->default_backend_name, conf->backends[j].name) == 0) {
-                break;
+        rc = find_backend(c, f->name, f->default_backend_name, &f->default_backend_loc);
+        if (rc < 0) {
+            return -1;
+        }
+        f->default_backend = (uint32_t)rc;
+        for (j = 0; j < f->nb_routes; j++) {
+            rc = find_backend(c, f->name, f->routes[j].backend_name, &f->routes[j].backend_loc);
+            if (rc < 0) {
+                return -1;
             }
+            f->routes[j].backend = (uint32_t)rc;
         }
-        if (j == conf->nb_backends) {
-            snprintf(msg, sizeof(msg), "frontend '%s' names a missing backend '%s'", f->name,
-                     f->default_backend_name);
-            return cfg_error_at(c, &f->default_backend_loc, msg);
-        }
-        f->default_backend = j;
     }
     return 0;
 }
@@ -882,6 +1084,12 @@ fp_conf_free(struct fp_conf *conf)
     uint32_t j;
 
     for (i = 0; i < conf->nb_frontends; i++) {
+        for (j = 0; j < conf->frontends[i].nb_routes; j++) {
+            free(conf->frontends[i].routes[j].host);
+            free(conf->frontends[i].routes[j].path_prefix);
+            free(conf->frontends[i].routes[j].backend_name);
+        }
+        free(conf->frontends[i].routes);
         free(conf->frontends[i].name);
         free(conf->frontends[i].binds);
         free(conf->frontends[i].default_backend_name);

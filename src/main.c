@@ -187,19 +187,6 @@ main_print_check(const struct fp_conf *conf)
            conf->file, conf->nb_frontends, conf->nb_backends, n);
 }
 
-static void
-main_warn_modes(const struct fp_conf *conf)
-{
-    uint32_t i;
-
-    for (i = 0; i < conf->nb_frontends; i++) {
-        if (conf->frontends[i].mode == FP_MODE_HTTP) {
-            fp_log(FP_LOG_WARNING, "frontend '%s': mode http is not implemented yet in this "
-                   "build; forwarding it as mode tcp", conf->frontends[i].name);
-        }
-    }
-}
-
 static int
 main_run(struct fp_main *m)
 {
@@ -212,7 +199,6 @@ main_run(struct fp_main *m)
         fp_log(FP_LOG_ERR, "cannot create the main event loop");
         return EXIT_RUNTIME;
     }
-    main_warn_modes(&m->conf);
     if (fp_workers_create(&m->ws, &m->conf, err, sizeof(err)) != 0) {
         fp_log(FP_LOG_ERR, "%s", err);
         goto out;

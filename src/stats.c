@@ -19,6 +19,12 @@ static const struct stat_field fields[] = {
     STAT_FIELD(connect_errors),  STAT_FIELD(connect_timeouts), STAT_FIELD(retries),
     STAT_FIELD(no_server),       STAT_FIELD(idle_timeouts),    STAT_FIELD(client_aborts),
     STAT_FIELD(server_aborts),   STAT_FIELD(bytes_in),         STAT_FIELD(bytes_out),
+    STAT_FIELD(http_requests),   STAT_FIELD(http_responses),   STAT_FIELD(srv_conn_new),
+    STAT_FIELD(srv_conn_reused), STAT_FIELD(srv_idle_closed),  STAT_FIELD(http_400),
+    STAT_FIELD(http_408),        STAT_FIELD(http_413),         STAT_FIELD(http_414),
+    STAT_FIELD(http_417),        STAT_FIELD(http_431),         STAT_FIELD(http_501),
+    STAT_FIELD(http_505),        STAT_FIELD(http_502),         STAT_FIELD(http_503),
+    STAT_FIELD(http_504),        STAT_FIELD(http_truncated),
 };
 
 #define NB_FIELDS (sizeof(fields) / sizeof(fields[0]))

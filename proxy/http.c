@@ -1,0 +1,1127 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * mode: http. One session per client connection, serving its requests one at a time: the
+ * request head is parsed in the client buffer (proxy/h1.c, zero copy), rewritten into a small
+ * head buffer (hop-by-hop fields dropped, X-Forwarded-* added), and sent to a server connection
+ * taken from this worker's idle pool or opened for it; the body is then streamed through the
+ * bounded client buffer, exactly as many bytes as the framing says. The response takes the
+ * same path back. Pipelined requests wait in the client buffer and are served in order once
+ * the current response has been sent, so responses can never be reordered.
+ *
+ * Every failure has one exit: an error response (if nothing of the response has been sent
+ * yet) followed by a lingering close, or a reset once the client already has part of a
+ * response. Each is counted by cause.
+ */
+#include "proxy/session.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "net/debug.h"
+#include "proxy/backend.h"
+#include "proxy/h1.h"
+
+/* After an error response, how long the client may go on sending before we close. */
+#define LINGER_MS 1000
+
+enum hstate {
+    H_WAIT_REQ = 0, /* waiting for (the rest of) a request head */
+    H_CONNECT,      /* request parsed, server connection being opened */
+    H_XFER,         /* request and response flowing */
+    H_ERROR_OUT,    /* sending an error response, then lingering */
+};
+
+struct hsess {
+    struct fp_task                 task; /* first: in w->active */
+    struct fp_worker              *w;
+    const struct fp_frontend_conf *fe;
+    struct fp_conn                *cli;
+    struct fp_conn                *srv;
+    struct fp_buf                  req;  /* client input: heads and request bodies */
+    struct fp_buf                  rsp;  /* server input */
+    struct fp_buf                  hreq; /* the rewritten request head */
+    struct fp_buf                  hrsp; /* rewritten response heads, or an error page */
+    struct fp_timer                timer;
+    uint64_t                       last_ms;
+    uint32_t                       timeout_ms;
+    enum hstate                    state;
+    uint32_t                       be_idx;
+    uint32_t                       srv_gi; /* server's index in w->idle_n */
+    uint32_t                       tries;
+    uint32_t                       hreq_sent; /* bytes of hreq already sent */
+    uint32_t                       req_fwd;   /* body bytes at req's head cleared to send */
+    uint32_t                       rsp_fwd;   /* body bytes at rsp's head cleared to send */
+    uint64_t                       req_body_sent;
+    uint64_t                       rsp_sent; /* response bytes sent to the client */
+    uint32_t                       nb_reqs;
+    enum fp_h1_method              method;
+    uint8_t                        req_done;
+    uint8_t                        rsp_head_done;
+    uint8_t                        rsp_got; /* any response byte received */
+    uint8_t                        rsp_done;
+    uint8_t                        cli_ka;
+    uint8_t                        cli_eof;
+    uint8_t                        srv_reused;
+    uint8_t                        srv_dirty; /* not reusable (bytes past the response...) */
+    uint8_t                        lingering;
+    struct fp_h1_limits            lim;
+    struct fp_h1_body              qb;
+    struct fp_h1_body              sb;
+    struct fp_h1_parser            qp;
+    struct fp_h1_parser            sp;
+    /* Large and not zeroed per session: the parser writes what it uses. */
+    struct fp_h1_header qh[FP_HTTP_MAX_HEADERS];
+    struct fp_h1_header sh[FP_HTTP_MAX_HEADERS];
+};
+
+static void hs_on_cli(struct fp_conn *c, unsigned events);
+static void hs_on_srv(struct fp_conn *c, unsigned events);
+static int  hs_process_req(struct hsess *s);
+static int  hs_acquire_server(struct hsess *s);
+
+size_t
+fp_session_size(void)
+{
+    return sizeof(struct hsess) > sizeof(struct fp_session) ? sizeof(struct hsess)
+                                                            : sizeof(struct fp_session);
+}
+
+/* ---- error pages ---- */
+
+#define ERROR_PAGE(code, text, extra)                                                       \
+    "HTTP/1.1 " #code " " text "\r\nContent-Type: text/plain\r\nContent-Length: "           \
+    "%zu\r\nConnection: close\r\n" extra "\r\n" text "\n"
+
+struct error_page {
+    int         status;
+    const char *text; /* the body is the text and a newline */
+    const char *fmt;
+};
+
+static const struct error_page error_pages[] = {
+    {400, "Bad Request", ERROR_PAGE(400, "Bad Request", "")},
+    {408, "Request Timeout", ERROR_PAGE(408, "Request Timeout", "")},
+    {413, "Content Too Large", ERROR_PAGE(413, "Content Too Large", "")},
+    {414, "URI Too Long", ERROR_PAGE(414, "URI Too Long", "")},
+    {417, "Expectation Failed", ERROR_PAGE(417, "Expectation Failed", "")},
+    {431, "Request Header Fields Too Large",
+     ERROR_PAGE(431, "Request Header Fields Too Large", "")},
+    {501, "Not Implemented", ERROR_PAGE(501, "Not Implemented", "")},
+    {502, "Bad Gateway", ERROR_PAGE(502, "Bad Gateway", "")},
+    {503, "Service Unavailable", ERROR_PAGE(503, "Service Unavailable", "Retry-After: 1\r\n")},
+    {504, "Gateway Timeout", ERROR_PAGE(504, "Gateway Timeout", "")},
+    {505, "HTTP Version Not Supported", ERROR_PAGE(505, "HTTP Version Not Supported", "")},
+};
+
+static void
+count_status(struct fp_worker *w, int status)
+{
+    switch (status) {
+    case 408:
+        FP_STAT_INC(w, http_408);
+        break;
+    case 413:
+        FP_STAT_INC(w, http_413);
+        break;
+    case 414:
+        FP_STAT_INC(w, http_414);
+        break;
+    case 417:
+        FP_STAT_INC(w, http_417);
+        break;
+    case 431:
+        FP_STAT_INC(w, http_431);
+        break;
+    case 501:
+        FP_STAT_INC(w, http_501);
+        break;
+    case 502:
+        FP_STAT_INC(w, http_502);
+        break;
+    case 503:
+        FP_STAT_INC(w, http_503);
+        break;
+    case 504:
+        FP_STAT_INC(w, http_504);
+        break;
+    case 505:
+        FP_STAT_INC(w, http_505);
+        break;
+    default:
+        FP_STAT_INC(w, http_400);
+        break;
+    }
+}
+
+/* ---- buffers and timers ---- */
+
+/* Appends len bytes to b. Returns 0 or -ENOSPC. */
+static int
+buf_put(struct fp_buf *b, const void *data, size_t len)
+{
+    if (len > fp_buf_room(b)) {
+        return -ENOSPC;
+    }
+    memcpy(b->data + b->tail, data, len);
+    b->tail += (uint32_t)len;
+    return 0;
+}
+
+static int
+buf_put_span(struct fp_buf *b, const uint8_t *msg, struct fp_h1_span sp)
+{
+    return buf_put(b, msg + sp.off, sp.len);
+}
+
+static int
+buf_put_str(struct fp_buf *b, const char *s)
+{
+    return buf_put(b, s, strlen(s));
+}
+
+/* Sends the first len stored bytes of b only; returns what send returned. */
+static ssize_t
+send_prefix(struct fp_io *io, struct fp_conn *c, struct fp_buf *b, uint32_t off, uint32_t len)
+{
+    struct fp_buf view = *b;
+    ssize_t       n;
+
+    view.head = b->head + off;
+    view.tail = view.head + len;
+    n = io->ops->send(c, &view);
+    return n;
+}
+
+static void
+hs_arm(struct hsess *s, uint32_t timeout_ms)
+{
+    struct fp_io *io = s->w->io;
+
+    s->timeout_ms = timeout_ms;
+    s->last_ms = io->ops->now_ms(io);
+    io->ops->timer_arm(io, &s->timer, timeout_ms);
+}
+
+static void
+hs_touch(struct hsess *s)
+{
+    s->last_ms = s->w->io->ops->now_ms(s->w->io);
+}
+
+/* ---- ending ---- */
+
+static void
+hs_close_srv(struct hsess *s, int abort_conn)
+{
+    if (s->srv != NULL) {
+        s->w->io->ops->close(s->srv, abort_conn);
+        s->srv = NULL;
+    }
+}
+
+static void
+hs_end(struct hsess *s, int abort_conn)
+{
+    struct fp_worker *w = s->w;
+    struct fp_io     *io = w->io;
+
+    io->ops->timer_stop(io, &s->timer);
+    hs_close_srv(s, abort_conn);
+    if (s->cli != NULL) {
+        io->ops->close(s->cli, abort_conn);
+        s->cli = NULL;
+    }
+    fp_worker_buf_release(w, &s->req);
+    fp_worker_buf_release(w, &s->rsp);
+    fp_worker_buf_release(w, &s->hreq);
+    fp_worker_buf_release(w, &s->hrsp);
+    fp_worker_task_del(w, &s->task);
+    fp_pool_put(&w->sessions, s);
+}
+
+static void
+hs_abort_task(struct fp_task *t)
+{
+    hs_end((struct hsess *)t, 1);
+}
+
+/*
+ * Answers status and closes. Once the client has part of a response, a status can no longer
+ * be sent: the connection is reset so that the client sees the failure. Returns -1 when the
+ * session ended, 0 when the error page is on its way.
+ */
+static int
+hs_error(struct hsess *s, int status)
+{
+    struct fp_worker *w = s->w;
+    char              page[512];
+    size_t            i;
+    int               n;
+
+    count_status(w, status);
+    hs_close_srv(s, 1);
+    if (s->rsp_sent > 0 || !fp_buf_empty(&s->hrsp) || s->cli_eof) {
+        hs_end(s, 1);
+        return -1;
+    }
+    for (i = 0; i < sizeof(error_pages) / sizeof(error_pages[0]); i++) {
+        if (error_pages[i].status == status) {
+            break;
+        }
+    }
+    if (i == sizeof(error_pages) / sizeof(error_pages[0])) {
+        i = 0;
+    }
+    n = snprintf(page, sizeof(page), error_pages[i].fmt, strlen(error_pages[i].text) + 1);
+    fp_worker_buf_release(w, &s->rsp);
+    fp_worker_buf_release(w, &s->hreq);
+    s->rsp_fwd = 0;
+    s->rsp_done = 0;
+    s->req_fwd = 0;
+    if (fp_worker_buf_attach(w, &s->hrsp) != 0 || buf_put(&s->hrsp, page, (size_t)n) != 0) {
+        hs_end(s, 1);
+        return -1;
+    }
+    s->state = H_ERROR_OUT;
+    hs_arm(s, LINGER_MS);
+    return 0;
+}
+
+/* ---- idle server connections ---- */
+
+static void
+idle_remove(struct fp_worker *w, uint32_t gi, struct fp_conn *c)
+{
+    struct fp_conn **stack = &w->idle[(size_t)gi * FP_IDLE_PER_SERVER];
+    uint32_t         i;
+
+    for (i = 0; i < w->idle_n[gi]; i++) {
+        if (stack[i] == c) {
+            stack[i] = stack[--w->idle_n[gi]];
+            return;
+        }
+    }
+}
+
+/* An idle connection that becomes readable was closed by the server (or sent garbage). */
+static void
+idle_on_event(struct fp_conn *c, unsigned events)
+{
+    struct fp_idle_owner *o = c->data;
+    struct fp_worker     *w = o->w;
+
+    FP_STAT_INC(w, srv_idle_closed);
+    idle_remove(w, o->gi, c);
+    w->io->ops->close(c, 0);
+}
+
+static void
+idle_park(struct hsess *s)
+{
+    struct fp_worker *w = s->w;
+    struct fp_conn   *c = s->srv;
+    uint32_t          gi = s->srv_gi;
+
+    s->srv = NULL;
+    if (w->draining || w->idle_n[gi] == FP_IDLE_PER_SERVER) {
+        w->io->ops->close(c, 0);
+        return;
+    }
+    w->idle[(size_t)gi * FP_IDLE_PER_SERVER + w->idle_n[gi]++] = c;
+    c->handler = idle_on_event;
+    c->data = &w->idle_owner[gi];
+    w->io->ops->want(c, FP_EV_READ);
+}
+
+/* Most recently parked first: the likeliest to be still open and cache-warm. */
+static struct fp_conn *
+idle_take(struct fp_worker *w, uint32_t gi)
+{
+    if (w->idle_n[gi] == 0) {
+        return NULL;
+    }
+    return w->idle[(size_t)gi * FP_IDLE_PER_SERVER + --w->idle_n[gi]];
+}
+
+/* ---- interest ---- */
+
+static void
+hs_update(struct hsess *s)
+{
+    struct fp_io *io = s->w->io;
+    unsigned      cw = 0;
+    unsigned      sw = 0;
+    int           rsp_pending = !fp_buf_empty(&s->hrsp) || s->rsp_fwd > 0;
+
+    switch (s->state) {
+    case H_WAIT_REQ:
+        if (!s->cli_eof) {
+            cw = FP_EV_READ;
+        }
+        break;
+    case H_CONNECT:
+    case H_XFER:
+        if (!s->req_done && !s->cli_eof &&
+            (s->req.data == NULL || fp_buf_len(&s->req) < s->req.size)) {
+            cw |= FP_EV_READ;
+        }
+        if (rsp_pending) {
+            cw |= FP_EV_WRITE;
+        }
+        if (s->state == H_XFER) {
+            if (s->hreq_sent < fp_buf_len(&s->hreq) || s->req_fwd > 0) {
+                sw |= FP_EV_WRITE;
+            }
+            if (!s->rsp_done && (s->rsp.data == NULL || fp_buf_len(&s->rsp) < s->rsp.size)) {
+                sw |= FP_EV_READ;
+            }
+            io->ops->want(s->srv, sw);
+        }
+        break;
+    case H_ERROR_OUT:
+        cw = fp_buf_empty(&s->hrsp) ? FP_EV_READ : FP_EV_WRITE;
+        break;
+    }
+    io->ops->want(s->cli, cw);
+}
+
+/* ---- request ---- */
+
+static uint32_t
+hs_route(const struct hsess *s, const uint8_t *msg)
+{
+    const struct fp_h1_msg *m = &s->qp.msg;
+    const char             *host = (const char *)msg + m->host.off;
+    const char             *path = (const char *)msg + m->path.off;
+    size_t                  hlen = m->host.len;
+    size_t                  plen = m->path.len;
+    const char             *colon;
+    uint32_t                i;
+
+    colon = hlen > 0 ? memchr(host, ':', hlen) : NULL;
+    if (colon != NULL && host[0] != '[') {
+        hlen = (size_t)(colon - host);
+    }
+    if (plen == 0) {
+        path = "/";
+        plen = 1;
+    }
+    for (i = 0; i < s->fe->nb_routes; i++) {
+        const struct fp_route_conf *r = &s->fe->routes[i];
+
+        if (r->host != NULL) {
+            size_t rl = strlen(r->host);
+
+            if (r->host[0] == '*' && r->host[1] == '.') {
+                /* "*.example.com" matches "a.example.com", not "example.com" (nginx). */
+                if (hlen < rl || !fp_h1_name_eq(host + hlen - (rl - 1), rl - 1, r->host + 1,
+                                                rl - 1)) {
+                    continue;
+                }
+            } else if (!fp_h1_name_eq(host, hlen, r->host, rl)) {
+                continue;
+            }
+        }
+        if (r->path_prefix != NULL) {
+            size_t pl = strlen(r->path_prefix);
+
+            if (plen < pl || memcmp(path, r->path_prefix, pl) != 0) {
+                continue;
+            }
+        }
+        return r->backend;
+    }
+    return s->fe->default_backend;
+}
+
+/* Writes the head sent to the server into hreq. Returns 0 or -ENOSPC / -ENOBUFS. */
+static int
+hs_build_req_head(struct hsess *s, const uint8_t *msg)
+{
+    const struct fp_h1_msg *m = &s->qp.msg;
+    struct fp_buf          *b = &s->hreq;
+    char                    ip[INET6_ADDRSTRLEN];
+    const struct fp_addr   *peer = &s->cli->peer;
+    uint32_t                i;
+    int                     rc = 0;
+
+    rc = fp_worker_buf_attach(s->w, b);
+    if (rc != 0) {
+        return rc;
+    }
+    rc |= buf_put_span(b, msg, m->method_span);
+    rc |= buf_put(b, " ", 1);
+    if (m->target_form == FP_H1_TARGET_ABSOLUTE) {
+        /* RFC 9112 §3.2.2: a server must accept absolute-form, but origin-form is what every
+         * origin expects from a gateway; the authority moves to Host. */
+        if (m->path.len == 0) {
+            rc |= buf_put(b, "/", 1);
+        } else {
+            rc |= buf_put_span(b, msg, m->path);
+        }
+    } else {
+        rc |= buf_put_span(b, msg, m->target);
+    }
+    rc |= buf_put_str(b, " HTTP/1.1\r\n");
+    for (i = 0; i < m->nb_headers; i++) {
+        if ((m->hdrs[i].flags & FP_H1_HDR_DROP) ||
+            (m->target_form == FP_H1_TARGET_ABSOLUTE && (int32_t)i == m->host_hdr)) {
+            continue;
+        }
+        rc |= buf_put_span(b, msg, m->hdrs[i].name);
+        rc |= buf_put(b, ": ", 2);
+        rc |= buf_put_span(b, msg, m->hdrs[i].value);
+        rc |= buf_put(b, "\r\n", 2);
+    }
+    if (m->target_form == FP_H1_TARGET_ABSOLUTE) {
+        rc |= buf_put_str(b, "Host: ");
+        rc |= buf_put_span(b, msg, m->authority);
+        rc |= buf_put(b, "\r\n", 2);
+    }
+    if (s->fe->forwarded_for) {
+        if (peer->u.sa.sa_family == AF_INET6) {
+            inet_ntop(AF_INET6, &peer->u.sin6.sin6_addr, ip, sizeof(ip));
+        } else {
+            inet_ntop(AF_INET, &peer->u.sin.sin_addr, ip, sizeof(ip));
+        }
+        rc |= buf_put_str(b, "X-Forwarded-For: ");
+        rc |= buf_put_str(b, ip);
+        rc |= buf_put_str(b, "\r\nX-Forwarded-Proto: http\r\n");
+    }
+    rc |= buf_put(b, "\r\n", 2);
+    return rc != 0 ? -ENOSPC : 0;
+}
+
+/* Feeds the body bytes not yet examined to the request framing tracker. */
+static int
+hs_feed_req_body(struct hsess *s)
+{
+    const char       *data;
+    size_t            len;
+    size_t            used = 0;
+    enum fp_h1_status st;
+
+    if (s->req_done) {
+        return 0;
+    }
+    data = (const char *)s->req.data + s->req.head + s->req_fwd;
+    len = fp_buf_len(&s->req) - s->req_fwd;
+    st = fp_h1_body_feed(&s->qb, data, len, &used);
+    s->req_fwd += (uint32_t)used;
+    if (st == FP_H1_DONE) {
+        s->req_done = 1;
+    } else if (st == FP_H1_ERROR) {
+        return hs_error(s, fp_h1_error_status(s->qb.err, FP_H1_REQUEST)) == 0 ? 1 : -1;
+    }
+    return 0;
+}
+
+static int
+hs_on_req_head(struct hsess *s)
+{
+    struct fp_worker *w = s->w;
+    const uint8_t    *msg = s->req.data + s->req.head;
+    int               rc;
+
+    FP_STAT_INC(w, http_requests);
+    s->nb_reqs++;
+    s->method = s->qp.msg.method;
+    s->cli_ka = (s->qp.msg.flags & FP_H1_F_KEEP_ALIVE) != 0;
+    s->be_idx = hs_route(s, msg);
+    if (hs_build_req_head(s, msg) != 0) {
+        return hs_error(s, 431);
+    }
+    fp_buf_consume(&s->req, s->qp.msg.head_len);
+    fp_h1_body_init(&s->qb, &s->qp.msg, &s->lim);
+    fp_h1_parser_init(&s->sp, FP_H1_RESPONSE, s->method, &s->lim, s->sh, FP_HTTP_MAX_HEADERS);
+    s->req_fwd = 0;
+    s->hreq_sent = 0;
+    s->req_body_sent = 0;
+    rc = hs_feed_req_body(s);
+    if (rc != 0) {
+        return rc;
+    }
+    s->tries = 0;
+    return hs_acquire_server(s);
+}
+
+/* Parses what the client buffer holds. Returns 0, or -1 if the session ended. */
+static int
+hs_process_req(struct hsess *s)
+{
+    enum fp_h1_status st;
+
+    if (s->state != H_WAIT_REQ) {
+        return hs_feed_req_body(s) < 0 ? -1 : 0;
+    }
+    if (s->req.data == NULL || fp_buf_empty(&s->req)) {
+        return 0;
+    }
+    if (s->qp.msg.head_len == 0 && s->timeout_ms != s->w->conf->timeouts.http_request_ms) {
+        /* The first byte of a request starts its head timer; activity does not extend it. */
+        hs_arm(s, s->w->conf->timeouts.http_request_ms);
+    }
+    st = fp_h1_parse(&s->qp, (const char *)s->req.data + s->req.head, fp_buf_len(&s->req));
+    if (st == FP_H1_NEED_MORE) {
+        if (fp_buf_len(&s->req) == s->req.size) {
+            return hs_error(s, 431) == 0 ? 0 : -1;
+        }
+        if (s->req.head > 0 && fp_buf_room(&s->req) == 0) {
+            fp_buf_compact(&s->req);
+        }
+        return 0;
+    }
+    if (st == FP_H1_ERROR) {
+        return hs_error(s, fp_h1_error_status(s->qp.err, FP_H1_REQUEST)) == 0 ? 0 : -1;
+    }
+    return hs_on_req_head(s) < 0 ? -1 : 0;
+}
+
+/* ---- server connection ---- */
+
+static int
+hs_acquire_server(struct hsess *s)
+{
+    struct fp_worker             *w = s->w;
+    struct fp_io                 *io = w->io;
+    const struct fp_backend_conf *be = &w->conf->backends[s->be_idx];
+    uint32_t                      idx;
+    int                           rc;
+    int                           refused = 0;
+
+    while (s->tries < be->nb_servers) {
+        idx = fp_backend_pick_server(w, s->be_idx);
+        if (idx == UINT32_MAX) {
+            break;
+        }
+        if (s->tries++ > 0) {
+            FP_STAT_INC(w, retries);
+        }
+        s->srv_gi = w->srv_base[s->be_idx] + idx;
+        s->srv = idle_take(w, s->srv_gi);
+        if (s->srv != NULL) {
+            FP_STAT_INC(w, srv_conn_reused);
+            s->srv_reused = 1;
+            s->srv->handler = hs_on_srv;
+            s->srv->data = s;
+            s->state = H_XFER;
+            hs_arm(s, w->conf->timeouts.server_ms);
+            return 0;
+        }
+        rc = io->ops->connect(io, &be->servers[idx].addr, &s->srv);
+        if (rc == 0) {
+            FP_STAT_INC(w, srv_conn_new);
+            s->srv_reused = 0;
+            s->srv->handler = hs_on_srv;
+            s->srv->data = s;
+            s->state = H_CONNECT;
+            hs_arm(s, w->conf->timeouts.connect_ms);
+            return 0;
+        }
+        s->srv = NULL;
+        if (rc == -ENOBUFS) {
+            FP_STAT_INC(w, conn_pool_empty);
+            break;
+        }
+        FP_STAT_INC(w, connect_errors);
+        refused = 1;
+    }
+    FP_STAT_INC(w, no_server);
+    return hs_error(s, refused ? 502 : 503) == 0 ? 0 : -1;
+}
+
+/*
+ * The server connection failed. A connect that failed never carried the request, so the next
+ * server is tried. A reused idle connection that fails before any response byte, with none of
+ * the body sent, was most likely closed by the server while it sat idle (the race every
+ * keep-alive client must handle, RFC 9112 §9.3.1): the request goes to a new connection.
+ * Anything else may have reached the server, and is not replayed: 502.
+ */
+static int
+hs_server_failed(struct hsess *s, int connect_failed)
+{
+    int retry = connect_failed || (s->srv_reused && !s->rsp_got && s->req_body_sent == 0);
+
+    hs_close_srv(s, 1);
+    if (retry) {
+        if (s->srv_reused) {
+            s->tries = 0; /* a dead idle connection is not the server's refusal */
+        }
+        s->hreq_sent = 0;
+        s->srv_reused = 0;
+        if (s->tries < s->w->conf->backends[s->be_idx].nb_servers) {
+            return hs_acquire_server(s);
+        }
+    }
+    return hs_error(s, 502) == 0 ? 0 : -1;
+}
+
+static int
+hs_srv_write(struct hsess *s)
+{
+    struct fp_io *io = s->w->io;
+    ssize_t       n;
+
+    if (s->hreq_sent < fp_buf_len(&s->hreq)) {
+        n = send_prefix(io, s->srv, &s->hreq, s->hreq_sent,
+                        fp_buf_len(&s->hreq) - s->hreq_sent);
+        if (n == -EAGAIN) {
+            return 0;
+        }
+        if (n < 0) {
+            FP_STAT_INC(s->w, server_aborts);
+            return hs_server_failed(s, 0);
+        }
+        s->hreq_sent += (uint32_t)n;
+        hs_touch(s);
+        if (s->hreq_sent < fp_buf_len(&s->hreq)) {
+            return 0;
+        }
+    }
+    if (s->req_fwd == 0) {
+        return 0;
+    }
+    n = send_prefix(io, s->srv, &s->req, 0, s->req_fwd);
+    if (n == -EAGAIN) {
+        return 0;
+    }
+    if (n < 0) {
+        FP_STAT_INC(s->w, server_aborts);
+        return hs_server_failed(s, 0);
+    }
+    fp_buf_consume(&s->req, (uint32_t)n);
+    s->req_fwd -= (uint32_t)n;
+    s->req_body_sent += (uint64_t)n;
+    FP_STAT_ADD(s->w, bytes_in, (uint64_t)n);
+    hs_touch(s);
+    return 0;
+}
+
+/* ---- response ---- */
+
+static int
+hs_build_rsp_head(struct hsess *s, const uint8_t *msg, int final)
+{
+    const struct fp_h1_msg *m = &s->sp.msg;
+    struct fp_buf          *b = &s->hrsp;
+    char                    line[32];
+    uint32_t                i;
+    int                     rc = 0;
+
+    rc = fp_worker_buf_attach(s->w, b);
+    if (rc != 0) {
+        return rc;
+    }
+    snprintf(line, sizeof(line), "HTTP/1.1 %03u ", m->status);
+    rc |= buf_put_str(b, line);
+    rc |= buf_put_span(b, msg, m->reason);
+    rc |= buf_put(b, "\r\n", 2);
+    for (i = 0; i < m->nb_headers; i++) {
+        if (m->hdrs[i].flags & FP_H1_HDR_DROP) {
+            continue;
+        }
+        rc |= buf_put_span(b, msg, m->hdrs[i].name);
+        rc |= buf_put(b, ": ", 2);
+        rc |= buf_put_span(b, msg, m->hdrs[i].value);
+        rc |= buf_put(b, "\r\n", 2);
+    }
+    if (final && !s->cli_ka) {
+        rc |= buf_put_str(b, "Connection: close\r\n");
+    } else if (final && s->qp.msg.version_minor == 0) {
+        rc |= buf_put_str(b, "Connection: keep-alive\r\n");
+    }
+    rc |= buf_put(b, "\r\n", 2);
+    return rc != 0 ? -ENOSPC : 0;
+}
+
+static int
+hs_feed_rsp_body(struct hsess *s)
+{
+    const char       *data = (const char *)s->rsp.data + s->rsp.head + s->rsp_fwd;
+    size_t            len = fp_buf_len(&s->rsp) - s->rsp_fwd;
+    size_t            used = 0;
+    enum fp_h1_status st;
+
+    if (s->rsp_done) {
+        if (len > 0) {
+            s->srv_dirty = 1; /* bytes past the response: never reuse this connection */
+        }
+        return 0;
+    }
+    st = fp_h1_body_feed(&s->sb, data, len, &used);
+    s->rsp_fwd += (uint32_t)used;
+    if (st == FP_H1_DONE) {
+        s->rsp_done = 1;
+        if (used < len) {
+            s->srv_dirty = 1;
+        }
+    } else if (st == FP_H1_ERROR) {
+        FP_STAT_INC(s->w, http_truncated);
+        return hs_error(s, 502) == 0 ? 1 : -1;
+    }
+    return 0;
+}
+
+static int
+hs_process_rsp(struct hsess *s)
+{
+    const uint8_t    *msg;
+    enum fp_h1_status st;
+    int               final;
+
+    while (!s->rsp_head_done) {
+        msg = s->rsp.data + s->rsp.head;
+        st = fp_h1_parse(&s->sp, (const char *)msg, fp_buf_len(&s->rsp));
+        if (st == FP_H1_NEED_MORE) {
+            if (fp_buf_len(&s->rsp) == s->rsp.size) {
+                return hs_error(s, 502) == 0 ? 1 : -1;
+            }
+            if (fp_buf_room(&s->rsp) == 0) {
+                fp_buf_compact(&s->rsp);
+            }
+            return 0;
+        }
+        if (st == FP_H1_ERROR || s->sp.msg.body == FP_H1_BODY_TUNNEL) {
+            return hs_error(s, 502) == 0 ? 1 : -1;
+        }
+        /* RFC 9110 §15.2: interim responses are forwarded; the final one follows. */
+        final = s->sp.msg.status >= 200;
+        if (final) {
+            s->cli_ka = s->cli_ka && (s->sp.msg.flags & FP_H1_F_KEEP_ALIVE) && s->req_done &&
+                        !s->cli_eof && !s->w->draining;
+        }
+        if (hs_build_rsp_head(s, msg, final) != 0) {
+            return hs_error(s, 502) == 0 ? 1 : -1;
+        }
+        fp_buf_consume(&s->rsp, s->sp.msg.head_len);
+        if (!final) {
+            fp_h1_parser_init(&s->sp, FP_H1_RESPONSE, s->method, &s->lim, s->sh,
+                              FP_HTTP_MAX_HEADERS);
+            continue;
+        }
+        s->rsp_head_done = 1;
+        fp_h1_body_init(&s->sb, &s->sp.msg, &s->lim);
+        s->rsp_fwd = 0;
+    }
+    return hs_feed_rsp_body(s);
+}
+
+static int
+hs_srv_read(struct hsess *s)
+{
+    struct fp_worker *w = s->w;
+    ssize_t           n;
+
+    if (fp_worker_buf_attach(w, &s->rsp) != 0) {
+        return hs_error(s, 503) == 0 ? 0 : -1;
+    }
+    if (fp_buf_room(&s->rsp) == 0) {
+        fp_buf_compact(&s->rsp);
+    }
+    n = w->io->ops->recv(s->srv, &s->rsp);
+    if (n == -EAGAIN || n == -ENOBUFS) {
+        return 0;
+    }
+    if (n <= 0) {
+        if (n < 0) {
+            FP_STAT_INC(w, server_aborts);
+        }
+        if (!s->rsp_head_done) {
+            return hs_server_failed(s, 0) < 0 ? -1 : 1;
+        }
+        s->srv_dirty = 1;
+        if (!s->rsp_done && fp_h1_body_eof(&s->sb) == FP_H1_DONE && n == 0) {
+            s->rsp_done = 1; /* close-delimited body: the close is its end */
+            hs_close_srv(s, 0);
+            return 0;
+        }
+        if (!s->rsp_done) {
+            FP_STAT_INC(w, http_truncated);
+            return hs_error(s, 502) == 0 ? 1 : -1;
+        }
+        hs_close_srv(s, 0);
+        return 0;
+    }
+    s->rsp_got = 1;
+    hs_touch(s);
+    return hs_process_rsp(s);
+}
+
+/* ---- transaction end ---- */
+
+static int
+hs_txn_done(struct hsess *s)
+{
+    struct fp_worker *w = s->w;
+    struct fp_io     *io = w->io;
+
+    FP_STAT_INC(w, http_responses);
+    if (s->srv != NULL) {
+        if (!s->srv_dirty && s->req_done && (s->sp.msg.flags & FP_H1_F_KEEP_ALIVE)) {
+            idle_park(s);
+        } else {
+            hs_close_srv(s, 0);
+        }
+    }
+    fp_worker_buf_release(w, &s->rsp);
+    fp_worker_buf_release(w, &s->hreq);
+    fp_worker_buf_trim(w, &s->hrsp);
+    if (!s->cli_ka) {
+        io->ops->shutdown_write(s->cli);
+        hs_end(s, 0);
+        return -1;
+    }
+    s->state = H_WAIT_REQ;
+    s->req_done = 0;
+    s->rsp_head_done = 0;
+    s->rsp_done = 0;
+    s->rsp_got = 0;
+    s->rsp_sent = 0;
+    s->srv_dirty = 0;
+    s->req_fwd = 0;
+    s->rsp_fwd = 0;
+    fp_h1_parser_init(&s->qp, FP_H1_REQUEST, FP_H1_METH_OTHER, &s->lim, s->qh,
+                      FP_HTTP_MAX_HEADERS);
+    hs_arm(s, w->conf->timeouts.keep_alive_ms);
+    fp_worker_buf_trim(w, &s->req);
+    /* A pipelined request may already be here. */
+    return hs_process_req(s);
+}
+
+static int
+hs_cli_write(struct hsess *s)
+{
+    struct fp_worker *w = s->w;
+    struct fp_io     *io = w->io;
+    ssize_t           n;
+
+    if (!fp_buf_empty(&s->hrsp)) {
+        n = io->ops->send(s->cli, &s->hrsp);
+        if (n == -EAGAIN) {
+            return 0;
+        }
+        if (n < 0) {
+            FP_STAT_INC(w, client_aborts);
+            hs_end(s, 1);
+            return -1;
+        }
+        s->rsp_sent += (uint64_t)n;
+        hs_touch(s);
+        if (!fp_buf_empty(&s->hrsp)) {
+            return 0;
+        }
+        if (s->state == H_ERROR_OUT) {
+            /* Lingering close: stop sending, keep reading (and dropping) what the client
+             * still sends, so that our error page is not destroyed by a reset. */
+            io->ops->shutdown_write(s->cli);
+            return 0;
+        }
+    }
+    if (s->rsp_fwd > 0) {
+        n = send_prefix(io, s->cli, &s->rsp, 0, s->rsp_fwd);
+        if (n == -EAGAIN) {
+            return 0;
+        }
+        if (n < 0) {
+            FP_STAT_INC(w, client_aborts);
+            hs_end(s, 1);
+            return -1;
+        }
+        fp_buf_consume(&s->rsp, (uint32_t)n);
+        s->rsp_fwd -= (uint32_t)n;
+        s->rsp_sent += (uint64_t)n;
+        FP_STAT_ADD(w, bytes_out, (uint64_t)n);
+        hs_touch(s);
+    }
+    if (s->rsp_done && s->rsp_fwd == 0 && fp_buf_empty(&s->hrsp)) {
+        return hs_txn_done(s);
+    }
+    return 0;
+}
+
+/* ---- client input ---- */
+
+static int
+hs_cli_read(struct hsess *s)
+{
+    struct fp_worker *w = s->w;
+    ssize_t           n;
+
+    if (fp_worker_buf_attach(w, &s->req) != 0) {
+        hs_end(s, 1);
+        return -1;
+    }
+    if (s->state == H_ERROR_OUT) {
+        s->req.head = 0;
+        s->req.tail = 0;
+    }
+    if (fp_buf_room(&s->req) == 0) {
+        fp_buf_compact(&s->req);
+    }
+    n = w->io->ops->recv(s->cli, &s->req);
+    if (n == -EAGAIN || n == -ENOBUFS) {
+        return 0;
+    }
+    if (n <= 0) {
+        if (n < 0) {
+            FP_STAT_INC(w, client_aborts);
+        }
+        s->cli_eof = 1;
+        if (s->state == H_WAIT_REQ || s->state == H_ERROR_OUT || n < 0 || !s->req_done) {
+            /* Nothing to answer: an idle keep-alive close, the end of a linger, or a client
+             * that gave up during its request (nothing more may reach the server). */
+            hs_end(s, n < 0 || (s->state != H_WAIT_REQ && s->state != H_ERROR_OUT));
+            return -1;
+        }
+        s->cli_ka = 0;
+        return 0;
+    }
+    if (s->state == H_ERROR_OUT) {
+        return 0;
+    }
+    if (s->state != H_WAIT_REQ) {
+        hs_touch(s);
+    }
+    return hs_process_req(s);
+}
+
+/* ---- events ---- */
+
+static void
+hs_on_cli(struct fp_conn *c, unsigned events)
+{
+    struct hsess *s = c->data;
+
+    if ((events & FP_EV_READ) && hs_cli_read(s) < 0) {
+        return;
+    }
+    if ((events & FP_EV_WRITE) && hs_cli_write(s) < 0) {
+        return;
+    }
+    if (s->state == H_XFER && s->req_fwd > 0 && hs_srv_write(s) < 0) {
+        return;
+    }
+    hs_update(s);
+}
+
+static void
+hs_on_srv(struct fp_conn *c, unsigned events)
+{
+    struct hsess *s = c->data;
+    int           rc;
+
+    if (events & FP_EV_ERROR) {
+        FP_STAT_INC(s->w, connect_errors);
+        if (hs_server_failed(s, 1) == 0) {
+            hs_update(s);
+        }
+        return;
+    }
+    if (s->state == H_CONNECT) {
+        s->state = H_XFER;
+        hs_arm(s, s->w->conf->timeouts.server_ms);
+    }
+    if (events & FP_EV_WRITE) {
+        if (hs_srv_write(s) < 0) {
+            return;
+        }
+    }
+    if ((events & FP_EV_READ) && s->srv != NULL) {
+        rc = hs_srv_read(s);
+        if (rc < 0) {
+            return;
+        }
+    }
+    if (s->state == H_XFER && (s->rsp_fwd > 0 || !fp_buf_empty(&s->hrsp) || s->rsp_done) &&
+        hs_cli_write(s) < 0) {
+        return;
+    }
+    hs_update(s);
+}
+
+static void
+hs_on_timer(struct fp_timer *t)
+{
+    struct hsess *s = t->data;
+    struct fp_io *io = s->w->io;
+    uint64_t      idle = io->ops->now_ms(io) - s->last_ms;
+
+    if (idle < s->timeout_ms && s->state != H_CONNECT) {
+        io->ops->timer_arm(io, &s->timer, (uint32_t)(s->timeout_ms - idle));
+        return;
+    }
+    switch (s->state) {
+    case H_WAIT_REQ:
+        if (s->req.data != NULL && !fp_buf_empty(&s->req)) {
+            if (hs_error(s, 408) < 0) {
+                return;
+            }
+            break;
+        }
+        FP_STAT_INC(s->w, idle_timeouts);
+        hs_end(s, 0);
+        return;
+    case H_CONNECT:
+        FP_STAT_INC(s->w, connect_timeouts);
+        hs_close_srv(s, 1);
+        if (hs_acquire_server(s) < 0) {
+            return;
+        }
+        break;
+    case H_XFER:
+        if (!s->rsp_got) {
+            if (hs_error(s, 504) < 0) {
+                return;
+            }
+            break;
+        }
+        FP_STAT_INC(s->w, idle_timeouts);
+        hs_end(s, 1);
+        return;
+    case H_ERROR_OUT:
+        hs_end(s, 0);
+        return;
+    }
+    hs_update(s);
+}
+
+void
+fp_http_session_start(struct fp_worker *w, const struct fp_frontend_conf *fe, struct fp_conn *c)
+{
+    struct fp_io *io = w->io;
+    struct hsess *s;
+
+    s = fp_pool_get(&w->sessions);
+    if (s == NULL) {
+        FP_STAT_INC(w, sess_pool_empty);
+        io->ops->close(c, 1);
+        return;
+    }
+    memset(s, 0, offsetof(struct hsess, qh));
+    s->w = w;
+    s->fe = fe;
+    s->cli = c;
+    c->handler = hs_on_cli;
+    c->data = s;
+    s->task.abort = hs_abort_task;
+    fp_worker_task_add(w, &s->task);
+    fp_h1_limits_default(&s->lim);
+    if (fe->limits.request_line != 0) {
+        s->lim.max_line_len = fe->limits.request_line;
+    }
+    if (fe->limits.header_size != 0) {
+        s->lim.max_head_bytes = fe->limits.header_size;
+    }
+    if (fe->limits.headers != 0) {
+        s->lim.max_headers = fe->limits.headers;
+    }
+    s->lim.max_body_bytes = fe->limits.body_size;
+    fp_h1_parser_init(&s->qp, FP_H1_REQUEST, FP_H1_METH_OTHER, &s->lim, s->qh,
+                      FP_HTTP_MAX_HEADERS);
+    io->ops->timer_init(io, &s->timer, hs_on_timer, s);
+    s->state = H_WAIT_REQ;
+    hs_arm(s, w->conf->timeouts.http_request_ms);
+    io->ops->want(c, FP_EV_READ);
+}
