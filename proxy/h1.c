@@ -77,6 +77,8 @@ enum {
 #define MAX_HEAD_BYTES_CAP (1u << 30)
 /* Body sizes stay below INT64_MAX so that callers may store them in off_t. */
 #define MAX_BODY_SIZE ((uint64_t)INT64_MAX)
+/* Options accepted over all Connection fields of a message. */
+#define MAX_CONN_OPTIONS 32u
 
 static const struct {
     uint16_t    status;
@@ -570,19 +572,22 @@ on_transfer_encoding(struct fp_h1_parser *p, const char *v, size_t vlen)
     return any ? FP_H1_E_NONE : FP_H1_E_TE_INVALID;
 }
 
-/* RFC 9110 §7.6.1: Connection = #connection-option, each a token. */
+/* RFC 9110 §7.6.1: Connection = #connection-option, each a token; at most MAX_CONN_OPTIONS. */
 static enum fp_h1_error
-on_connection(struct fp_h1_msg *msg, const char *v, size_t vlen)
+on_connection(struct fp_h1_parser *p, const char *v, size_t vlen)
 {
-    const char *cur = v;
-    const char *elt;
-    size_t      elen;
+    struct fp_h1_msg *msg = &p->msg;
+    const char       *cur = v;
+    const char       *elt;
+    size_t            elen;
 
     while (list_next(&cur, v + vlen, &elt, &elen)) {
         if (elen == 0) {
             continue;
         }
-        if (!all_tchar(elt, elen)) {
+        /* Tightened: real clients send one to three options; a cap keeps mark_dropped()
+         * linear in the head size. */
+        if (!all_tchar(elt, elen) || ++p->p_conn_opts > MAX_CONN_OPTIONS) {
             return FP_H1_E_CONNECTION;
         }
         if (name_is(elt, elen, "close")) {
@@ -651,7 +656,7 @@ on_field(struct fp_h1_parser *p, const char *buf, uint32_t idx)
         return on_transfer_encoding(p, v, vlen);
     }
     if (name_is(name, nlen, "connection")) {
-        return on_connection(&p->msg, v, vlen);
+        return on_connection(p, v, vlen);
     }
     if (req && name_is(name, nlen, "host")) {
         return on_host(&p->msg, idx, v, vlen);
@@ -675,33 +680,62 @@ wants_persistence(const struct fp_h1_msg *msg)
     return msg->version_minor == 1 || (msg->flags & FP_H1_F_CONN_KEEPALIVE) != 0;
 }
 
+/* Drops every field named name, except the framing fields (see mark_dropped()). */
+static void
+drop_named(struct fp_h1_msg *msg, const char *buf, const char *name, size_t len)
+{
+    struct fp_h1_header *h;
+    uint32_t             i;
+
+    if (name_is(name, len, "content-length") || name_is(name, len, "transfer-encoding") ||
+        name_is(name, len, "host")) {
+        return;
+    }
+    for (i = 0; i < msg->nb_headers; i++) {
+        h = &msg->hdrs[i];
+        if (fp_h1_name_eq(buf + h->name.off, h->name.len, name, len)) {
+            h->flags |= FP_H1_HDR_DROP;
+        }
+    }
+}
+
 /*
  * Marks the fields the proxy must not forward: hop-by-hop ones, and those the Connection field
  * names (RFC 9110 §7.6.1). Framing fields (Content-Length, Transfer-Encoding, Host) are never
  * dropped because Connection names them: "Connection: content-length" would otherwise let a
- * client make us forward a body the server cannot delimit.
+ * client make us forward a body the server cannot delimit. The Connection values are walked
+ * once, and on_connection() caps their options, so this costs O(options x fields) at most.
  */
 static void
 mark_dropped(struct fp_h1_msg *msg, const char *buf)
 {
     struct fp_h1_header *h;
-    const char          *name;
+    const char          *cur;
+    const char          *elt;
+    size_t               elen;
     uint32_t             i;
 
     for (i = 0; i < msg->nb_headers; i++) {
         h = &msg->hdrs[i];
-        name = buf + h->name.off;
-        if (fp_h1_is_hop_by_hop(name, h->name.len)) {
+        if (fp_h1_is_hop_by_hop(buf + h->name.off, h->name.len) ||
+            ((msg->flags & FP_H1_F_CL_IGNORED) != 0 &&
+             name_is(buf + h->name.off, h->name.len, "content-length"))) {
             h->flags |= FP_H1_HDR_DROP;
-        } else if ((msg->flags & FP_H1_F_CL_IGNORED) != 0 &&
-                   name_is(name, h->name.len, "content-length")) {
-            h->flags |= FP_H1_HDR_DROP;
-        } else if ((msg->flags & FP_H1_F_CONN_OTHER) != 0 &&
-                   !name_is(name, h->name.len, "content-length") &&
-                   !name_is(name, h->name.len, "transfer-encoding") &&
-                   !name_is(name, h->name.len, "host") &&
-                   fp_h1_connection_lists(msg, buf, name, h->name.len)) {
-            h->flags |= FP_H1_HDR_DROP;
+        }
+    }
+    if ((msg->flags & FP_H1_F_CONN_OTHER) == 0) {
+        return;
+    }
+    for (i = 0; i < msg->nb_headers; i++) {
+        h = &msg->hdrs[i];
+        if (!name_is(buf + h->name.off, h->name.len, "connection")) {
+            continue;
+        }
+        cur = buf + h->value.off;
+        while (list_next(&cur, buf + h->value.off + h->value.len, &elt, &elen)) {
+            if (elen != 0) {
+                drop_named(msg, buf, elt, elen);
+            }
         }
     }
 }

@@ -75,7 +75,7 @@ enum fp_h1_error {
     FP_H1_E_TE_UNKNOWN,          /* request transfer coding we do not know (501) */
     FP_H1_E_TE_HTTP10,           /* Transfer-Encoding in an HTTP/1.0 message (400) */
     FP_H1_E_CL_TE,               /* request with both Content-Length and Transfer-Encoding */
-    FP_H1_E_CONNECTION,          /* Connection element that is not a token (400) */
+    FP_H1_E_CONNECTION,          /* Connection element not a token, or > 32 (400) */
     FP_H1_E_EXPECT,              /* expectation other than 100-continue (417) */
     FP_H1_E_CONNECT,             /* CONNECT method: no tunnelling in a reverse proxy (501) */
     FP_H1_E_BODY_TOO_LARGE,      /* request payload over limits.max_body_bytes (413) */
@@ -214,6 +214,7 @@ struct fp_h1_parser {
     uint32_t            p_val_end;    /* end of the value without trailing OWS */
     uint8_t             p_te_chunked; /* number of "chunked" codings seen */
     bool                p_te_last;    /* the last coding seen so far is chunked */
+    uint32_t            p_conn_opts;  /* Connection options seen */
 };
 
 /* Chunked body tracker and close/length countdown. Opaque except the counters and err. */

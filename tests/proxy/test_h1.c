@@ -80,7 +80,9 @@ parse_head(const struct msg_opts *o, const char *in, size_t len, int mode, uint6
         /* A new buffer each time: the parser may keep offsets only. */
         free(copy);
         copy = malloc(have);
-        CU_ASSERT_PTR_NOT_NULL_FATAL(copy);
+        if (copy == NULL) {
+            abort();
+        }
         memcpy(copy, in, have);
         r->head_st = fp_h1_parse(p, copy, have);
     }
@@ -105,7 +107,9 @@ track_body(const struct msg_opts *o, const char *in, size_t len, int mode, uint6
     while (off < len && r->body_st == FP_H1_NEED_MORE) {
         n = next_step(mode, &seed, len - off);
         copy = malloc(n);
-        CU_ASSERT_PTR_NOT_NULL_FATAL(copy);
+        if (copy == NULL) {
+            abort();
+        }
         memcpy(copy, in + off, n);
         r->body_st = fp_h1_body_feed(&b, copy, n, &used);
         free(copy);
@@ -606,6 +610,39 @@ test_req_hop_by_hop_marking(void)
     CU_ASSERT(!fp_h1_connection_lists(&r.msg, in, "x-fo", 4));
 }
 
+/* Connection options over several fields; the cap of 32 options (tightened). */
+static void
+test_req_connection_options(void)
+{
+    const char   *in = "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nConnection: x-a\r\nX-B: 2\r\n"
+                       "Connection: X-B,\t x-c\r\nX-A: 3\r\nX-D: 4\r\n\r\n";
+    char          big[1024];
+    int           n;
+    int           i;
+    struct result r;
+
+    req(in, &r);
+    CU_ASSERT_EQUAL_FATAL(r.head_st, FP_H1_DONE);
+    CU_ASSERT_EQUAL(r.msg.nb_headers, 7);
+    CU_ASSERT_EQUAL(r.hdrs[0].flags, 0);              /* Host */
+    CU_ASSERT_EQUAL(r.hdrs[1].flags, FP_H1_HDR_DROP); /* X-A */
+    CU_ASSERT_EQUAL(r.hdrs[2].flags, FP_H1_HDR_DROP); /* Connection */
+    CU_ASSERT_EQUAL(r.hdrs[3].flags, FP_H1_HDR_DROP); /* X-B */
+    CU_ASSERT_EQUAL(r.hdrs[5].flags, FP_H1_HDR_DROP); /* X-A again */
+    CU_ASSERT_EQUAL(r.hdrs[6].flags, 0);              /* X-D */
+    CU_ASSERT(fp_h1_connection_lists(&r.msg, in, "X-C", 3));
+
+    n = snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nHost: a\r\nConnection: close");
+    for (i = 0; i < 31; i++) {
+        n += snprintf(big + n, sizeof(big) - (size_t)n, ", o%d", i);
+    }
+    snprintf(big + n, sizeof(big) - (size_t)n, "\r\n\r\n");
+    req(big, &r);
+    CU_ASSERT_EQUAL(r.head_st, FP_H1_DONE);
+    snprintf(big + n, sizeof(big) - (size_t)n, ",,, o31\r\n\r\n");
+    req_err(big, FP_H1_E_CONNECTION, 400);
+}
+
 static void
 test_req_expect(void)
 {
@@ -665,7 +702,6 @@ test_req_limits(void)
     struct result   r;
     char            line[200];
     char            big[600];
-    int             i;
 
     opts_init(&o, FP_H1_REQUEST, FP_H1_METH_OTHER);
     o.lim.max_line_len = 30;
@@ -695,11 +731,8 @@ test_req_limits(void)
     CU_ASSERT_EQUAL(fp_h1_error_status(r.head_err, FP_H1_REQUEST), 431);
 
     /* Header count: the limit and the array capacity, whichever is smaller. */
-    strcpy(big, "GET / HTTP/1.1\r\nHost: a\r\n");
-    for (i = 0; i < 4; i++) {
-        strcat(big, "X: 1\r\n");
-    }
-    strcat(big, "\r\n");
+    snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nHost: a\r\n%s\r\n",
+             "X: 1\r\nX: 1\r\nX: 1\r\nX: 1\r\n");
     opts_init(&o, FP_H1_REQUEST, FP_H1_METH_OTHER);
     o.lim.max_headers = 5;
     run_msg(&o, big, strlen(big), &r);
@@ -716,11 +749,11 @@ test_req_limits(void)
     /* Optional body limit: 413 from Content-Length at once. */
     opts_init(&o, FP_H1_REQUEST, FP_H1_METH_OTHER);
     o.lim.max_body_bytes = 10;
-    strcpy(big, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n");
+    snprintf(big, sizeof(big), "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n");
     run_msg(&o, big, strlen(big), &r);
     CU_ASSERT_EQUAL(r.head_err, FP_H1_E_BODY_TOO_LARGE);
     CU_ASSERT_EQUAL(fp_h1_error_status(r.head_err, FP_H1_REQUEST), 413);
-    strcpy(big, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n");
+    snprintf(big, sizeof(big), "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n");
     run_msg(&o, big, strlen(big), &r);
     CU_ASSERT_EQUAL(r.head_st, FP_H1_DONE);
 }
@@ -1168,6 +1201,7 @@ main(void)
             {"req_cl_te_smuggling", test_req_cl_te_smuggling},
             {"req_persistence", test_req_persistence},
             {"req_hop_by_hop_marking", test_req_hop_by_hop_marking},
+            {"req_connection_options", test_req_connection_options},
             {"req_expect", test_req_expect},
             {"req_field_syntax", test_req_field_syntax},
             {"req_limits", test_req_limits},
