@@ -463,6 +463,10 @@ classify_target(struct fp_h1_msg *msg, const char *buf)
             return FP_H1_E_TARGET;
         }
     }
+    /* Only http and https URIs name resources a reverse proxy can forward to its servers. */
+    if (!name_is(t, i, "http") && !name_is(t, i, "https")) {
+        return FP_H1_E_TARGET;
+    }
     if (n - i < 3 || t[i + 1] != '/' || t[i + 2] != '/') {
         return FP_H1_E_TARGET;
     }

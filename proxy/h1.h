@@ -169,6 +169,10 @@ struct fp_h1_limits {
  * What the parser found in a head. Valid once fp_h1_parse() returned FP_H1_DONE; the spans are
  * offsets from the message start given to fp_h1_parse().
  *
+ * Absolute-form (only http and https URIs are accepted): path is what follows the authority;
+ * it may be empty ("http://h") or start with '?' ("http://h?q"), and then the origin-form to
+ * send is "/" followed by path.
+ *
  * Persistence (FP_H1_F_KEEP_ALIVE), RFC 9112 §9.3: set when the message allows the connection
  * to stay open after it: no "close" token, and HTTP/1.1 or HTTP/1.0 with "keep-alive"; for a
  * response also a body that is not delimited by close and not a tunnel. The proxy keeps the
@@ -191,7 +195,7 @@ struct fp_h1_msg {
     enum fp_h1_target_form target_form;
     struct fp_h1_span      target;    /* the request-target as received */
     struct fp_h1_span      authority; /* absolute-form: "host[:port]"; otherwise len 0 */
-    struct fp_h1_span      path;      /* path and query; len 0 in absolute-form means "/" */
+    struct fp_h1_span      path;      /* path and query; absolute-form: see above */
     struct fp_h1_span      host;      /* effective host: absolute-form authority, else Host */
     /* Response only. */
     enum fp_h1_method req_method; /* method of the request it answers (given at init) */

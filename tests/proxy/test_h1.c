@@ -367,6 +367,9 @@ test_req_absolute_form(void)
     req_err("GET http:/h/x HTTP/1.1\r\nHost: a\r\n\r\n", FP_H1_E_TARGET, 400);
     req_err("GET 1http://h/ HTTP/1.1\r\nHost: a\r\n\r\n", FP_H1_E_TARGET, 400);
     req_err("GET index.html HTTP/1.1\r\nHost: a\r\n\r\n", FP_H1_E_TARGET, 400);
+    req_err("GET ftp://h/x HTTP/1.1\r\nHost: a\r\n\r\n", FP_H1_E_TARGET, 400);
+    req_err("GET httpx://h/x HTTP/1.1\r\nHost: a\r\n\r\n", FP_H1_E_TARGET, 400);
+    req_err("GET http:x HTTP/1.1\r\nHost: a\r\n\r\n", FP_H1_E_TARGET, 400);
 }
 
 static void
