@@ -74,8 +74,8 @@ class Nginx:
     """nginx from Debian as the origin, in its own prefix, logging each request with the
     connection serial number so tests can count origin connections."""
 
-    def __init__(self, tmp, files=None, extra_http=""):
-        self.port = free_port()
+    def __init__(self, tmp, files=None, extra_http="", extra_server="", port=None):
+        self.port = port or free_port()
         self.dir = os.path.join(tmp, "nginx-%d" % self.port)
         self.www = os.path.join(self.dir, "www")
         os.makedirs(self.www)
@@ -93,7 +93,7 @@ error_log {self.dir}/error.log warn;
 pid {self.dir}/nginx.pid;
 events {{ worker_connections 4096; }}
 http {{
-  log_format conn '$connection $request_method $uri $status';
+  log_format conn '$connection $request_method $uri $status xff=$http_x_forwarded_for conn=$http_connection te=$http_te';
   access_log {self.dir}/access.log conn;
   client_body_temp_path {self.dir}/body;
   proxy_temp_path {self.dir}/proxy;
@@ -106,6 +106,7 @@ http {{
   server {{
     listen 127.0.0.1:{self.port} reuseport;
     root {self.www};
+    {extra_server}
   }}
 }}
 """)
