@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "net/debug.h"
 #include "proxy/backend.h"
@@ -65,7 +66,12 @@ struct hsess {
     uint8_t                        cli_eof;
     uint8_t                        srv_reused;
     uint8_t                        srv_dirty; /* not reusable (bytes past the response...) */
-    uint8_t                        lingering;
+    uint16_t                       status;   /* final status sent, for the log */
+    uint64_t                       t_req_ms;  /* first byte of the request */
+    uint64_t                       t_head_ms; /* request head parsed */
+    uint64_t                       t_srv_ms;  /* server connection ready */
+    uint64_t                       t_rsp_ms; /* response head received */
+    char                           reqline[96]; /* "METHOD target", for the log */
     struct fp_h1_limits            lim;
     struct fp_h1_body              qb;
     struct fp_h1_body              sb;
@@ -210,6 +216,58 @@ hs_touch(struct hsess *s)
     s->last_ms = s->w->io->ops->now_ms(s->w->io);
 }
 
+/* ---- access log ---- */
+
+static int
+ms_since(uint64_t later, uint64_t t)
+{
+    return t == 0 || later == 0 ? -1 : (int)(later - t);
+}
+
+/*
+ * One line per request, HAProxy-like: client, frontend, backend/server, status, bytes from
+ * the client and to it, then Tq (head), Tc (server connection; 0 when reused), Tr (server
+ * response head), Tt (total) in ms, and the request line. Formatted straight into the ring
+ * slot and handed to the main thread, which writes it: the worker never blocks on the log. A
+ * full ring drops the line and counts it.
+ */
+static void
+hs_log(struct hsess *s)
+{
+    struct fp_worker             *w = s->w;
+    const struct fp_backend_conf *be = &w->conf->backends[s->be_idx];
+    uint64_t                      now = w->io->ops->now_ms(w->io);
+    char                          peer[FP_ADDR_STRLEN];
+    char                          date[32];
+    struct timespec               ts;
+    struct tm                     tm;
+    char                         *line;
+    const char                   *srv = "-";
+
+    if (!s->fe->access_log) {
+        return;
+    }
+    line = fp_ring_sp_reserve(&w->alog);
+    if (line == NULL) {
+        FP_STAT_INC(w, alog_dropped);
+        return;
+    }
+    if (s->t_srv_ms != 0) {
+        srv = be->servers[s->srv_gi - w->srv_base[s->be_idx]].name;
+    }
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(date, sizeof(date), "%d/%b/%Y:%H:%M:%S", &tm);
+    snprintf(line, FP_ALOG_LINE, "%s [%s.%03ld] %s %s/%s %u %llu %llu %d/%d/%d/%d \"%s\"",
+             fp_addr_format(&s->cli->peer, peer, sizeof(peer)), date, ts.tv_nsec / 1000000,
+             s->fe->name, be->name, srv, s->status, (unsigned long long)s->req_body_sent,
+             (unsigned long long)s->rsp_sent, ms_since(s->t_head_ms, s->t_req_ms),
+             s->t_srv_ms ? ms_since(s->t_srv_ms, s->t_head_ms) : -1,
+             s->t_rsp_ms ? ms_since(s->t_rsp_ms, s->t_srv_ms) : -1, ms_since(now, s->t_req_ms),
+             s->reqline[0] != '\0' ? s->reqline : "-");
+    fp_ring_sp_commit(&w->alog);
+}
+
 /* ---- ending ---- */
 
 static void
@@ -261,6 +319,10 @@ hs_error(struct hsess *s, int status)
     int               n;
 
     count_status(w, status);
+    s->status = (uint16_t)status;
+    if (s->t_req_ms != 0) {
+        hs_log(s);
+    }
     hs_close_srv(s, 1);
     if (s->rsp_sent > 0 || !fp_buf_empty(&s->hrsp) || s->cli_eof) {
         hs_end(s, 1);
@@ -527,6 +589,14 @@ hs_on_req_head(struct hsess *s)
 
     FP_STAT_INC(w, http_requests);
     s->nb_reqs++;
+    s->t_head_ms = w->io->ops->now_ms(w->io);
+    if (s->fe->access_log) {
+        const struct fp_h1_msg *m = &s->qp.msg;
+
+        snprintf(s->reqline, sizeof(s->reqline), "%.*s %.*s", (int)m->method_span.len,
+                 (const char *)msg + m->method_span.off, (int)m->target.len,
+                 (const char *)msg + m->target.off);
+    }
     s->method = s->qp.msg.method;
     s->cli_ka = (s->qp.msg.flags & FP_H1_F_KEEP_ALIVE) != 0;
     s->be_idx = hs_route(s, msg);
@@ -558,6 +628,9 @@ hs_process_req(struct hsess *s)
     }
     if (s->req.data == NULL || fp_buf_empty(&s->req)) {
         return 0;
+    }
+    if (s->t_req_ms == 0) {
+        s->t_req_ms = s->w->io->ops->now_ms(s->w->io);
     }
     if (s->qp.msg.head_len == 0 && s->timeout_ms != s->w->conf->timeouts.http_request_ms) {
         /* The first byte of a request starts its head timer; activity does not extend it. */
@@ -604,6 +677,7 @@ hs_acquire_server(struct hsess *s)
         if (s->srv != NULL) {
             FP_STAT_INC(w, srv_conn_reused);
             s->srv_reused = 1;
+            s->t_srv_ms = s->t_head_ms;
             s->srv->handler = hs_on_srv;
             s->srv->data = s;
             s->state = H_XFER;
@@ -789,6 +863,8 @@ hs_process_rsp(struct hsess *s)
         /* RFC 9110 §15.2: interim responses are forwarded; the final one follows. */
         final = s->sp.msg.status >= 200;
         if (final) {
+            s->status = s->sp.msg.status;
+            s->t_rsp_ms = s->w->io->ops->now_ms(s->w->io);
             s->cli_ka = s->cli_ka && (s->sp.msg.flags & FP_H1_F_KEEP_ALIVE) && s->req_done &&
                         !s->cli_eof && !s->w->draining;
         }
@@ -858,6 +934,7 @@ hs_txn_done(struct hsess *s)
     struct fp_io     *io = w->io;
 
     FP_STAT_INC(w, http_responses);
+    hs_log(s);
     if (s->srv != NULL) {
         if (!s->srv_dirty && s->req_done && (s->sp.msg.flags & FP_H1_F_KEEP_ALIVE)) {
             idle_park(s);
@@ -882,6 +959,11 @@ hs_txn_done(struct hsess *s)
     s->srv_dirty = 0;
     s->req_fwd = 0;
     s->rsp_fwd = 0;
+    s->t_req_ms = 0;
+    s->t_head_ms = 0;
+    s->t_srv_ms = 0;
+    s->t_rsp_ms = 0;
+    s->reqline[0] = '\0';
     fp_h1_parser_init(&s->qp, FP_H1_REQUEST, FP_H1_METH_OTHER, &s->lim, s->qh,
                       FP_HTTP_MAX_HEADERS);
     hs_arm(s, w->conf->timeouts.keep_alive_ms);
@@ -1020,6 +1102,7 @@ hs_on_srv(struct fp_conn *c, unsigned events)
         return;
     }
     if (s->state == H_CONNECT) {
+        s->t_srv_ms = s->w->io->ops->now_ms(s->w->io);
         s->state = H_XFER;
         hs_arm(s, s->w->conf->timeouts.server_ms);
     }

@@ -53,6 +53,15 @@ fp_worker_init(struct fp_worker *w, unsigned id, const struct fp_conf *conf, str
         w->idle_owner[i].w = w;
         w->idle_owner[i].gi = i;
     }
+    for (i = 0; i < conf->nb_frontends; i++) {
+        if (conf->frontends[i].access_log) {
+            /* 4096 lines: a few hundred ms at full speed before lines are dropped. */
+            if (fp_ring_init(&w->alog, 4096, FP_ALOG_LINE) != 0) {
+                goto err_arrays;
+            }
+            break;
+        }
+    }
     return 0;
 
 err_arrays:
@@ -262,6 +271,7 @@ fp_worker_destroy(struct fp_worker *w)
     w->idle = NULL;
     free(w->idle_owner);
     w->idle_owner = NULL;
+    fp_ring_destroy(&w->alog);
     fp_pool_destroy(&w->bufs);
     fp_pool_destroy(&w->sessions);
 }

@@ -14,6 +14,7 @@
 #include "net/buf.h"
 #include "net/io.h"
 #include "net/pool.h"
+#include "net/ring.h"
 #include "proxy/conf.h"
 
 /* Counters: each written by its worker only, read by the stats code from another thread. */
@@ -51,7 +52,11 @@ struct fp_worker_stats {
     uint64_t http_503;         /* no server available */
     uint64_t http_504;         /* server timed out before its response */
     uint64_t http_truncated;   /* response cut short by the server after it started */
+    uint64_t alog_dropped;     /* access log lines lost because the log ring was full */
 };
+
+/* One access log line, with its NUL, as it travels from a worker to the main thread. */
+#define FP_ALOG_LINE 320
 
 /* Adds n to a counter. A plain load and store, not a locked add: the worker is the only
  * writer, and the relaxed atomics only keep the reader's loads whole. */
@@ -94,6 +99,8 @@ struct fp_worker {
     uint32_t             *srv_base; /* per backend: index of its first server in idle_n */
     struct fp_idle_owner *idle_owner; /* per server */
     bool                  draining;
+    struct fp_ring        alog; /* access log lines for the main thread; unused if no
+                                   frontend logs */
     struct fp_worker_stats stats;
 };
 

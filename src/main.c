@@ -38,6 +38,7 @@ struct fp_main {
     ev_signal         sig_hup;
     ev_async          worker_exit;
     ev_timer          grace;
+    ev_timer          alog;
     ev_io             stats_io;
     int               stats_fd;
     int               stopping;
@@ -102,6 +103,14 @@ main_on_stop(struct ev_loop *loop, ev_signal *w, int revents)
     if (m->stats_fd != -1) {
         ev_io_stop(loop, &m->stats_io);
     }
+}
+
+static void
+main_on_alog(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct fp_main *m = w->data;
+
+    fp_workers_drain_logs(&m->ws, stderr);
 }
 
 static void
@@ -220,6 +229,10 @@ main_run(struct fp_main *m)
     ev_signal_start(m->loop, &m->sig_int);
     ev_signal_start(m->loop, &m->sig_hup);
     ev_async_start(m->loop, &m->worker_exit);
+    /* Access log lines are written by this thread, 10 times a second, never by a worker. */
+    ev_timer_init(&m->alog, main_on_alog, 0.1, 0.1);
+    m->alog.data = m;
+    ev_timer_start(m->loop, &m->alog);
     m->ws.on_exit = on_worker_exit;
     m->ws.on_exit_data = m;
     if (fp_workers_start(&m->ws, err, sizeof(err)) != 0) {
@@ -231,6 +244,7 @@ main_run(struct fp_main *m)
            m->ws.n, m->ws.t[0].io->ops->name, m->ws.maxconn, m->ws.steered ? "cpu" : "hash");
     fp_notify("READY=1");
     ev_run(m->loop, 0);
+    fp_workers_drain_logs(&m->ws, stderr);
     fp_stats_log(&m->ws);
     fp_log(FP_LOG_INFO, "stopped");
     rc = EXIT_OK;

@@ -24,7 +24,7 @@ static const struct stat_field fields[] = {
     STAT_FIELD(http_408),        STAT_FIELD(http_413),         STAT_FIELD(http_414),
     STAT_FIELD(http_417),        STAT_FIELD(http_431),         STAT_FIELD(http_501),
     STAT_FIELD(http_505),        STAT_FIELD(http_502),         STAT_FIELD(http_503),
-    STAT_FIELD(http_504),        STAT_FIELD(http_truncated),
+    STAT_FIELD(http_504),        STAT_FIELD(http_truncated),   STAT_FIELD(alog_dropped),
 };
 
 #define NB_FIELDS (sizeof(fields) / sizeof(fields[0]))

@@ -166,7 +166,7 @@ fp_workers_create(struct fp_workers *ws, const struct fp_conf *conf, char *err, 
         t->id = i;
         t->cpu = cpus[i];
         t->group = ws;
-        if (fp_ring_init(&t->inbox, 16) != 0) {
+        if (fp_ring_init(&t->inbox, 16, sizeof(struct fp_msg)) != 0) {
             snprintf(err, errlen, "out of memory");
             return -1;
         }
@@ -256,6 +256,29 @@ fp_workers_exited(const struct fp_workers *ws)
         n += __atomic_load_n(&ws->t[i].exited, __ATOMIC_ACQUIRE) != 0;
     }
     return n;
+}
+
+void
+fp_workers_drain_logs(struct fp_workers *ws, FILE *out)
+{
+    const char *line;
+    unsigned    i;
+    int         any = 0;
+
+    for (i = 0; i < ws->n; i++) {
+        if (ws->t[i].w.alog.slots == NULL) {
+            continue;
+        }
+        while ((line = fp_ring_sc_peek(&ws->t[i].w.alog)) != NULL) {
+            fputs(line, out);
+            fputc('\n', out);
+            fp_ring_sc_release(&ws->t[i].w.alog);
+            any = 1;
+        }
+    }
+    if (any) {
+        fflush(out);
+    }
 }
 
 void

@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "net/io.h"
 #include "net/ring.h"
@@ -58,6 +59,9 @@ void fp_workers_send(struct fp_workers *ws, enum fp_wmsg msg);
 
 /* Returns how many workers have left their loop. */
 unsigned fp_workers_exited(const struct fp_workers *ws);
+
+/* Writes every access log line the workers have queued to out, one per line. Main thread. */
+void fp_workers_drain_logs(struct fp_workers *ws, FILE *out);
 
 /* Joins the threads and releases everything. */
 void fp_workers_destroy(struct fp_workers *ws);

@@ -318,6 +318,21 @@ def test_error_statuses(env):
         assert after[key] - before[key] == n, (key, after[key] - before[key])
 
 
+def test_access_log(env):
+    assert curl("http://127.0.0.1:%d/small.txt?logme" % env["port"]) == b"small\n"
+    raw_status(env["port"], b"GET /?badlog HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+    time.sleep(0.4)
+    log = env["fp"].read_log()
+    ok = [l for l in log.splitlines() if '"GET /small.txt?logme"' in l]
+    assert len(ok) == 1, log[-2000:]
+    f = ok[0].split()
+    # client [date] frontend backend/server status bytes_in bytes_out Tq/Tc/Tr/Tt "request"
+    assert f[0].startswith("127.0.0.1:") and f[2] == "web" and f[3] == "app/n1", ok[0]
+    assert f[4] == "200" and f[5] == "0" and int(f[6]) > 6, ok[0]
+    assert all(int(x) >= 0 for x in f[7].split("/")), ok[0]
+    assert any(" web app/- 400 " in l for l in log.splitlines()), log[-2000:]
+
+
 def test_wrk_keepalive(env):
     if not shutil.which("wrk"):
         return fpt.SKIP
@@ -375,6 +390,7 @@ frontends:
     bind: ["127.0.0.1:{ports['port']}"]
     mode: http
     forwarded_for: true
+    access_log: true
     routes:
       - {{ host: "api.example.com", path_prefix: "/v1/", backend: api }}
       - {{ host: "*.example.org", backend: org }}
@@ -398,7 +414,7 @@ stats:
   bind: "127.0.0.1:{ports['stats_port']}"
 """
     fp = fpt.Fastproxy(tmp, cfg, wait=[ports["port"]])
-    env = dict(ports, tmp=tmp, nginx=nginx)
+    env = dict(ports, tmp=tmp, nginx=nginx, fp=fp)
     r = fpt.Runner()
     try:
         r.run("curl keep-alive through conf", test_curl_keepalive, env)
@@ -416,6 +432,7 @@ stats:
         r.run("CL+TE smuggling rejected, nothing reaches the origin", test_smuggling_rejected,
               env)
         r.run("error statuses 400 408 413 414 431 501 502 503 504 505", test_error_statuses, env)
+        r.run("access log lines written by the main thread", test_access_log, env)
         r.run("wrk keep-alive, no errors", test_wrk_keepalive, env)
     finally:
         rc = fp.stop()

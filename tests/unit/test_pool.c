@@ -44,8 +44,8 @@ test_ring_full_rejects(void)
     struct fp_msg  m = {1, 2, 3};
     struct fp_msg  out[4];
 
-    CU_ASSERT_EQUAL(fp_ring_init(&r, 3), -EINVAL);
-    CU_ASSERT_EQUAL_FATAL(fp_ring_init(&r, 2), 0);
+    CU_ASSERT_EQUAL(fp_ring_init(&r, 3, sizeof(struct fp_msg)), -EINVAL);
+    CU_ASSERT_EQUAL_FATAL(fp_ring_init(&r, 2, sizeof(struct fp_msg)), 0);
     CU_ASSERT_EQUAL(fp_ring_sp_enqueue(&r, &m), 0);
     m.val = 4;
     CU_ASSERT_EQUAL(fp_ring_sp_enqueue(&r, &m), 0);
@@ -86,7 +86,7 @@ test_ring_two_threads_in_order(void)
     unsigned       i;
     int            ok = 1;
 
-    CU_ASSERT_EQUAL_FATAL(fp_ring_init(&r, 64), 0);
+    CU_ASSERT_EQUAL_FATAL(fp_ring_init(&r, 64, sizeof(struct fp_msg)), 0);
     pthread_create(&t, NULL, producer, &r);
     while (expect <= RING_N) {
         n = fp_ring_sc_dequeue_burst(&r, out, 16);
