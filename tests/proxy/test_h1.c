@@ -414,6 +414,7 @@ test_req_versions(void)
     req_err("GET / HTTP/1.10\r\nHost: a\r\n\r\n", FP_H1_E_VERSION, 400);
     req_err("GET / HTTP/1\r\nHost: a\r\n\r\n", FP_H1_E_VERSION, 400);
     req_err("GET / HTTP/1.1\nHost: a\r\n\r\n", FP_H1_E_BARE_LF, 400);
+    req_err("GET / HTTP/1.1\x01\r\nHost: a\r\n\r\n", FP_H1_E_CTL, 400);
 }
 
 /* ---- Host ---- */
@@ -733,6 +734,13 @@ test_req_limits(void)
     CU_ASSERT_EQUAL(r.head_err, FP_H1_E_HEAD_TOO_LARGE);
     CU_ASSERT_EQUAL(fp_h1_error_status(r.head_err, FP_H1_REQUEST), 431);
 
+    /* A request-line longer than the whole head limit is still a 414. */
+    opts_init(&o, FP_H1_REQUEST, FP_H1_METH_OTHER);
+    o.lim.max_head_bytes = 20;
+    snprintf(line, sizeof(line), "GET /aaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: a\r\n\r\n");
+    run_msg(&o, line, strlen(line), &r);
+    CU_ASSERT_EQUAL(r.head_err, FP_H1_E_LINE_TOO_LONG);
+
     /* Header count: the limit and the array capacity, whichever is smaller. */
     snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nHost: a\r\n%s\r\n",
              "X: 1\r\nX: 1\r\nX: 1\r\nX: 1\r\n");
@@ -787,6 +795,54 @@ test_req_defaults_and_misuse(void)
     CU_ASSERT_EQUAL(fp_h1_parse(&p, in, strlen(in)), FP_H1_DONE);
     CU_ASSERT_EQUAL(fp_h1_parse(&p, in, strlen(in)), FP_H1_DONE);
     CU_ASSERT_EQUAL(p.msg.head_len, strlen(in));
+}
+
+/* A zero limit means its default; the head limit is capped at 1 GiB. */
+static void
+test_req_zero_limits(void)
+{
+    static char         line[9000];
+    static const char   tail[] = " HTTP/1.1\r\nHost: a\r\n\r\n";
+    struct fp_h1_limits lim;
+    struct fp_h1_parser p;
+    struct fp_h1_header h[4];
+    struct result       r;
+    size_t              n;
+
+    memset(&lim, 0, sizeof(lim));
+    fp_h1_parser_init(&p, FP_H1_REQUEST, FP_H1_METH_OTHER, &lim, h, 4);
+    CU_ASSERT_EQUAL(p.p_lim.max_head_bytes, 32768);
+    lim.max_head_bytes = UINT32_MAX;
+    fp_h1_parser_init(&p, FP_H1_REQUEST, FP_H1_METH_OTHER, &lim, h, 4);
+    CU_ASSERT_EQUAL(p.p_lim.max_line_len, 8192);
+    CU_ASSERT_EQUAL(p.p_lim.max_head_bytes, 1u << 30);
+    CU_ASSERT_EQUAL(p.p_lim.max_headers, 100);
+    CU_ASSERT_EQUAL(p.p_lim.max_chunk_line, 4096);
+    CU_ASSERT_EQUAL(p.p_lim.max_trailer_bytes, 8192);
+    CU_ASSERT_EQUAL(p.p_lim.max_trailers, 32);
+    CU_ASSERT_EQUAL(p.p_max_hdrs, 4);
+
+    /* The default line limit, seen through the parser: 8192 bytes pass, 8193 do not. */
+    memset(line, 'a', sizeof(line));
+    memcpy(line, "GET /", 5);
+    n = 8192 - strlen(" HTTP/1.1");
+    memcpy(line + n, tail, sizeof(tail) - 1);
+    fp_h1_parser_init(&p, FP_H1_REQUEST, FP_H1_METH_OTHER, NULL, h, 4);
+    CU_ASSERT_EQUAL(fp_h1_parse(&p, line, n + sizeof(tail) - 1), FP_H1_DONE);
+    memset(line, 'a', sizeof(line));
+    memcpy(line, "GET /", 5);
+    memcpy(line + n + 1, tail, sizeof(tail) - 1);
+    fp_h1_parser_init(&p, FP_H1_REQUEST, FP_H1_METH_OTHER, NULL, h, 4);
+    CU_ASSERT_EQUAL(fp_h1_parse(&p, line, n + sizeof(tail)), FP_H1_ERROR);
+    CU_ASSERT_EQUAL(p.err, FP_H1_E_LINE_TOO_LONG);
+
+    /* OWS around list elements, and empty ones, in every list field. */
+    req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2 ,\t2\r\nExpect: ,100-continue ,\r\n"
+        "\r\nab",
+        &r);
+    CU_ASSERT_EQUAL(r.head_st, FP_H1_DONE);
+    CU_ASSERT_EQUAL(r.msg.content_length, 2);
+    CU_ASSERT(r.msg.flags & FP_H1_F_EXPECT_CONTINUE);
 }
 
 static void
@@ -1044,6 +1100,12 @@ test_body_chunked_invalid(void)
     chunked_err("0\r\nX: \x01\r\n\r\n", FP_H1_E_TRAILER);
     chunked_err("0\r\nX: 1\n\r\n", FP_H1_E_TRAILER);
     chunked_err("0\r\n\r\r", FP_H1_E_TRAILER);
+    chunked_err("0\r\nX: 1\rX", FP_H1_E_TRAILER);
+    chunked_err("5;;a\r\nhello\r\n", FP_H1_E_CHUNK_EXT);
+    chunked_err("5;a= ;b\r\nhello\r\n", FP_H1_E_CHUNK_EXT);
+    chunked_err("5;a\"b\"\r\nhello\r\n", FP_H1_E_CHUNK_EXT);
+    chunked_err("5;a=\"\\\x01\"\r\nhello\r\n", FP_H1_E_CHUNK_EXT);
+    chunked_err("5;a=b=c\r\nhello\r\n", FP_H1_E_CHUNK_EXT);
 }
 
 static void
@@ -1209,6 +1271,7 @@ main(void)
             {"req_field_syntax", test_req_field_syntax},
             {"req_limits", test_req_limits},
             {"req_defaults_and_misuse", test_req_defaults_and_misuse},
+            {"req_zero_limits", test_req_zero_limits},
             {"req_pipelined", test_req_pipelined},
             {"res_framing", test_res_framing},
             {"res_no_body", test_res_no_body},
