@@ -9,9 +9,9 @@
  * body (default 1 KiB) with Content-Length, on a keep-alive connection unless the client asks
  * for close or speaks HTTP/1.0. Request bodies are not supported (400 and close).
  *
- * A connection is not read while its request waits or is served (one request at a time, as
- * HTTP/1.1 without pipelining), so a client that gives up keeps its slot until the service time
- * ends, as a real application thread would. Connections and slots are allocated at start;
+ * One request per connection is handled at a time (HTTP/1.1 without pipelining). A request
+ * whose client closes while it waits in the FIFO is removed; one already in a slot keeps the
+ * slot until its service time ends, as a real application thread would. Connections and slots are allocated at start;
  * SIGTERM or SIGINT stop it and print counters on stderr.
  */
 
@@ -57,6 +57,7 @@ struct so_conn {
     size_t             rlen;
     char               rbuf[SO_RBUF];
     struct so_conn    *next;    /* FIFO or free list */
+    struct so_conn    *prev;    /* FIFO */
 };
 
 struct so_slot {
@@ -72,6 +73,7 @@ struct so_stats {
     uint64_t served;
     uint64_t rejected_503;   /* FIFO full */
     uint64_t bad_requests;
+    uint64_t abandoned;      /* client closed while its request waited in the FIFO */
     uint64_t write_errors;
 };
 
@@ -106,6 +108,24 @@ static const char RESP_400[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\
 
 static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_try_request(struct so *so, struct so_conn *c);
+
+static void
+queue_remove(struct so *so, struct so_conn *c)
+{
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        so->q_head = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    } else {
+        so->q_tail = c->prev;
+    }
+    c->next = NULL;
+    c->prev = NULL;
+    so->q_len--;
+}
 
 static void
 conn_close(struct so *so, struct so_conn *c)
@@ -188,12 +208,8 @@ slot_done_cb(struct ev_loop *loop, ev_timer *w, int revents)
     if (so->q_head != NULL) {
         struct so_conn *next = so->q_head;
 
-        so->q_head = next->next;
-        if (so->q_head == NULL) {
-            so->q_tail = NULL;
-        }
-        so->q_len--;
-        next->next = NULL;
+        queue_remove(so, next);
+        conn_watch(so, next, 0);
         slot_start(so, s, next);
     } else {
         s->next_free = so->free_slots;
@@ -224,8 +240,10 @@ conn_admit(struct so *so, struct so_conn *c)
         conn_respond(so, c, RESP_503, sizeof(RESP_503) - 1);
         return;
     }
+    /* Keep reading while it waits, to see the client leave (EOF) and drop its request. */
     c->state = SO_CONN_WAITING;
     c->next = NULL;
+    c->prev = so->q_tail;
     if (so->q_tail != NULL) {
         so->q_tail->next = c;
     } else {
@@ -233,6 +251,29 @@ conn_admit(struct so *so, struct so_conn *c)
     }
     so->q_tail = c;
     so->q_len++;
+    conn_watch(so, c, EV_READ);
+}
+
+static void
+conn_read_waiting(struct so *so, struct so_conn *c)
+{
+    ssize_t n;
+
+    if (c->rlen == sizeof(c->rbuf)) {
+        conn_watch(so, c, 0); /* pipelined data fills the buffer: stop watching until served */
+        return;
+    }
+    n = recv(c->fd, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen, 0);
+    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        return;
+    }
+    if (n <= 0) {
+        so->st.abandoned++;
+        queue_remove(so, c);
+        conn_close(so, c);
+        return;
+    }
+    c->rlen += (size_t)n;
 }
 
 static bool
@@ -317,6 +358,8 @@ conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
         conn_write(c->so, c);
     } else if (c->state == SO_CONN_READING) {
         conn_read(c->so, c);
+    } else if (c->state == SO_CONN_WAITING) {
+        conn_read_waiting(c->so, c);
     }
 }
 
@@ -537,10 +580,11 @@ main(int argc, char **argv)
     ev_signal_start(so->loop, &so->sigint);
     ev_run(so->loop, 0);
     fprintf(stderr, "fp-slow-origin: accepted %llu refused_pool_empty %llu served %llu "
-                    "rejected_503 %llu bad_requests %llu write_errors %llu\n",
+                    "rejected_503 %llu abandoned %llu bad_requests %llu write_errors %llu\n",
             (unsigned long long)so->st.accepted, (unsigned long long)so->st.refused_pool_empty,
             (unsigned long long)so->st.served, (unsigned long long)so->st.rejected_503,
-            (unsigned long long)so->st.bad_requests, (unsigned long long)so->st.write_errors);
+            (unsigned long long)so->st.abandoned, (unsigned long long)so->st.bad_requests,
+            (unsigned long long)so->st.write_errors);
     rc = 0;
 
 out_free:
