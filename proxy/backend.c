@@ -7,12 +7,28 @@
  */
 #include "proxy/backend.h"
 
+/* Returns the server that owns slot of the weighted cycle. */
+static uint32_t
+server_at(const struct fp_backend_conf *be, uint32_t slot)
+{
+    uint32_t i;
+
+    for (i = 0; i < be->nb_servers; i++) {
+        if (slot < be->servers[i].weight) {
+            return i;
+        }
+        slot -= be->servers[i].weight;
+    }
+    return UINT32_MAX;
+}
+
 uint32_t
-fp_backend_pick_server(struct fp_worker *w, uint32_t be_idx)
+fp_backend_pick_server(struct fp_worker *w, uint32_t be_idx, uint64_t tried)
 {
     const struct fp_backend_conf *be = &w->conf->backends[be_idx];
     uint32_t                      total = 0;
-    uint32_t                      slot;
+    uint32_t                      first;
+    uint32_t                      k;
     uint32_t                      i;
 
     for (i = 0; i < be->nb_servers; i++) {
@@ -22,12 +38,12 @@ fp_backend_pick_server(struct fp_worker *w, uint32_t be_idx)
         return UINT32_MAX;
     }
     /* Start each worker at a different offset so N workers do not hit server 0 together. */
-    slot = (w->rr_next[be_idx]++ + w->id) % total;
-    for (i = 0; i < be->nb_servers; i++) {
-        if (slot < be->servers[i].weight) {
+    first = w->rr_next[be_idx]++ + w->id;
+    for (k = 0; k < total; k++) {
+        i = server_at(be, (first + k) % total);
+        if (!(tried & (1ULL << i))) {
             return i;
         }
-        slot -= be->servers[i].weight;
     }
     return UINT32_MAX;
 }

@@ -10,9 +10,12 @@
 
 /*
  * Returns the index of the next server of backend be_idx for worker w, in weighted
- * round-robin order (a server of weight k gets k consecutive turns per cycle).
- * Weight 0 servers are never picked; returns UINT32_MAX if no server has a weight.
+ * round-robin order (a server of weight k gets k consecutive turns per cycle), skipping the
+ * servers whose bit is set in tried (bit i = server i; backends have at most
+ * FP_MAX_SERVERS_PER_BACKEND servers). Weight 0 servers are never picked. Returns UINT32_MAX
+ * when no server is left. The mask, not a count of attempts, is what guarantees that a
+ * session tries each server once: other sessions move the shared cursor in between.
  */
-uint32_t fp_backend_pick_server(struct fp_worker *w, uint32_t be_idx);
+uint32_t fp_backend_pick_server(struct fp_worker *w, uint32_t be_idx, uint64_t tried);
 
 #endif /* FP_PROXY_BACKEND_H */

@@ -16,6 +16,8 @@
 #define FP_MAX_WORKERS 64
 /* Most header fields an HTTP message may carry (the parser's array per message). */
 #define FP_HTTP_MAX_HEADERS 256
+/* Servers per backend: a session's tried servers fit in one 64-bit mask. */
+#define FP_MAX_SERVERS_PER_BACKEND 64
 
 enum fp_mode {
     FP_MODE_HTTP = 0,

@@ -50,7 +50,7 @@ struct hsess {
     enum hstate                    state;
     uint32_t                       be_idx;
     uint32_t                       srv_gi; /* server's index in w->idle_n */
-    uint32_t                       tries;
+    uint64_t                       tried; /* servers tried for this request */
     uint32_t                       hreq_sent; /* bytes of hreq already sent */
     uint32_t                       req_fwd;   /* body bytes at req's head cleared to send */
     uint32_t                       rsp_fwd;   /* body bytes at rsp's head cleared to send */
@@ -613,7 +613,7 @@ hs_on_req_head(struct hsess *s)
     if (rc != 0) {
         return rc;
     }
-    s->tries = 0;
+    s->tried = 0;
     return hs_acquire_server(s);
 }
 
@@ -662,16 +662,17 @@ hs_acquire_server(struct hsess *s)
     const struct fp_backend_conf *be = &w->conf->backends[s->be_idx];
     uint32_t                      idx;
     int                           rc;
-    int                           refused = 0;
+    int                           pool_empty = 0;
 
-    while (s->tries < be->nb_servers) {
-        idx = fp_backend_pick_server(w, s->be_idx);
+    for (;;) {
+        idx = fp_backend_pick_server(w, s->be_idx, s->tried);
         if (idx == UINT32_MAX) {
             break;
         }
-        if (s->tries++ > 0) {
+        if (s->tried != 0) {
             FP_STAT_INC(w, retries);
         }
+        s->tried |= 1ULL << idx;
         s->srv_gi = w->srv_base[s->be_idx] + idx;
         s->srv = idle_take(w, s->srv_gi);
         if (s->srv != NULL) {
@@ -697,13 +698,14 @@ hs_acquire_server(struct hsess *s)
         s->srv = NULL;
         if (rc == -ENOBUFS) {
             FP_STAT_INC(w, conn_pool_empty);
+            pool_empty = 1;
             break;
         }
         FP_STAT_INC(w, connect_errors);
-        refused = 1;
     }
     FP_STAT_INC(w, no_server);
-    return hs_error(s, refused ? 502 : 503) == 0 ? 0 : -1;
+    /* 502 when servers were tried and failed; 503 when none could even be tried. */
+    return hs_error(s, s->tried != 0 && !pool_empty ? 502 : 503) == 0 ? 0 : -1;
 }
 
 /*
@@ -721,13 +723,12 @@ hs_server_failed(struct hsess *s, int connect_failed)
     hs_close_srv(s, 1);
     if (retry) {
         if (s->srv_reused) {
-            s->tries = 0; /* a dead idle connection is not the server's refusal */
+            /* A dead idle connection is not the server's refusal: it may be tried again. */
+            s->tried &= ~(1ULL << (s->srv_gi - s->w->srv_base[s->be_idx]));
         }
         s->hreq_sent = 0;
         s->srv_reused = 0;
-        if (s->tries < s->w->conf->backends[s->be_idx].nb_servers) {
-            return hs_acquire_server(s);
-        }
+        return hs_acquire_server(s);
     }
     return hs_error(s, 502) == 0 ? 0 : -1;
 }

@@ -33,7 +33,7 @@ struct fp_session {
     uint64_t                       last_ms;    /* last transfer, for the inactivity timeout */
     uint32_t                       timeout_ms; /* what the timer currently enforces */
     uint32_t                       srv_idx;    /* server being used or tried */
-    uint32_t                       tries;      /* servers tried so far */
+    uint64_t                       tried;      /* servers tried so far, bit per server */
     uint8_t                        connecting;
     uint8_t                        cli_eof;  /* client sent FIN */
     uint8_t                        srv_eof;  /* server sent FIN */

@@ -272,14 +272,15 @@ sess_connect_next(struct fp_session *s)
     uint32_t          idx;
     int               rc;
 
-    while (s->tries < s->be->nb_servers) {
-        idx = fp_backend_pick_server(w, be_idx);
+    for (;;) {
+        idx = fp_backend_pick_server(w, be_idx, s->tried);
         if (idx == UINT32_MAX) {
             break;
         }
-        if (s->tries++ > 0) {
+        if (s->tried != 0) {
             FP_STAT_INC(w, retries);
         }
+        s->tried |= 1ULL << idx;
         s->srv_idx = idx;
         rc = io->ops->connect(io, &s->be->servers[idx].addr, &s->srv);
         if (rc == 0) {

@@ -788,6 +788,9 @@ b_servers(struct cfg *c, yaml_node_t *n, void *obj)
     if (need_seq(c, n, "servers", 1) != 0) {
         return -1;
     }
+    if (seq_len(n) > FP_MAX_SERVERS_PER_BACKEND) {
+        return cfg_error(c, n, "a backend has at most %d servers", FP_MAX_SERVERS_PER_BACKEND);
+    }
     b->servers = calloc(seq_len(n), sizeof(*b->servers));
     if (b->servers == NULL) {
         return cfg_error(c, n, "out of memory");

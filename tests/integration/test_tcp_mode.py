@@ -89,6 +89,20 @@ def test_dead_server_skipped(env):
         for _ in range(20):
             status, body = fpt.http_get(port, "/small.txt")
             assert status == 200 and body == b"small\n", (status, body)
+        # Concurrent sessions move the round-robin cursor between one session's attempts;
+        # each must still try every server once (a count of attempts would not).
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(40)]
+        for s in socks:
+            s.sendall(b"GET /small.txt HTTP/1.0\r\n\r\n")
+        for s in socks:
+            data = b""
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                data += d
+            s.close()
+            assert data.endswith(b"small\n"), data
         st = fpt.stats(sport)
         assert st["fastproxy_connect_errors"] >= 1, st
         assert st["fastproxy_retries"] >= 1, st

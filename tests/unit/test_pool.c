@@ -127,14 +127,20 @@ test_backend_weighted_roundrobin(void)
     w.conf = &conf;
     w.rr_next = &rr;
     for (i = 0; i < 400; i++) {
-        count[fp_backend_pick_server(&w, 0)]++;
+        count[fp_backend_pick_server(&w, 0, 0)]++;
     }
     CU_ASSERT_EQUAL(count[0], 300);
     CU_ASSERT_EQUAL(count[1], 0);
     CU_ASSERT_EQUAL(count[2], 100);
+    /* Tried servers are skipped whatever the cursor says. */
+    for (i = 0; i < 8; i++) {
+        CU_ASSERT_EQUAL(fp_backend_pick_server(&w, 0, 1ULL << 0), 2);
+        CU_ASSERT_EQUAL(fp_backend_pick_server(&w, 0, 1ULL << 2), 0);
+    }
+    CU_ASSERT_EQUAL(fp_backend_pick_server(&w, 0, (1ULL << 0) | (1ULL << 2)), UINT32_MAX);
     servers[0].weight = 0;
     servers[2].weight = 0;
-    CU_ASSERT_EQUAL(fp_backend_pick_server(&w, 0), UINT32_MAX);
+    CU_ASSERT_EQUAL(fp_backend_pick_server(&w, 0, 0), UINT32_MAX);
 }
 
 int
