@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "proxy/h1.h"
+#include "tests/proxy/h1_eq.h"
 
 #define MAX_HDRS    16
 #define NB_SEEDS    24
@@ -129,46 +130,16 @@ track_body(const struct msg_opts *o, const char *in, size_t len, int mode, uint6
 }
 
 static bool
-span_eq(struct fp_h1_span a, struct fp_h1_span b)
-{
-    return a.off == b.off && a.len == b.len;
-}
-
-static bool
-msg_eq(const struct fp_h1_msg *a, const struct fp_h1_msg *b)
-{
-    return a->kind == b->kind && a->flags == b->flags && a->version_minor == b->version_minor &&
-           a->body == b->body && a->content_length == b->content_length &&
-           a->start_off == b->start_off && a->head_len == b->head_len &&
-           a->nb_headers == b->nb_headers && a->host_hdr == b->host_hdr && a->method == b->method &&
-           span_eq(a->method_span, b->method_span) && a->target_form == b->target_form &&
-           span_eq(a->target, b->target) && span_eq(a->authority, b->authority) &&
-           span_eq(a->path, b->path) && span_eq(a->host, b->host) &&
-           a->req_method == b->req_method && a->status == b->status &&
-           span_eq(a->reason, b->reason);
-}
-
-static bool
 result_eq(const struct result *a, const struct result *b)
 {
-    uint32_t i;
-
     if (a->head_st != b->head_st || a->head_err != b->head_err) {
         return false;
     }
     if (a->head_st != FP_H1_DONE) {
         return true;
     }
-    if (!msg_eq(&a->msg, &b->msg)) {
-        return false;
-    }
-    for (i = 0; i < a->msg.nb_headers; i++) {
-        if (!span_eq(a->hdrs[i].name, b->hdrs[i].name) ||
-            !span_eq(a->hdrs[i].value, b->hdrs[i].value) || a->hdrs[i].flags != b->hdrs[i].flags) {
-            return false;
-        }
-    }
-    return a->body_st == b->body_st && a->body_err == b->body_err &&
+    return h1_msg_eq(&a->msg, &b->msg) && h1_hdrs_eq(a->hdrs, b->hdrs, a->msg.nb_headers) &&
+           a->body_st == b->body_st && a->body_err == b->body_err &&
            a->body_consumed == b->body_consumed && a->payload == b->payload;
 }
 
