@@ -340,6 +340,9 @@ bool fp_h1_connection_lists(const struct fp_h1_msg *msg, const char *buf, const 
  *    (other than 101) is forwarded and followed by another response head for the same request.
  *    FP_H1_BODY_CLOSE: forward until the server closes (fp_h1_body_eof() then says DONE), and
  *    close the client connection after it. Any response error: 502 if nothing was sent yet.
+ *    Bodies pass unchanged, so a chunked response must not reach an HTTP/1.0 client (RFC 9112
+ *    §6.1): send such a client's request to the server as HTTP/1.0, so that the server frames
+ *    its answer by length or close.
  * 5. Keep the client connection when the request and the response both have FP_H1_F_KEEP_ALIVE,
  *    and the server connection (back to the idle pool) when the response does and both bodies
  *    ended with FP_H1_DONE.
