@@ -532,6 +532,51 @@ test_req_cl_te_smuggling(void)
             FP_H1_E_OBS_FOLD, 400);
 }
 
+/* Known request smuggling variants (PortSwigger, HAProxy and nginx advisories): each one is
+ * refused with the error that names its cause, never parsed with a framing. */
+static void
+test_req_smuggling_variants(void)
+{
+    static const struct {
+        const char      *fields;
+        enum fp_h1_error err;
+    } cases[] = {
+            {"Transfer-Encoding: xchunked\r\n", FP_H1_E_TE_UNKNOWN},
+            {"Transfer-Encoding: chunk\r\n", FP_H1_E_TE_UNKNOWN},
+            {"Transfer-Encoding: chunked, identity\r\n", FP_H1_E_TE_UNKNOWN},
+            {"Transfer-Encoding: chunked\r\nTransfer-encoding: x\r\n", FP_H1_E_TE_UNKNOWN},
+            {"Transfer-Encoding: chunked\xff\r\n", FP_H1_E_TE_INVALID},
+            {"Transfer-Encoding: \"chunked\"\r\n", FP_H1_E_TE_INVALID},
+            {"Transfer-Encoding : chunked\r\n", FP_H1_E_WS_BEFORE_COLON},
+            {"Transfer-Encoding\n: chunked\r\n", FP_H1_E_BARE_LF},
+            {"X: X\nTransfer-Encoding: chunked\r\n", FP_H1_E_BARE_LF},
+            {"X: X\rTransfer-Encoding: chunked\r\n", FP_H1_E_BARE_CR},
+            {"X: X\r\n Transfer-Encoding: chunked\r\n", FP_H1_E_OBS_FOLD},
+            {"X: X\r\n\tTransfer-Encoding: chunked\r\n", FP_H1_E_OBS_FOLD},
+            {"Transfer-Encoding: \x0b"
+             "chunked\r\n",
+             FP_H1_E_CTL},
+            {"Transfer-Encoding: \x0c"
+             "chunked\r\n",
+             FP_H1_E_CTL},
+            {"Content-Length: 0\r\nTransfer-Encoding: chunked\r\n", FP_H1_E_CL_TE},
+            {"Transfer-Encoding: chunked\r\nContent-Length: 0\r\n", FP_H1_E_CL_TE},
+            {"Content-Length: 0\r\nContent-Length: 5\r\n", FP_H1_E_CL_MISMATCH},
+            {"Content-Length: 1e1\r\n", FP_H1_E_CL_INVALID},
+            {"Content-Length: 5.0\r\n", FP_H1_E_CL_INVALID},
+            {"Content-Length: \"5\"\r\n", FP_H1_E_CL_INVALID},
+            {"Content-Length : 5\r\n", FP_H1_E_WS_BEFORE_COLON},
+            {"Content-Length: 5\r\r\n", FP_H1_E_BARE_CR},
+    };
+    char   in[256];
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(in, sizeof(in), "POST / HTTP/1.1\r\nHost: a\r\n%s\r\n0\r\n\r\n", cases[i].fields);
+        req_err(in, cases[i].err, fp_h1_error_status(cases[i].err, FP_H1_REQUEST));
+    }
+}
+
 /* ---- Connection, persistence, Expect ---- */
 
 static void
@@ -1235,6 +1280,7 @@ main(void)
             {"req_content_length", test_req_content_length},
             {"req_transfer_encoding", test_req_transfer_encoding},
             {"req_cl_te_smuggling", test_req_cl_te_smuggling},
+            {"req_smuggling_variants", test_req_smuggling_variants},
             {"req_persistence", test_req_persistence},
             {"req_hop_by_hop_marking", test_req_hop_by_hop_marking},
             {"req_connection_options", test_req_connection_options},
