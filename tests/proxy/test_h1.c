@@ -16,7 +16,7 @@
 #include "tests/proxy/h1_eq.h"
 
 #define MAX_HDRS    16
-#define NB_SEEDS    24
+#define NB_SEEDS    64
 #define FEED_WHOLE  0
 #define FEED_BYTES  1
 #define FEED_RANDOM 2
