@@ -87,6 +87,12 @@ struct fp_io_ops {
     void (*listener_pause)(struct fp_listener *l, int paused);
     /* Stops accepting for good and releases the listener. */
     void (*listener_close)(struct fp_listener *l);
+    /* Returns how many connections wait in l's accept queue, or -errno. */
+    int (*listener_pending)(struct fp_listener *l);
+    /* Load shedding at the cheapest point: takes up to max waiting connections and, without
+     * allocating anything for them, sends each msg (a prebuilt response; best effort) and
+     * closes it. Returns how many were shed. */
+    unsigned (*listener_shed)(struct fp_listener *l, const void *msg, size_t len, unsigned max);
 
     /* Opens a connection to `to`. Returns 0 with *out set (completion is reported later as
      * FP_EV_WRITE, failure as FP_EV_ERROR), -ENOBUFS when the connection pool is empty, or

@@ -186,6 +186,9 @@ kio_listen(struct fp_io *io, const struct fp_listen_conf *lc, fp_accept_fn on_ac
     kl->k = k;
     kl->fd = lc->fd;
     ev_io_init(&kl->w, klistener_on_accept, kl->fd, EV_READ);
+    /* Established connections first: libev runs pending watchers by priority, so a loop
+     * iteration serves every ready connection before it accepts new ones. */
+    ev_set_priority(&kl->w, EV_MINPRI);
     kl->w.data = kl;
     ev_io_start(k->loop, &kl->w);
     *out = &kl->l;
@@ -212,6 +215,39 @@ kio_listener_close(struct fp_listener *l)
     ev_io_stop(kl->k->loop, &kl->w);
     close(kl->fd);
     free(kl);
+}
+
+static int
+kio_listener_pending(struct fp_listener *l)
+{
+    struct klistener *kl = (struct klistener *)l;
+    struct tcp_info   ti;
+    socklen_t         len = sizeof(ti);
+
+    /* For a listening socket, tcpi_unacked is the accept queue's length (tcp_diag). */
+    if (getsockopt(kl->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == -1) {
+        return -errno;
+    }
+    return (int)ti.tcpi_unacked;
+}
+
+static unsigned
+kio_listener_shed(struct fp_listener *l, const void *msg, size_t len, unsigned max)
+{
+    struct klistener *kl = (struct klistener *)l;
+    unsigned          n;
+    int               fd;
+
+    for (n = 0; n < max; n++) {
+        fd = accept4(kl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd == -1) {
+            break;
+        }
+        (void)send(fd, msg, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        shutdown(fd, SHUT_WR);
+        close(fd);
+    }
+    return n;
 }
 
 static int
@@ -414,6 +450,8 @@ static const struct fp_io_ops kio_ops = {
     .listen = kio_listen,
     .listener_pause = kio_listener_pause,
     .listener_close = kio_listener_close,
+    .listener_pending = kio_listener_pending,
+    .listener_shed = kio_listener_shed,
     .connect = kio_connect,
     .want = kio_want,
     .recv = kio_recv,

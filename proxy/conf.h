@@ -54,6 +54,7 @@ struct fp_server_conf {
 struct fp_backend_conf {
     char                  *name;
     enum fp_balance        balance;
+    uint32_t               queue_size; /* requests that may wait for a server slot */
     struct fp_server_conf *servers;
     uint32_t               nb_servers;
     struct fp_conf_loc     loc;
@@ -92,6 +93,20 @@ struct fp_frontend_conf {
     struct fp_conf_loc default_backend_loc;
 };
 
+enum fp_queue_discipline {
+    FP_QUEUE_ADAPTIVE_LIFO = 0, /* FIFO until a standing queue, then LIFO (CoDel-style) */
+    FP_QUEUE_FIFO,
+};
+
+/* Overload control (docs/overload.md). */
+struct fp_overload_conf {
+    enum fp_queue_discipline discipline;
+    uint32_t                 codel_target_ms;   /* acceptable standing queueing delay */
+    uint32_t                 codel_interval_ms; /* how long above target makes it standing */
+    uint32_t                 shed_queue; /* pending connections of a full worker past which
+                                            they are accepted and answered 503 */
+};
+
 struct fp_global_conf {
     uint32_t        workers; /* 0 until resolved: "auto" = one per allowed CPU */
     int             cpus[FP_MAX_WORKERS];
@@ -101,6 +116,7 @@ struct fp_global_conf {
     uint32_t        bufsize;  /* bytes per connection buffer */
     uint32_t        backlog;  /* listen(2) backlog per worker socket */
     uint32_t        grace_ms; /* how long a stop waits for open connections */
+    struct fp_overload_conf overload;
 };
 
 struct fp_conf {

@@ -29,6 +29,7 @@
 
 enum hstate {
     H_WAIT_REQ = 0, /* waiting for (the rest of) a request head */
+    H_QUEUED,       /* request parsed, waiting for a server slot */
     H_CONNECT,      /* request parsed, server connection being opened */
     H_XFER,         /* request and response flowing */
     H_ERROR_OUT,    /* sending an error response, then lingering */
@@ -66,6 +67,9 @@ struct hsess {
     uint8_t                        cli_eof;
     uint8_t                        srv_reused;
     uint8_t                        srv_dirty; /* not reusable (bytes past the response...) */
+    uint8_t                        has_slot;  /* counts in w->srv_active[srv_gi] */
+    uint8_t                        queued;    /* in w->queues[be_idx] at q_pos */
+    uint32_t                       q_pos;     /* position in the backend queue (H_QUEUED) */
     uint16_t                       status;   /* final status sent, for the log */
     uint64_t                       t_req_ms;  /* first byte of the request */
     uint64_t                       t_head_ms; /* request head parsed */
@@ -268,6 +272,43 @@ hs_log(struct hsess *s)
     fp_ring_sp_commit(&w->alog);
 }
 
+/* ---- server slots and the queue ---- */
+
+static void hs_slot_release(struct hsess *s);
+
+static void
+count_qdelay(struct fp_worker *w, uint64_t ms)
+{
+    if (ms <= 1) {
+        FP_STAT_INC(w, qdelay_le_1ms);
+    } else if (ms <= 5) {
+        FP_STAT_INC(w, qdelay_le_5ms);
+    } else if (ms <= 10) {
+        FP_STAT_INC(w, qdelay_le_10ms);
+    } else if (ms <= 50) {
+        FP_STAT_INC(w, qdelay_le_50ms);
+    } else if (ms <= 100) {
+        FP_STAT_INC(w, qdelay_le_100ms);
+    } else if (ms <= 500) {
+        FP_STAT_INC(w, qdelay_le_500ms);
+    } else if (ms <= 1000) {
+        FP_STAT_INC(w, qdelay_le_1s);
+    } else {
+        FP_STAT_INC(w, qdelay_gt_1s);
+    }
+}
+
+/* Takes s out of its backend's queue (it timed out, its client left, or it ends). */
+static void
+hs_unqueue(struct hsess *s)
+{
+    if (s->queued) {
+        s->queued = 0;
+        fp_wq_remove(&s->w->queues[s->be_idx], s->q_pos);
+        fp_worker_queue_gauge(s->w, -1);
+    }
+}
+
 /* ---- ending ---- */
 
 static void
@@ -286,7 +327,9 @@ hs_end(struct hsess *s, int abort_conn)
     struct fp_io     *io = w->io;
 
     io->ops->timer_stop(io, &s->timer);
+    hs_unqueue(s);
     hs_close_srv(s, abort_conn);
+    hs_slot_release(s);
     if (s->cli != NULL) {
         io->ops->close(s->cli, abort_conn);
         s->cli = NULL;
@@ -323,7 +366,9 @@ hs_error(struct hsess *s, int status)
     if (s->t_req_ms != 0) {
         hs_log(s);
     }
+    hs_unqueue(s);
     hs_close_srv(s, 1);
+    hs_slot_release(s);
     if (s->rsp_sent > 0 || !fp_buf_empty(&s->hrsp) || s->cli_eof) {
         hs_end(s, 1);
         return -1;
@@ -423,6 +468,12 @@ hs_update(struct hsess *s)
             cw = FP_EV_READ;
         }
         break;
+    case H_QUEUED:
+        /* Keep reading (into the bounded buffer) only to notice a client that leaves. */
+        if (!s->cli_eof && (s->req.data == NULL || fp_buf_len(&s->req) < s->req.size)) {
+            cw = FP_EV_READ;
+        }
+        break;
     case H_CONNECT:
     case H_XFER:
         if (!s->req_done && !s->cli_eof &&
@@ -518,15 +569,17 @@ hs_build_req_head(struct hsess *s, const uint8_t *msg)
     if (m->target_form == FP_H1_TARGET_ABSOLUTE) {
         /* RFC 9112 §3.2.2: a server must accept absolute-form, but origin-form is what every
          * origin expects from a gateway; the authority moves to Host. */
-        if (m->path.len == 0) {
+        if (m->path.len == 0 || msg[m->path.off] == '?') {
             rc |= buf_put(b, "/", 1);
-        } else {
-            rc |= buf_put_span(b, msg, m->path);
         }
+        rc |= buf_put_span(b, msg, m->path);
     } else {
         rc |= buf_put_span(b, msg, m->target);
     }
-    rc |= buf_put_str(b, " HTTP/1.1\r\n");
+    /* An HTTP/1.0 client cannot read chunked responses (RFC 9112 §6.1): its requests go
+     * upstream as 1.0, asking to keep the server connection all the same. */
+    rc |= buf_put_str(b, m->version_minor == 0 ? " HTTP/1.0\r\nConnection: keep-alive\r\n"
+                                               : " HTTP/1.1\r\n");
     for (i = 0; i < m->nb_headers; i++) {
         if ((m->hdrs[i].flags & FP_H1_HDR_DROP) ||
             (m->target_form == FP_H1_TARGET_ABSOLUTE && (int32_t)i == m->host_hdr)) {
@@ -654,27 +707,116 @@ hs_process_req(struct hsess *s)
 
 /* ---- server connection ---- */
 
+/*
+ * Queues s until a server slot frees. A full queue drops its oldest request (503) to make
+ * room: the newest is the one whose client most likely still waits. Returns 0, or -1 if s
+ * ended.
+ */
+static int
+hs_enqueue(struct hsess *s)
+{
+    struct fp_worker *w = s->w;
+    struct fp_wq     *q = &w->queues[s->be_idx];
+    struct hsess     *victim;
+    int64_t           pos;
+
+    pos = fp_wq_push(q, s, w->io->ops->now_ms(w->io));
+    if (pos == -ENOBUFS) {
+        victim = fp_wq_pop_oldest(q);
+        if (victim == NULL) {
+            FP_STAT_INC(w, queue_full);
+            return hs_error(s, 503) == 0 ? 0 : -1;
+        }
+        victim->queued = 0;
+        fp_worker_queue_gauge(w, -1);
+        FP_STAT_INC(w, queue_dropped_oldest);
+        if (hs_error(victim, 503) == 0) {
+            hs_update(victim);
+        }
+        pos = fp_wq_push(q, s, w->io->ops->now_ms(w->io));
+    }
+    s->q_pos = (uint32_t)pos;
+    s->queued = 1;
+    s->state = H_QUEUED;
+    FP_STAT_INC(w, queued);
+    fp_worker_queue_gauge(w, 1);
+    hs_arm(s, w->conf->timeouts.queue_ms);
+    return 0;
+}
+
+/* Hands a freed slot of backend be_idx to the request the queue discipline picks. */
+static void
+hs_dequeue(struct fp_worker *w, uint32_t be_idx)
+{
+    const struct fp_overload_conf *o = &w->conf->global.overload;
+    struct fp_wq                  *q = &w->queues[be_idx];
+    uint64_t                       switches = q->lifo_switches;
+    uint64_t                       delay = 0;
+    struct hsess                  *s;
+
+    s = fp_wq_pop(q, w->io->ops->now_ms(w->io), o->discipline == FP_QUEUE_ADAPTIVE_LIFO,
+                  o->codel_target_ms, o->codel_interval_ms, &delay);
+    if (s == NULL) {
+        return;
+    }
+    if (q->lifo_switches != switches) {
+        FP_STAT_INC(w, queue_lifo);
+    }
+    s->queued = 0;
+    fp_worker_queue_gauge(w, -1);
+    count_qdelay(w, delay);
+    s->state = H_CONNECT;
+    if (hs_acquire_server(s) == 0) {
+        hs_update(s);
+    }
+}
+
+static void
+hs_slot_release(struct hsess *s)
+{
+    if (!s->has_slot) {
+        return;
+    }
+    s->has_slot = 0;
+    s->w->srv_active[s->srv_gi]--;
+    hs_dequeue(s->w, s->be_idx);
+}
+
+/*
+ * Finds s a server with a free slot, in round-robin order, each server at most once per
+ * request, and takes an idle connection to it or opens one. All servers at their maxconn:
+ * the request waits in the queue. Returns 0, or -1 if s ended.
+ */
 static int
 hs_acquire_server(struct hsess *s)
 {
     struct fp_worker             *w = s->w;
     struct fp_io                 *io = w->io;
     const struct fp_backend_conf *be = &w->conf->backends[s->be_idx];
+    uint64_t                      full = 0;
     uint32_t                      idx;
+    uint32_t                      gi;
     int                           rc;
     int                           pool_empty = 0;
 
     for (;;) {
-        idx = fp_backend_pick_server(w, s->be_idx, s->tried);
+        idx = fp_backend_pick_server(w, s->be_idx, s->tried | full);
         if (idx == UINT32_MAX) {
             break;
+        }
+        gi = w->srv_base[s->be_idx] + idx;
+        if (w->srv_limit[gi] != 0 && w->srv_active[gi] >= w->srv_limit[gi]) {
+            full |= 1ULL << idx;
+            continue;
         }
         if (s->tried != 0) {
             FP_STAT_INC(w, retries);
         }
         s->tried |= 1ULL << idx;
-        s->srv_gi = w->srv_base[s->be_idx] + idx;
-        s->srv = idle_take(w, s->srv_gi);
+        s->srv_gi = gi;
+        s->has_slot = 1;
+        w->srv_active[gi]++;
+        s->srv = idle_take(w, gi);
         if (s->srv != NULL) {
             FP_STAT_INC(w, srv_conn_reused);
             s->srv_reused = 1;
@@ -696,6 +838,8 @@ hs_acquire_server(struct hsess *s)
             return 0;
         }
         s->srv = NULL;
+        s->has_slot = 0;
+        w->srv_active[gi]--;
         if (rc == -ENOBUFS) {
             FP_STAT_INC(w, conn_pool_empty);
             pool_empty = 1;
@@ -703,7 +847,12 @@ hs_acquire_server(struct hsess *s)
         }
         FP_STAT_INC(w, connect_errors);
     }
+    if (full != 0 && !pool_empty) {
+        return hs_enqueue(s);
+    }
     FP_STAT_INC(w, no_server);
+    /* A slot this request gave back (a failed retry) is not lost for those waiting. */
+    hs_dequeue(w, s->be_idx);
     /* 502 when servers were tried and failed; 503 when none could even be tried. */
     return hs_error(s, s->tried != 0 && !pool_empty ? 502 : 503) == 0 ? 0 : -1;
 }
@@ -722,6 +871,9 @@ hs_server_failed(struct hsess *s, int connect_failed)
 
     hs_close_srv(s, 1);
     if (retry) {
+        /* The slot goes back first: the retry may pick another server, or wait in turn. */
+        s->has_slot = 0;
+        s->w->srv_active[s->srv_gi]--;
         if (s->srv_reused) {
             /* A dead idle connection is not the server's refusal: it may be tried again. */
             s->tried &= ~(1ULL << (s->srv_gi - s->w->srv_base[s->be_idx]));
@@ -943,6 +1095,7 @@ hs_txn_done(struct hsess *s)
             hs_close_srv(s, 0);
         }
     }
+    hs_slot_release(s);
     fp_worker_buf_release(w, &s->rsp);
     fp_worker_buf_release(w, &s->hreq);
     fp_worker_buf_trim(w, &s->hrsp);
@@ -1052,6 +1205,12 @@ hs_cli_read(struct hsess *s)
             FP_STAT_INC(w, client_aborts);
         }
         s->cli_eof = 1;
+        if (s->state == H_QUEUED && n == 0) {
+            /* Nobody waits for this answer any more: never send it (abortonclose). */
+            FP_STAT_INC(w, queue_client_gone);
+            hs_end(s, 0);
+            return -1;
+        }
         if (s->state == H_WAIT_REQ || s->state == H_ERROR_OUT || n < 0 || !s->req_done) {
             /* Nothing to answer: an idle keep-alive close, the end of a linger, or a client
              * that gave up during its request (nothing more may reach the server). */
@@ -1064,7 +1223,7 @@ hs_cli_read(struct hsess *s)
     if (s->state == H_ERROR_OUT) {
         return 0;
     }
-    if (s->state != H_WAIT_REQ) {
+    if (s->state != H_WAIT_REQ && s->state != H_QUEUED) {
         hs_touch(s);
     }
     return hs_process_req(s);
@@ -1132,7 +1291,7 @@ hs_on_timer(struct fp_timer *t)
     struct fp_io *io = s->w->io;
     uint64_t      idle = io->ops->now_ms(io) - s->last_ms;
 
-    if (idle < s->timeout_ms && s->state != H_CONNECT) {
+    if (idle < s->timeout_ms && s->state != H_CONNECT && s->state != H_QUEUED) {
         io->ops->timer_arm(io, &s->timer, (uint32_t)(s->timeout_ms - idle));
         return;
     }
@@ -1147,9 +1306,17 @@ hs_on_timer(struct fp_timer *t)
         FP_STAT_INC(s->w, idle_timeouts);
         hs_end(s, 0);
         return;
+    case H_QUEUED:
+        FP_STAT_INC(s->w, queue_timeouts);
+        if (hs_error(s, 503) < 0) {
+            return;
+        }
+        break;
     case H_CONNECT:
         FP_STAT_INC(s->w, connect_timeouts);
         hs_close_srv(s, 1);
+        s->has_slot = 0;
+        s->w->srv_active[s->srv_gi]--;
         if (hs_acquire_server(s) < 0) {
             return;
         }

@@ -16,9 +16,63 @@ struct fe_listener {
     const struct fp_frontend_conf *fe;
 };
 
+static void
+free_overload(struct fp_worker *w)
+{
+    uint32_t i;
+
+    if (w->queues != NULL) {
+        for (i = 0; i < w->conf->nb_backends; i++) {
+            fp_wq_destroy(&w->queues[i]);
+        }
+    }
+    free(w->queues);
+    free(w->srv_active);
+    free(w->srv_limit);
+    w->queues = NULL;
+    w->srv_active = NULL;
+    w->srv_limit = NULL;
+}
+
+static void worker_on_shed_timer(struct fp_timer *t);
+
+/* A worker resumes accepting once this many sessions are free again (hysteresis). */
+static uint32_t
+resume_margin(const struct fp_worker *w)
+{
+    return w->max_sessions / 16 > 0 ? w->max_sessions / 16 : 1;
+}
+
+static uint32_t
+share(uint32_t total, unsigned nb_workers)
+{
+    return (total + nb_workers - 1) / nb_workers;
+}
+
+size_t
+fp_worker_mem_bound(const struct fp_conf *conf, unsigned nb_workers, uint32_t max_sessions,
+                    size_t conn_size)
+{
+    size_t   bytes = 0;
+    uint32_t i;
+
+    bytes += (size_t)max_sessions * (fp_session_size() + 64);
+    bytes += (size_t)max_sessions * FP_SESSION_MAX_BUFS * conf->global.bufsize;
+    /* Each session holds at most one server connection, and idle ones at most fill their
+     * per-server stacks. */
+    bytes += (size_t)2 * max_sessions * (conn_size + 64);
+    for (i = 0; i < conf->nb_backends; i++) {
+        bytes += (size_t)conf->backends[i].nb_servers *
+                 (FP_IDLE_PER_SERVER * (conn_size + sizeof(void *)) + 64);
+        bytes += (size_t)share(conf->backends[i].queue_size, nb_workers) * 16;
+    }
+    bytes += 4096 * FP_ALOG_LINE; /* the access log ring, when enabled */
+    return bytes;
+}
+
 int
-fp_worker_init(struct fp_worker *w, unsigned id, const struct fp_conf *conf, struct fp_io *io,
-               uint32_t max_sessions)
+fp_worker_init(struct fp_worker *w, unsigned id, unsigned nb_workers, const struct fp_conf *conf,
+               struct fp_io *io, uint32_t max_sessions)
 {
     uint32_t nb_servers = 0;
     uint32_t i;
@@ -45,14 +99,33 @@ fp_worker_init(struct fp_worker *w, unsigned id, const struct fp_conf *conf, str
     w->idle_n = calloc(nb_servers + 1, sizeof(*w->idle_n));
     w->idle = calloc((size_t)(nb_servers + 1) * FP_IDLE_PER_SERVER, sizeof(*w->idle));
     w->idle_owner = calloc(nb_servers + 1, sizeof(*w->idle_owner));
+    w->srv_active = calloc(nb_servers + 1, sizeof(*w->srv_active));
+    w->srv_limit = calloc(nb_servers + 1, sizeof(*w->srv_limit));
+    w->queues = calloc(conf->nb_backends + 1, sizeof(*w->queues));
     if (w->rr_next == NULL || w->srv_base == NULL || w->idle_n == NULL || w->idle == NULL ||
-        w->idle_owner == NULL) {
+        w->idle_owner == NULL || w->srv_active == NULL || w->srv_limit == NULL ||
+        w->queues == NULL) {
         goto err_arrays;
+    }
+    /* Share-nothing limits: each worker owns its share of every server's maxconn and of
+     * every backend's queue, so no counter is shared between cores. */
+    for (i = 0; i < conf->nb_backends; i++) {
+        const struct fp_backend_conf *be = &conf->backends[i];
+        uint32_t                      k;
+
+        for (k = 0; k < be->nb_servers; k++) {
+            w->srv_limit[w->srv_base[i] + k] =
+                    be->servers[k].maxconn ? share(be->servers[k].maxconn, nb_workers) : 0;
+        }
+        if (fp_wq_init(&w->queues[i], share(be->queue_size, nb_workers)) != 0) {
+            goto err_arrays;
+        }
     }
     for (i = 0; i < nb_servers; i++) {
         w->idle_owner[i].w = w;
         w->idle_owner[i].gi = i;
     }
+    io->ops->timer_init(io, &w->shed_timer, worker_on_shed_timer, w);
     for (i = 0; i < conf->nb_frontends; i++) {
         if (conf->frontends[i].access_log) {
             /* 4096 lines: a few hundred ms at full speed before lines are dropped. */
@@ -65,6 +138,7 @@ fp_worker_init(struct fp_worker *w, unsigned id, const struct fp_conf *conf, str
     return 0;
 
 err_arrays:
+    free_overload(w);
     free(w->idle_owner);
     w->idle_owner = NULL;
     free(w->rr_next);
@@ -82,6 +156,70 @@ err:
     return -ENOMEM;
 }
 
+static const char shed_page[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+                                "Content-Length: 20\r\nRetry-After: 1\r\n"
+                                "Connection: close\r\n\r\nService Unavailable\n";
+
+static void
+worker_pause(struct fp_worker *w, bool paused)
+{
+    uint32_t i;
+
+    if (w->paused == paused || w->draining) {
+        return;
+    }
+    w->paused = paused;
+    for (i = 0; i < w->nb_listeners; i++) {
+        w->io->ops->listener_pause(w->listeners[i], paused);
+    }
+    if (paused) {
+        FP_STAT_INC(w, accept_paused);
+        w->io->ops->timer_arm(w->io, &w->shed_timer, 20);
+    } else {
+        w->io->ops->timer_stop(w->io, &w->shed_timer);
+    }
+}
+
+/*
+ * While the worker is full its listeners are paused, so new connections wait in the kernel's
+ * accept queue (its reuseport siblings keep accepting theirs). Past overload.shed_queue
+ * waiting connections, the excess is answered with a prebuilt 503 and closed: a few
+ * microseconds each, no session, no buffer, no server connection.
+ */
+static void
+worker_on_shed_timer(struct fp_timer *t)
+{
+    struct fp_worker *w = t->data;
+    uint32_t          limit = w->conf->global.overload.shed_queue;
+    uint32_t          i;
+    int               pending;
+    unsigned          n;
+
+    if (!w->paused || w->draining) {
+        return;
+    }
+    for (i = 0; i < w->nb_listeners; i++) {
+        pending = w->io->ops->listener_pending(w->listeners[i]);
+        if (pending > (int)limit) {
+            n = w->io->ops->listener_shed(w->listeners[i], shed_page, sizeof(shed_page) - 1,
+                                          (unsigned)pending - limit);
+            FP_STAT_ADD(w, shed_503, n);
+        }
+    }
+    w->io->ops->timer_arm(w->io, &w->shed_timer, 20);
+}
+
+void
+fp_worker_queue_gauge(struct fp_worker *w, int64_t delta)
+{
+    uint64_t len = FP_STAT_READ(w, queue_len) + (uint64_t)delta;
+
+    __atomic_store_n(&w->stats.queue_len, len, __ATOMIC_RELAXED);
+    if (len > FP_STAT_READ(w, queue_max)) {
+        __atomic_store_n(&w->stats.queue_max, len, __ATOMIC_RELAXED);
+    }
+}
+
 static void
 worker_on_accept(struct fp_listener *l, struct fp_conn *c)
 {
@@ -89,6 +227,9 @@ worker_on_accept(struct fp_listener *l, struct fp_conn *c)
     struct fp_worker   *w = fl->w;
 
     FP_STAT_INC(w, accepted);
+    if (fp_pool_in_use(&w->sessions) + 1 >= w->max_sessions) {
+        worker_pause(w, true);
+    }
     switch (fl->fe->mode) {
     case FP_MODE_TCP:
         fp_tcp_session_start(w, fl->fe, c);
@@ -202,6 +343,9 @@ fp_worker_task_del(struct fp_worker *w, struct fp_task *t)
     t->prev = NULL;
     FP_STAT_ADD(w, sessions_active, (uint64_t)-1);
     FP_STAT_INC(w, sessions_done);
+    if (w->paused && fp_pool_in_use(&w->sessions) + resume_margin(w) <= w->max_sessions) {
+        worker_pause(w, false);
+    }
     if (w->draining && w->active == NULL) {
         w->io->ops->stop(w->io);
     }
@@ -232,6 +376,7 @@ fp_worker_drain(struct fp_worker *w)
     if (w->draining) {
         return;
     }
+    w->io->ops->timer_stop(w->io, &w->shed_timer);
     w->draining = true;
     worker_close_listeners(w);
     worker_close_idle(w);
@@ -243,6 +388,7 @@ fp_worker_drain(struct fp_worker *w)
 void
 fp_worker_stop_now(struct fp_worker *w)
 {
+    w->io->ops->timer_stop(w->io, &w->shed_timer);
     w->draining = true;
     worker_close_listeners(w);
     worker_close_idle(w);
@@ -271,6 +417,7 @@ fp_worker_destroy(struct fp_worker *w)
     w->idle = NULL;
     free(w->idle_owner);
     w->idle_owner = NULL;
+    free_overload(w);
     fp_ring_destroy(&w->alog);
     fp_pool_destroy(&w->bufs);
     fp_pool_destroy(&w->sessions);

@@ -16,6 +16,7 @@
 #include "net/pool.h"
 #include "net/ring.h"
 #include "proxy/conf.h"
+#include "proxy/queue.h"
 
 /* Counters: each written by its worker only, read by the stats code from another thread. */
 struct fp_worker_stats {
@@ -53,6 +54,25 @@ struct fp_worker_stats {
     uint64_t http_504;         /* server timed out before its response */
     uint64_t http_truncated;   /* response cut short by the server after it started */
     uint64_t alog_dropped;     /* access log lines lost because the log ring was full */
+    /* overload control (docs/overload.md) */
+    uint64_t queue_len;         /* gauge: requests waiting for a server slot */
+    uint64_t queue_max;         /* highest queue_len seen */
+    uint64_t queued;            /* requests that had to wait */
+    uint64_t queue_timeouts;    /* 503: waited timeouts.queue without a slot */
+    uint64_t queue_dropped_oldest; /* 503: oldest request dropped for a newer one */
+    uint64_t queue_full;        /* 503: queue_size 0, nothing to drop */
+    uint64_t queue_client_gone; /* left the queue because the client closed */
+    uint64_t queue_lifo;        /* times a backend queue turned standing (LIFO) */
+    uint64_t qdelay_le_1ms;     /* queueing delay histogram of served requests */
+    uint64_t qdelay_le_5ms;
+    uint64_t qdelay_le_10ms;
+    uint64_t qdelay_le_50ms;
+    uint64_t qdelay_le_100ms;
+    uint64_t qdelay_le_500ms;
+    uint64_t qdelay_le_1s;
+    uint64_t qdelay_gt_1s;
+    uint64_t accept_paused;     /* times the worker stopped accepting at its maxconn */
+    uint64_t shed_503;          /* connections accepted only to be answered 503 */
 };
 
 /* One access log line, with its NUL, as it travels from a worker to the main thread. */
@@ -98,6 +118,11 @@ struct fp_worker {
     uint32_t             *idle_n;  /* per server: how many are on its stack */
     uint32_t             *srv_base; /* per backend: index of its first server in idle_n */
     struct fp_idle_owner *idle_owner; /* per server */
+    uint32_t             *srv_active; /* per server: requests holding a slot */
+    uint32_t             *srv_limit;  /* per server: this worker's share of maxconn, 0 = none */
+    struct fp_wq         *queues;     /* per backend: requests waiting for a slot */
+    bool                  paused;     /* listeners stopped: at maxconn */
+    struct fp_timer       shed_timer; /* while paused: answers 503 past overload.shed_queue */
     bool                  draining;
     struct fp_ring        alog; /* access log lines for the main thread; unused if no
                                    frontend logs */
@@ -120,12 +145,23 @@ void fp_worker_buf_release(struct fp_worker *w, struct fp_buf *b);
  * and the pool hands the same few cache-hot buffers around. */
 void fp_worker_buf_trim(struct fp_worker *w, struct fp_buf *b);
 
+/* Resets the queue-length gauge after a change of q's length. */
+void fp_worker_queue_gauge(struct fp_worker *w, int64_t delta);
+
 /*
  * Prepares w for worker id: pools for max_sessions client sessions and their buffers.
  * Startup only. Returns 0 or -ENOMEM.
  */
-int fp_worker_init(struct fp_worker *w, unsigned id, const struct fp_conf *conf,
-                   struct fp_io *io, uint32_t max_sessions);
+int fp_worker_init(struct fp_worker *w, unsigned id, unsigned nb_workers,
+                   const struct fp_conf *conf, struct fp_io *io, uint32_t max_sessions);
+
+/*
+ * Returns an upper bound of the memory (bytes) one worker of conf with max_sessions sessions
+ * may ever use: every pool full and every buffer in use. conn_size is the backend's
+ * connection size. Startup only; used by `fastproxy -c`.
+ */
+size_t fp_worker_mem_bound(const struct fp_conf *conf, unsigned nb_workers,
+                           uint32_t max_sessions, size_t conn_size);
 
 /* Starts accepting on lc for frontend fe_idx. Startup only. Returns 0 or -errno. */
 int fp_worker_listen(struct fp_worker *w, uint32_t fe_idx, const struct fp_listen_conf *lc);

@@ -421,10 +421,61 @@ g_grace(struct cfg *c, yaml_node_t *n, void *obj)
     return get_duration(c, n, &((struct fp_global_conf *)obj)->grace_ms);
 }
 
+static int
+o_discipline(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    struct fp_overload_conf *o = obj;
+    const char              *s = scalar(c, n, "adaptive_lifo or fifo");
+
+    if (s == NULL) {
+        return -1;
+    }
+    if (strcmp(s, "adaptive_lifo") == 0) {
+        o->discipline = FP_QUEUE_ADAPTIVE_LIFO;
+    } else if (strcmp(s, "fifo") == 0) {
+        o->discipline = FP_QUEUE_FIFO;
+    } else {
+        return cfg_error(c, n, "bad queue_discipline '%s' (expected adaptive_lifo or fifo)", s);
+    }
+    return 0;
+}
+
+static int
+o_codel_target(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    return get_duration(c, n, &((struct fp_overload_conf *)obj)->codel_target_ms);
+}
+
+static int
+o_codel_interval(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    return get_duration(c, n, &((struct fp_overload_conf *)obj)->codel_interval_ms);
+}
+
+static int
+o_shed_queue(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    return get_u32(c, n, 0, 65535, &((struct fp_overload_conf *)obj)->shed_queue);
+}
+
+static const struct cfg_key overload_keys[] = {
+    {"queue_discipline", o_discipline, 0},
+    {"codel_target", o_codel_target, 0},
+    {"codel_interval", o_codel_interval, 0},
+    {"shed_queue", o_shed_queue, 0},
+    {NULL, NULL, 0},
+};
+
+static int
+g_overload(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    return parse_map(c, n, overload_keys, &((struct fp_global_conf *)obj)->overload, "overload");
+}
+
 static const struct cfg_key global_keys[] = {
     {"workers", g_workers, 0}, {"cpus", g_cpus, 0},       {"io", g_io, 0},
     {"maxconn", g_maxconn, 0}, {"bufsize", g_bufsize, 0}, {"backlog", g_backlog, 0},
-    {"grace", g_grace, 0},     {NULL, NULL, 0},
+    {"grace", g_grace, 0},     {"overload", g_overload, 0}, {NULL, NULL, 0},
 };
 
 /* ---- defaults ---- */
@@ -810,9 +861,16 @@ b_servers(struct cfg *c, yaml_node_t *n, void *obj)
     return 0;
 }
 
+static int
+b_queue_size(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    return get_u32(c, n, 0, 1000000, &((struct fp_backend_conf *)obj)->queue_size);
+}
+
 static const struct cfg_key backend_keys[] = {
     {"name", b_name, 1},
     {"balance", b_balance, 0},
+    {"queue_size", b_queue_size, 0},
     {"servers", b_servers, 1},
     {NULL, NULL, 0},
 };
@@ -883,6 +941,7 @@ r_backends(struct cfg *c, yaml_node_t *n, void *obj)
     }
     for (i = 0; i < seq_len(n); i++) {
         conf->nb_backends++;
+        conf->backends[i].queue_size = 1024;
         if (parse_map(c, seq_item(c, n, i), backend_keys, &conf->backends[i], "a backend") !=
             0) {
             return -1;
@@ -911,6 +970,10 @@ conf_set_defaults(struct fp_conf *conf)
     conf->global.bufsize = 16 * 1024;
     conf->global.backlog = 1024;
     conf->global.grace_ms = 10 * 1000;
+    conf->global.overload.discipline = FP_QUEUE_ADAPTIVE_LIFO;
+    conf->global.overload.codel_target_ms = 5;
+    conf->global.overload.codel_interval_ms = 100;
+    conf->global.overload.shed_queue = 64;
     conf->timeouts.connect_ms = 5 * 1000;
     conf->timeouts.client_ms = 30 * 1000;
     conf->timeouts.server_ms = 30 * 1000;

@@ -25,6 +25,12 @@ static const struct stat_field fields[] = {
     STAT_FIELD(http_417),        STAT_FIELD(http_431),         STAT_FIELD(http_501),
     STAT_FIELD(http_505),        STAT_FIELD(http_502),         STAT_FIELD(http_503),
     STAT_FIELD(http_504),        STAT_FIELD(http_truncated),   STAT_FIELD(alog_dropped),
+    STAT_FIELD(queue_len),       STAT_FIELD(queue_max),        STAT_FIELD(queued),
+    STAT_FIELD(queue_timeouts),  STAT_FIELD(queue_dropped_oldest), STAT_FIELD(queue_full),
+    STAT_FIELD(queue_client_gone), STAT_FIELD(queue_lifo),     STAT_FIELD(qdelay_le_1ms),
+    STAT_FIELD(qdelay_le_5ms),   STAT_FIELD(qdelay_le_10ms),   STAT_FIELD(qdelay_le_50ms),
+    STAT_FIELD(qdelay_le_100ms), STAT_FIELD(qdelay_le_500ms),  STAT_FIELD(qdelay_le_1s),
+    STAT_FIELD(qdelay_gt_1s),    STAT_FIELD(accept_paused),    STAT_FIELD(shed_503),
 };
 
 #define NB_FIELDS (sizeof(fields) / sizeof(fields[0]))

@@ -180,7 +180,7 @@ fp_workers_create(struct fp_workers *ws, const struct fp_conf *conf, char *err, 
         if (t->io == NULL) {
             return -1;
         }
-        if (fp_worker_init(&t->w, i, conf, t->io, per_worker) != 0) {
+        if (fp_worker_init(&t->w, i, ws->n, conf, t->io, per_worker) != 0) {
             snprintf(err, errlen, "cannot allocate pools for %u connections", per_worker);
             return -1;
         }

@@ -168,6 +168,13 @@ def test_chunked_response(env):
     assert gzip.decompress(body) == TEXT
     assert r.response()[2] == b"small\n"  # the connection survived the chunked body
     s.close()
+    # An HTTP/1.0 client must not get chunked coding (RFC 9112 section 6.1).
+    s, r = conn(env["port"])
+    s.sendall(b"GET /text.txt HTTP/1.0\r\nAccept-Encoding: gzip\r\n\r\n")
+    st, h, body = r.response()
+    assert st == 200 and "transfer-encoding" not in h, h
+    assert gzip.decompress(body) == TEXT
+    s.close()
     out = curl("--compressed", "http://127.0.0.1:%d/text.txt" % env["port"])
     assert out == TEXT
 
@@ -242,6 +249,8 @@ def test_routing(env):
     s, r = conn(port)
     s.sendall(b"GET http://api.example.com/v1/abs HTTP/1.1\r\nHost: api.example.com\r\n\r\n")
     assert r.response()[2] == b"api /v1/abs\n"
+    s.sendall(b"GET http://shop.example.org?q=1 HTTP/1.1\r\nHost: shop.example.org\r\n\r\n")
+    assert r.response()[2] == b"org /?q=1\n"
     s.close()
 
 
@@ -370,7 +379,7 @@ def main():
     api_port, org_port = fpt.free_port(), fpt.free_port()
     files = {"big.bin": BIG, "small.txt": b"small\n", "reuse.txt": b"reuse\n",
              "a.txt": b"A" * 3000, "b.txt": b"B" * 5, "c.txt": b"C" * 70000, "text.txt": TEXT}
-    extra_http = ("gzip on; gzip_types text/plain; gzip_min_length 100;\n"
+    extra_http = ("gzip on; gzip_types text/plain; gzip_min_length 100; gzip_http_version 1.0;\n"
                   "  server { listen 127.0.0.1:%d; location / { return 200 \"api $request_uri\\n\"; } }\n"
                   "  server { listen 127.0.0.1:%d; location / { return 200 \"org $request_uri\\n\"; } }\n"
                   % (api_port, org_port))

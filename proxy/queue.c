@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Request queue with adaptive LIFO; see queue.h. Worker-private, no locks. */
+#include "proxy/queue.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int
+fp_wq_init(struct fp_wq *q, uint32_t cap)
+{
+    memset(q, 0, sizeof(*q));
+    q->cap = cap;
+    if (cap == 0) {
+        return 0;
+    }
+    q->items = calloc(cap, sizeof(*q->items));
+    q->enq_ms = calloc(cap, sizeof(*q->enq_ms));
+    if (q->items == NULL || q->enq_ms == NULL) {
+        fp_wq_destroy(q);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void
+fp_wq_destroy(struct fp_wq *q)
+{
+    free(q->items);
+    free(q->enq_ms);
+    q->items = NULL;
+    q->enq_ms = NULL;
+}
+
+/* Drops holes at both ends so that head and tail are live items (or the queue is empty). */
+static void
+trim(struct fp_wq *q)
+{
+    while (q->count > 0 && q->items[q->head % q->cap] == NULL) {
+        q->head++;
+        q->count--;
+    }
+    while (q->count > 0 && q->items[(q->head + q->count - 1) % q->cap] == NULL) {
+        q->count--;
+    }
+}
+
+int64_t
+fp_wq_push(struct fp_wq *q, void *item, uint64_t now_ms)
+{
+    uint32_t pos;
+
+    trim(q);
+    if (q->count == q->cap) {
+        return -ENOBUFS;
+    }
+    pos = q->head + q->count;
+    q->items[pos % q->cap] = item;
+    q->enq_ms[pos % q->cap] = now_ms;
+    q->count++;
+    q->live++;
+    return pos;
+}
+
+void
+fp_wq_remove(struct fp_wq *q, uint32_t pos)
+{
+    q->items[pos % q->cap] = NULL;
+    q->live--;
+    trim(q);
+}
+
+static void *
+take(struct fp_wq *q, uint32_t pos)
+{
+    void *item = q->items[pos % q->cap];
+
+    q->items[pos % q->cap] = NULL;
+    q->live--;
+    trim(q);
+    if (q->live == 0) {
+        q->above_since_ms = 0;
+        q->lifo = false;
+    }
+    return item;
+}
+
+void *
+fp_wq_pop_oldest(struct fp_wq *q)
+{
+    trim(q);
+    if (q->live == 0) {
+        return NULL;
+    }
+    return take(q, q->head);
+}
+
+void *
+fp_wq_pop(struct fp_wq *q, uint64_t now_ms, bool lifo_allowed, uint32_t target_ms,
+          uint32_t interval_ms, uint64_t *delay_ms)
+{
+    uint64_t oldest_wait;
+    uint32_t pos;
+
+    trim(q);
+    if (q->live == 0) {
+        return NULL;
+    }
+    oldest_wait = now_ms - q->enq_ms[q->head % q->cap];
+    if (!lifo_allowed || oldest_wait <= target_ms) {
+        q->above_since_ms = 0;
+        q->lifo = false;
+    } else if (q->above_since_ms == 0) {
+        q->above_since_ms = now_ms;
+    } else if (!q->lifo && now_ms - q->above_since_ms >= interval_ms) {
+        q->lifo = true;
+        q->lifo_switches++;
+    }
+    pos = q->lifo ? q->head + q->count - 1 : q->head;
+    *delay_ms = now_ms - q->enq_ms[pos % q->cap];
+    return take(q, pos);
+}

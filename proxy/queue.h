@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The queue of requests waiting for a server slot: one per backend and worker, fixed capacity,
+ * owned by that worker. It is a ring of slots in arrival order; a request that leaves early
+ * (its client left, its queue timeout expired) leaves a hole that the next pop skips, so every
+ * operation is O(1) but a pop over holes.
+ *
+ * Service order (RFC-free, from CoDel, Nichols & Jacobson 2012, and Facebook's adaptive LIFO):
+ * first-in first-out while the queue drains, which absorbs bursts fairly; once the oldest
+ * request has waited longer than target for a whole interval, the queue is standing and is
+ * served last-in first-out, so the requests whose clients most likely still wait are served
+ * first and the old ones run into their timeout. Back to FIFO as soon as the delay drops.
+ */
+#ifndef FP_PROXY_QUEUE_H
+#define FP_PROXY_QUEUE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct fp_wq {
+    void    **items;  /* cap slots; NULL marks a request that left */
+    uint64_t *enq_ms; /* when each slot's request arrived */
+    uint32_t  cap;
+    uint32_t  head;  /* absolute position of the oldest slot */
+    uint32_t  count; /* slots between head and tail, holes included */
+    uint32_t  live;  /* requests waiting */
+    uint64_t  above_since_ms; /* 0, or since when the oldest wait exceeds the target */
+    bool      lifo;
+    uint64_t  lifo_switches; /* times the queue turned standing */
+};
+
+/* Allocates room for cap requests (0: a queue that refuses everything). Startup only.
+ * Returns 0 or -ENOMEM. */
+int fp_wq_init(struct fp_wq *q, uint32_t cap);
+
+void fp_wq_destroy(struct fp_wq *q);
+
+/* Appends item, arrived at now_ms. Returns its position (for fp_wq_remove) or -ENOBUFS when
+ * the queue is full (the caller drops the oldest with fp_wq_pop_oldest first). */
+int64_t fp_wq_push(struct fp_wq *q, void *item, uint64_t now_ms);
+
+/* Removes the item at pos (from fp_wq_push) that has not been popped yet. */
+void fp_wq_remove(struct fp_wq *q, uint32_t pos);
+
+/* Takes the oldest waiting item, or NULL. */
+void *fp_wq_pop_oldest(struct fp_wq *q);
+
+/*
+ * Takes the next item to serve, or NULL when none waits. lifo_allowed false gives plain FIFO.
+ * *delay_ms receives how long the item waited.
+ */
+void *fp_wq_pop(struct fp_wq *q, uint64_t now_ms, bool lifo_allowed, uint32_t target_ms,
+                uint32_t interval_ms, uint64_t *delay_ms);
+
+#endif /* FP_PROXY_QUEUE_H */
