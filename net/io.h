@@ -144,6 +144,9 @@ struct fp_io_conf {
     void           *notify_data;
 };
 
+/* Returns the bytes one connection of backend kind takes in its pool (for memory bounds). */
+size_t fp_io_conn_size(enum fp_io_kind kind);
+
 /* Creates a backend instance for the calling worker. Startup only. Returns NULL and writes a
  * reason into err on failure (unknown kind, backend not built, out of memory). */
 struct fp_io *fp_io_create(const struct fp_io_conf *conf, char *err, size_t errlen);

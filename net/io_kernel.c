@@ -468,6 +468,12 @@ static const struct fp_io_ops kio_ops = {
     .destroy = kio_destroy,
 };
 
+size_t
+fp_io_kernel_conn_size(void)
+{
+    return sizeof(struct kconn);
+}
+
 struct fp_io *
 fp_io_kernel_create(const struct fp_io_conf *conf, char *err, size_t errlen)
 {

@@ -14,6 +14,9 @@
 /* Creates a kernel backend instance (libev loop + connection pool). NULL on failure. */
 struct fp_io *fp_io_kernel_create(const struct fp_io_conf *conf, char *err, size_t errlen);
 
+/* Returns sizeof the backend's connection object. */
+size_t fp_io_kernel_conn_size(void);
+
 /*
  * Startup, main thread: opens n listening sockets on a, all in one SO_REUSEPORT group, in
  * worker order (socket i is worker i's), and attaches a classic BPF program that sends a new

@@ -183,17 +183,27 @@ main_open_stats(struct fp_main *m, char *err, size_t errlen)
     return 0;
 }
 
-static void
+static int
 main_print_check(const struct fp_conf *conf)
 {
-    uint32_t i;
-    uint32_t n = 0;
+    struct fp_workers_plan plan;
+    char                   err[256];
+    uint32_t               i;
+    uint32_t               n = 0;
 
     for (i = 0; i < conf->nb_backends; i++) {
         n += conf->backends[i].nb_servers;
     }
-    printf("%s: configuration valid: %u frontend(s), %u backend(s), %u server(s)\n",
-           conf->file, conf->nb_frontends, conf->nb_backends, n);
+    if (fp_workers_plan(conf, &plan, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", conf->file, err);
+        return EXIT_CONFIG;
+    }
+    printf("%s: configuration valid: %u frontend(s), %u backend(s), %u server(s)\n"
+           "workers %u, maxconn %u (%u per worker), bufsize %u\n"
+           "memory bound: %zu MiB (every pool full; resident memory never exceeds it)\n",
+           conf->file, conf->nb_frontends, conf->nb_backends, n, plan.workers, plan.maxconn,
+           plan.per_worker, conf->global.bufsize, (plan.mem_bound + (1 << 20) - 1) >> 20);
+    return EXIT_OK;
 }
 
 static int
@@ -240,8 +250,9 @@ main_run(struct fp_main *m)
         fp_workers_send(&m->ws, FP_WMSG_STOP);
         goto out;
     }
-    fp_log(FP_LOG_INFO, "%u worker(s) listening, io %s, maxconn %u, reuseport steering %s",
-           m->ws.n, m->ws.t[0].io->ops->name, m->ws.maxconn, m->ws.steered ? "cpu" : "hash");
+    fp_log(FP_LOG_INFO, "%u worker(s) listening, io %s, maxconn %u, reuseport steering %s, "
+           "memory bound %zu MiB", m->ws.n, m->ws.t[0].io->ops->name, m->ws.maxconn,
+           m->ws.steered ? "cpu" : "hash", m->ws.mem_bound >> 20);
     fp_notify("READY=1");
     ev_run(m->loop, 0);
     fp_workers_drain_logs(&m->ws, stderr);
@@ -298,9 +309,9 @@ main(int argc, char **argv)
         return EXIT_CONFIG;
     }
     if (check) {
-        main_print_check(&m.conf);
+        rc = main_print_check(&m.conf);
         fp_conf_free(&m.conf);
-        return EXIT_OK;
+        return rc;
     }
     rc = main_run(&m);
     fp_conf_free(&m.conf);

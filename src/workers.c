@@ -140,6 +140,30 @@ open_listeners(struct fp_workers *ws, const int *cpus, char *err, size_t errlen)
     return 0;
 }
 
+/* Fixed cost of the process beside the pools: code, libraries, stacks, loops, the main
+ * thread. Measured well under this (about 6 MiB RSS idle with 2 workers). */
+#define MEM_BASE ((size_t)32 << 20)
+
+int
+fp_workers_plan(const struct fp_conf *conf, struct fp_workers_plan *plan, char *err,
+                size_t errlen)
+{
+    struct fp_workers ws;
+    int               cpus[FP_MAX_WORKERS];
+
+    memset(&ws, 0, sizeof(ws));
+    ws.conf = conf;
+    if (resolve_cpus(&ws, cpus, err, errlen) != 0) {
+        return -1;
+    }
+    plan->workers = ws.n;
+    plan->maxconn = size_maxconn(conf);
+    plan->per_worker = (plan->maxconn + ws.n - 1) / ws.n;
+    plan->mem_bound = MEM_BASE + ws.n * fp_worker_mem_bound(conf, ws.n, plan->per_worker,
+                                                              fp_io_conn_size(conf->global.io));
+    return 0;
+}
+
 int
 fp_workers_create(struct fp_workers *ws, const struct fp_conf *conf, char *err, size_t errlen)
 {
@@ -148,13 +172,17 @@ fp_workers_create(struct fp_workers *ws, const struct fp_conf *conf, char *err, 
     uint32_t          per_worker;
     unsigned          i;
 
+    struct fp_workers_plan plan;
+
     memset(ws, 0, sizeof(*ws));
     ws->conf = conf;
-    if (resolve_cpus(ws, cpus, err, errlen) != 0) {
+    if (resolve_cpus(ws, cpus, err, errlen) != 0 ||
+        fp_workers_plan(conf, &plan, err, errlen) != 0) {
         return -1;
     }
-    ws->maxconn = size_maxconn(conf);
-    per_worker = (ws->maxconn + ws->n - 1) / ws->n;
+    ws->maxconn = plan.maxconn;
+    ws->mem_bound = plan.mem_bound;
+    per_worker = plan.per_worker;
     ws->t = calloc(ws->n, sizeof(*ws->t));
     if (ws->t == NULL) {
         snprintf(err, errlen, "out of memory");

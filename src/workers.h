@@ -38,10 +38,24 @@ struct fp_workers {
     unsigned              n;
     struct fp_wthread    *t;
     uint32_t              maxconn;    /* effective, all workers */
+    size_t                mem_bound;  /* bytes, from fp_workers_plan() */
     int                   steered;    /* reuseport CPU steering attached */
     void (*on_exit)(void *data);      /* called from a worker thread when its loop ends */
     void *on_exit_data;
 };
+
+/* What a configuration will run as: computed without starting anything. */
+struct fp_workers_plan {
+    unsigned workers;
+    uint32_t maxconn;    /* effective, all workers */
+    uint32_t per_worker; /* sessions per worker */
+    size_t   mem_bound;  /* bytes the process can use at most, all pools full */
+};
+
+/* Fills plan for conf (worker count, maxconn sized to the descriptor limit, memory bound).
+ * Returns 0 or -1 with a reason in err. */
+int fp_workers_plan(const struct fp_conf *conf, struct fp_workers_plan *plan, char *err,
+                    size_t errlen);
 
 /*
  * Resolves the worker count and CPUs, sizes maxconn to the file-descriptor limit, opens the

@@ -1,0 +1,297 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""Overload control end to end (mode http, kernel I/O): a slow origin behind fastproxy driven
+open loop above capacity, the queue's drop-oldest and LIFO order, clients that leave, and a
+connection flood beyond maxconn."""
+
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import fpt
+
+
+class RecordingOrigin:
+    """A slow origin that records the order in which it serves paths."""
+
+    def __init__(self, service_s):
+        served = self.served = []
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                time.sleep(service_s)
+                served.append(self.path)
+                body = self.path.encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.srv.daemon_threads = True
+        self.port = self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def cfg(port, origin_port, workers=1, maxconn_srv=1, queue=3, queue_to="5s", extra_global="",
+        stats=None, maxconn=2000):
+    text = f"""global:
+  workers: {workers}
+  maxconn: {maxconn}
+{extra_global}
+defaults:
+  timeouts: {{ connect: 2s, client: 10s, server: 10s, queue: {queue_to} }}
+frontends:
+  - {{ name: web, bind: "127.0.0.1:{port}", default_backend: app }}
+backends:
+  - name: app
+    queue_size: {queue}
+    servers: [{{ name: s1, address: "127.0.0.1:{origin_port}", maxconn: {maxconn_srv} }}]
+"""
+    if stats:
+        text += 'stats: {bind: "127.0.0.1:%d"}\n' % stats
+    return text
+
+
+class Req(threading.Thread):
+    """One GET on its own connection; records status and completion time."""
+
+    def __init__(self, port, path, close_after=None):
+        super().__init__(daemon=True)
+        self.port, self.path, self.close_after = port, path, close_after
+        self.status = None
+        self.done_at = None
+        self.start()
+
+    def run(self):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % self.path.encode())
+        if self.close_after is not None:
+            time.sleep(self.close_after)
+            s.close()
+            self.status = "closed"
+            return
+        data = b""
+        while b"\r\n\r\n" not in data:
+            d = s.recv(4096)
+            if not d:
+                break
+            data += d
+        self.done_at = time.monotonic()
+        self.status = int(data.split(b" ")[1]) if data else 0
+        s.close()
+
+
+def test_drop_oldest_then_lifo(env):
+    origin = RecordingOrigin(0.3)
+    port, sport = fpt.free_port(), fpt.free_port()
+    fp = fpt.Fastproxy(env["tmp"], cfg(port, origin.port, queue=3, stats=sport), wait=[port])
+    try:
+        reqs = [Req(port, "/r0")]
+        time.sleep(0.05)
+        for i in range(1, 5):  # r1..r3 queue; r4 finds the queue full: r1, the oldest, goes
+            reqs.append(Req(port, "/r%d" % i))
+            time.sleep(0.03)
+        for r in reqs:
+            r.join(10)
+        st = [r.status for r in reqs]
+        assert st == [200, 503, 200, 200, 200], st
+        assert reqs[1].done_at < reqs[0].done_at, "the dropped request was not answered at once"
+        # r2 is served first (FIFO: the delay has only just gone above target); by the next
+        # slot the queue has stood above target for a whole interval: LIFO, r4 before r3.
+        assert origin.served == ["/r0", "/r2", "/r4", "/r3"], origin.served
+        s = fpt.stats(sport)
+        assert s["fastproxy_queue_dropped_oldest"] == 1, s
+        assert s["fastproxy_queue_lifo"] == 1, s
+        assert s["fastproxy_queue_max"] == 3, s
+        assert s["fastproxy_queued"] == 4, s
+    finally:
+        assert fp.stop() == 0
+        origin.stop()
+
+
+def test_fifo_discipline_and_queue_timeout(env):
+    origin = RecordingOrigin(0.3)
+    port, sport = fpt.free_port(), fpt.free_port()
+    text = cfg(port, origin.port, queue=8, queue_to="450ms", stats=sport,
+               extra_global="  overload: { queue_discipline: fifo }")
+    fp = fpt.Fastproxy(env["tmp"], text, wait=[port])
+    try:
+        reqs = [Req(port, "/f0")]
+        time.sleep(0.05)
+        for i in range(1, 4):
+            reqs.append(Req(port, "/f%d" % i))
+            time.sleep(0.02)
+        for r in reqs:
+            r.join(10)
+        # f1 gets the slot at 300 ms (waited ~250); f2 and f3 would wait 550+ ms: 503 at 450.
+        assert [r.status for r in reqs] == [200, 200, 503, 503], [r.status for r in reqs]
+        assert origin.served == ["/f0", "/f1"], origin.served
+        s = fpt.stats(sport)
+        assert s["fastproxy_queue_timeouts"] == 2 and s["fastproxy_queue_lifo"] == 0, s
+    finally:
+        assert fp.stop() == 0
+        origin.stop()
+
+
+def test_client_left_never_forwarded(env):
+    origin = RecordingOrigin(0.3)
+    port, sport = fpt.free_port(), fpt.free_port()
+    fp = fpt.Fastproxy(env["tmp"], cfg(port, origin.port, queue=8, stats=sport), wait=[port])
+    try:
+        a = Req(port, "/held")
+        time.sleep(0.05)
+        gone = Req(port, "/gone", close_after=0.05)
+        time.sleep(0.02)
+        b = Req(port, "/after")
+        for r in (a, gone, b):
+            r.join(10)
+        time.sleep(0.4)
+        assert a.status == 200 and b.status == 200
+        assert "/gone" not in origin.served, origin.served
+        assert fpt.stats(sport)["fastproxy_queue_client_gone"] == 1
+    finally:
+        assert fp.stop() == 0
+        origin.stop()
+
+
+def rss_bytes(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def test_open_loop_overload_bounded(env):
+    loadgen, slow = os.environ.get("FP_LOADGEN"), os.environ.get("FP_SLOW_ORIGIN")
+    if not loadgen or not slow:
+        return fpt.SKIP
+    oport, port, sport = fpt.free_port(), fpt.free_port(), fpt.free_port()
+    origin = fpt.Proc([slow, "-p", str(oport), "-s", "8", "-m", "20"],
+                      stderr=subprocess.DEVNULL)
+    assert fpt.wait_port(oport)
+    text = cfg(port, oport, workers=2, maxconn_srv=8, queue=40, queue_to="300ms", stats=sport,
+               maxconn=600)
+    path = os.path.join(env["tmp"], "overload.yaml")
+    with open(path, "w") as f:
+        f.write(text)
+    check = subprocess.run([fpt.fastproxy_path(), "-c", "-f", path], capture_output=True,
+                           text=True, timeout=10)
+    bound = int(check.stdout.split("memory bound: ")[1].split()[0]) << 20
+    fp = fpt.Fastproxy(env["tmp"], text, wait=[port])
+    try:
+        peak = 0
+        # Capacity is 8 slots / 20 ms = 400 req/s; offer 4x that, open loop, 3 s.
+        lg = subprocess.Popen([loadgen, "-p", str(port), "-r", "1600", "-d", "3", "-c", "512",
+                               "-t", "2000", "-P"], stdout=subprocess.PIPE, text=True)
+        while lg.poll() is None:
+            peak = max(peak, rss_bytes(fp.proc.pid))
+            time.sleep(0.05)
+        out = json.loads(lg.stdout.read().strip().splitlines()[-1])
+        s = fpt.stats(sport)
+        print("     offered 1600/s: goodput %.0f/s, 503 %d, timeouts %d, errors %d, p99 ok %.1f ms;"
+              " queue max %d/20 per worker; rss peak %.1f MiB <= bound %d MiB" %
+              (out["goodput_rps"], out["non2xx"], out["timeouts"], out["errors"],
+               out["p99_us"] / 1000, s["fastproxy_queue_max"], peak / 2**20, bound >> 20))
+        assert out["timeouts"] == 0 and out["errors"] == 0, out
+        assert out["ok"] + out["non2xx"] == out["scheduled"], out
+        assert out["ok"] > 0 and out["non2xx"] > 0, out
+        for w in ("0", "1"):
+            assert s['fastproxy_queue_max{worker="%s"}' % w] <= 20, s
+        assert peak <= bound, (peak, bound)
+        # Refused requests waited at most the queue timeout: p99 of the successful ones
+        # stays within it plus one service time.
+        assert out["p99_us"] < 300000 + 100000, out
+    finally:
+        assert fp.stop() == 0
+        origin.stop()
+
+
+def test_flood_beyond_maxconn(env):
+    port, sport = fpt.free_port(), fpt.free_port()
+    text = cfg(port, env["nginx"].port, workers=1, maxconn_srv=0, queue=8, stats=sport,
+               maxconn=40, extra_global="  overload: { shed_queue: 8 }")
+    fp = fpt.Fastproxy(env["tmp"], text, wait=[port])
+    try:
+        clients = []
+        for _ in range(10):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert s.recv(4096).startswith(b"HTTP/1.1 200")
+            clients.append(s)
+        flood = []
+        for _ in range(200):
+            try:
+                flood.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+            except OSError:
+                pass
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        for s in clients:
+            s.sendall(b"GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        served_in = time.monotonic() - t0
+        shed = 0
+        for f in flood:
+            f.settimeout(0.01)
+            try:
+                if f.recv(64).startswith(b"HTTP/1.1 503"):
+                    shed += 1
+            except OSError:
+                pass
+        st = fpt.stats(sport)
+        print("     10 keep-alive clients served in %.1f ms during a flood of %d; %d shed 503, "
+              "accept paused %d times" % (served_in * 1000, len(flood), st["fastproxy_shed_503"],
+                                          st["fastproxy_accept_paused"]))
+        assert served_in < 1.0
+        assert st["fastproxy_accept_paused"] >= 1 and st["fastproxy_shed_503"] >= 1, st
+        assert shed >= 1
+        for f in flood:
+            f.close()
+        for s in clients:
+            s.close()
+        time.sleep(0.3)
+        status, body = fpt.http_get(port, "/small.txt")
+        assert status == 200 and body == b"small\n"
+    finally:
+        assert fp.stop() == 0
+
+
+def main():
+    tmp = fpt.tmpdir()
+    nginx = fpt.Nginx(tmp, {"small.txt": b"small\n"})
+    env = {"tmp": tmp, "nginx": nginx}
+    r = fpt.Runner()
+    try:
+        r.run("full queue drops the oldest; standing queue turns LIFO", test_drop_oldest_then_lifo,
+              env)
+        r.run("fifo discipline and queue timeout 503", test_fifo_discipline_and_queue_timeout, env)
+        r.run("a request whose client left is never forwarded", test_client_left_never_forwarded,
+              env)
+        r.run("open loop at 4x capacity: bounded queue, memory, answers",
+              test_open_loop_overload_bounded, env)
+        r.run("flood beyond maxconn: established clients still served", test_flood_beyond_maxconn,
+              env)
+    finally:
+        nginx.stop()
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+    r.finish()
+
+
+if __name__ == "__main__":
+    main()
