@@ -6,7 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/stack/cksum.h"
 #include "net/stack/link.h"
+#include "net/stack/pool.h"
+#include "net/stack/wire.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define H_ASAN 1
@@ -186,4 +189,60 @@ h_dump_counters(const char *name, const struct fp_stack *st)
                     (unsigned long long)c[i]);
         }
     }
+}
+
+void
+h_inject_tcp(struct h_pair *p, struct fp_stack *to, uint32_t saddr, uint16_t sport, uint16_t dport,
+             uint32_t seq, uint32_t ack, uint8_t flags, uint16_t wnd, const uint8_t *opt,
+             uint32_t optlen, uint32_t plen)
+{
+    struct fp_pkt *pkt = fp_stack_pkt_alloc(to);
+    uint8_t       *f;
+    uint8_t       *ip;
+    uint8_t       *th;
+    uint32_t       tlen = 20 + optlen + plen;
+    uint16_t       sum;
+
+    if (pkt == NULL) {
+        return;
+    }
+    f = pkt->data;
+    memset(f, 0, 14 + 20 + tlen);
+    memcpy(f, to->conf.mac, 6);
+    f[6] = 0x02;
+    f[11] = 0x99;
+    fp_put16(f + 12, 0x0800);
+    ip = f + 14;
+    ip[0] = 0x45;
+    fp_put16(ip + 2, (uint16_t)(20 + tlen));
+    ip[8] = 64;
+    ip[9] = 6;
+    fp_put32(ip + 12, saddr);
+    fp_put32(ip + 16, to->conf.addr);
+    sum = fp_cksum(ip, 20);
+    memcpy(ip + 10, &sum, 2);
+    th = ip + 20;
+    fp_put16(th, sport);
+    fp_put16(th + 2, dport);
+    fp_put32(th + 4, seq);
+    fp_put32(th + 8, ack);
+    th[12] = (uint8_t)(((20 + optlen) / 4) << 4);
+    th[13] = flags;
+    fp_put16(th + 14, wnd);
+    if (optlen > 0) {
+        memcpy(th + 20, opt, optlen);
+    }
+    sum = fp_cksum_tcp(saddr, to->conf.addr, th, tlen);
+    memcpy(th + 16, &sum, 2);
+    pkt->len = 14 + 20 + tlen;
+    fp_stack_input(to, &pkt, 1, p->now_us);
+}
+
+uint64_t
+h_ctr(const struct fp_stack *st, enum fp_stk_counter c)
+{
+    uint64_t v[FP_STK_CTR_NB];
+
+    fp_stack_counters(st, v);
+    return v[c];
 }

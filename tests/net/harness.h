@@ -54,6 +54,17 @@ void h_pattern_fill(uint64_t s, uint64_t off, uint8_t *buf, uint32_t len);
 /* Returns the scale-down divisor for sizes: 1 normally, 8 under ASan, or $FP_TEST_SCALE. */
 uint32_t h_scale(void);
 
+/*
+ * Builds a TCP segment from saddr:sport to the instance `to` (port dport), with optional options
+ * (optlen a multiple of 4) and plen zero bytes of payload, and feeds it to `to` at p->now_us.
+ */
+void h_inject_tcp(struct h_pair *p, struct fp_stack *to, uint32_t saddr, uint16_t sport,
+                  uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags, uint16_t wnd,
+                  const uint8_t *opt, uint32_t optlen, uint32_t plen);
+
+/* Reads counter c of st. */
+uint64_t h_ctr(const struct fp_stack *st, enum fp_stk_counter c);
+
 /* Prints the non-zero counters of st to stderr, prefixed by name. */
 void h_dump_counters(const char *name, const struct fp_stack *st);
 
