@@ -82,6 +82,7 @@ h_pair_step(struct h_pair *p)
     work = fp_stack_poll(p->a, p->now_us, 4);
     work += fp_stack_poll(p->b, p->now_us, 4);
     if (work != 0) {
+        p->now_us++; /* processing is not free: keeps timers running under continuous load */
         return work;
     }
     next = fp_memlink_next_us(p->ml);
