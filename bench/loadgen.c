@@ -12,10 +12,12 @@
  *
  * Every scheduled request ends in exactly one bucket: ok (2xx), non2xx, timeout, error
  * (connect, I/O, parse) or dropped (FIFO full). Goodput counts the 2xx responses completed
- * within the arrival window, divided by its length, so the drain after it does not inflate it. Responses must carry Content-Length; chunked
- * bodies count as parse errors. All memory is allocated before the first request. The result
- * is one JSON line on stdout. Timers have libev's ~1 ms resolution, so arrivals come in
- * bursts of up to 1 ms; their latency still starts at their own scheduled time.
+ * within the arrival window, divided by its length, so the drain after it does not inflate it.
+ * Responses must carry Content-Length; chunked bodies count as parse errors. All memory is
+ * allocated before the first request. The result is one JSON line on stdout.
+ *
+ * Timers have a resolution of about a millisecond, so arrivals come in bursts of up to 1 ms;
+ * the latency of each request still starts at its own scheduled time.
  */
 
 #include <arpa/inet.h>
@@ -35,10 +37,10 @@
 
 #include <ev.h>
 
-#define LG_HDR_MAX   8192
-#define LG_SCRATCH   65536
-#define LG_SWEEP_S   0.005
-#define LG_REQ_MAX   1024
+#define LG_HDR_MAX 8192
+#define LG_SCRATCH 65536
+#define LG_SWEEP_S 0.005
+#define LG_REQ_MAX 1024
 
 enum lg_conn_state {
     LG_CONN_CLOSED = 0,
@@ -52,31 +54,31 @@ struct lg;
 struct lg_conn {
     struct lg         *lg;
     ev_io              io;
-    ev_timer           timer;     /* client timeout of the request in flight */
+    ev_timer           timer; /* client timeout of the request in flight */
     int                fd;
     enum lg_conn_state state;
-    double             sched;     /* scheduled arrival of the request in flight */
-    size_t             sent;      /* request bytes written */
+    double             sched; /* scheduled arrival of the request in flight */
+    size_t             sent;  /* request bytes written */
     bool               hdr_done;
     bool               close_after;
     int                status;
     uint64_t           body_left;
-    size_t             hlen;      /* header bytes buffered in hbuf */
+    size_t             hlen; /* header bytes buffered in hbuf */
     char               hbuf[LG_HDR_MAX];
-    struct lg_conn    *prev;      /* idle list, or free list (next only) */
+    struct lg_conn    *prev; /* idle list, or free list (next only) */
     struct lg_conn    *next;
 };
 
 struct lg_stats {
     uint64_t scheduled;
     uint64_t ok;
-    uint64_t ok_in_window;   /* 2xx completed before the end of the arrival window */
+    uint64_t ok_in_window; /* 2xx completed before the end of the arrival window */
     uint64_t non2xx;
-    uint64_t timeouts;       /* in flight or waiting in the FIFO past the client timeout */
+    uint64_t timeouts; /* in flight or waiting in the FIFO past the client timeout */
     uint64_t connect_errors;
-    uint64_t io_errors;      /* reset or EOF in the middle of a response */
-    uint64_t parse_errors;   /* malformed or unsupported response */
-    uint64_t dropped;        /* FIFO full */
+    uint64_t io_errors;    /* reset or EOF in the middle of a response */
+    uint64_t parse_errors; /* malformed or unsupported response */
+    uint64_t dropped;      /* FIFO full */
     uint64_t conns_opened;
 };
 
@@ -97,16 +99,16 @@ struct lg {
     ev_timer           sweep;
     struct lg_conn    *conns;
     uint32_t           nb_conns;
-    uint32_t           nb_open;       /* connecting, idle or busy */
+    uint32_t           nb_open; /* connecting, idle or busy */
     uint32_t           nb_connecting;
     uint32_t           nb_busy;
-    struct lg_conn    *idle;          /* doubly linked */
-    struct lg_conn    *free;          /* singly linked through next */
-    double            *fifo;          /* scheduled times waiting for a connection */
+    struct lg_conn    *idle; /* doubly linked */
+    struct lg_conn    *free; /* singly linked through next */
+    double            *fifo; /* scheduled times waiting for a connection */
     uint32_t           fifo_cap;
     uint32_t           fifo_head;
     uint32_t           fifo_len;
-    double            *lat_us;        /* latency of each 2xx response */
+    double            *lat_us; /* latency of each 2xx response */
     uint64_t           lat_len;
     uint64_t           lat_cap;
     struct lg_stats    st;
@@ -277,8 +279,7 @@ conn_open(struct lg *lg)
         return -errno;
     }
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(fd, (struct sockaddr *)&lg->addr, sizeof(lg->addr)) == -1 &&
-            errno != EINPROGRESS) {
+    if (connect(fd, (struct sockaddr *)&lg->addr, sizeof(lg->addr)) == -1 && errno != EINPROGRESS) {
         int rc = -errno;
 
         close(fd);
@@ -368,8 +369,8 @@ parse_head(struct lg_conn *c, const char *h, size_t len)
             have_len = true;
         } else if (strncasecmp(p, "transfer-encoding:", 18) == 0) {
             return -EPROTO; /* chunked bodies are not supported by this generator */
-        } else if (strncasecmp(p, "connection:", 11) == 0 && memmem(p, (size_t)(eol - p),
-                                                                     "close", 5) != NULL) {
+        } else if (strncasecmp(p, "connection:", 11) == 0 &&
+                   memmem(p, (size_t)(eol - p), "close", 5) != NULL) {
             c->close_after = true;
         }
         p = eol + 1;
@@ -392,7 +393,7 @@ eat_body(struct lg_conn *c, size_t n)
 }
 
 static int
-read_head(struct lg *lg, struct lg_conn *c, size_t n)
+read_head(struct lg_conn *c, size_t n)
 {
     char  *eoh;
     size_t hdr_len;
@@ -408,7 +409,6 @@ read_head(struct lg *lg, struct lg_conn *c, size_t n)
         return -EPROTO;
     }
     c->hdr_done = true;
-    (void)lg;
     if (c->hlen - hdr_len == 0 && c->body_left == 0) {
         return 1;
     }
@@ -445,7 +445,7 @@ conn_read(struct lg *lg, struct lg_conn *c)
             conn_close(lg, c);
             return;
         }
-        rc = c->hdr_done ? eat_body(c, (size_t)n) : read_head(lg, c, (size_t)n);
+        rc = c->hdr_done ? eat_body(c, (size_t)n) : read_head(c, (size_t)n);
         if (rc < 0) {
             lg->st.parse_errors++;
             conn_close(lg, c);
@@ -562,6 +562,7 @@ static void
 report(struct lg *lg)
 {
     const struct lg_stats *s = &lg->st;
+    uint64_t               errors = s->connect_errors + s->io_errors + s->parse_errors + s->dropped;
     double                 sum = 0;
     uint64_t               i;
 
@@ -578,8 +579,7 @@ report(struct lg *lg)
            lg->rate, lg->duration_s, lg->poisson ? "true" : "false",
            (unsigned long long)s->scheduled, (unsigned long long)s->ok,
            (double)s->ok_in_window / lg->duration_s, (unsigned long long)s->non2xx,
-           (unsigned long long)s->timeouts,
-           (unsigned long long)(s->connect_errors + s->io_errors + s->parse_errors + s->dropped),
+           (unsigned long long)s->timeouts, (unsigned long long)errors,
            (unsigned long long)s->connect_errors, (unsigned long long)s->io_errors,
            (unsigned long long)s->parse_errors, (unsigned long long)s->dropped,
            (unsigned long long)s->conns_opened, percentile(lg->lat_us, lg->lat_len, 50),
@@ -648,8 +648,8 @@ parse_args(struct lg *lg, int argc, char **argv)
             return -EINVAL;
         }
     }
-    if (port <= 0 || port > 65535 || lg->rate <= 0 || lg->duration_s <= 0 ||
-            lg->timeout_s <= 0 || lg->nb_conns == 0 || lg->rate * lg->duration_s > 1e9) {
+    if (port <= 0 || port > 65535 || lg->rate <= 0 || lg->duration_s <= 0 || lg->timeout_s <= 0 ||
+        lg->nb_conns == 0 || lg->rate * lg->duration_s > 1e9) {
         usage(stderr);
         return -EINVAL;
     }
@@ -660,8 +660,8 @@ parse_args(struct lg *lg, int argc, char **argv)
         return -EINVAL;
     }
     n = snprintf(lg->req, sizeof(lg->req),
-                 "GET %s HTTP/1.1\r\nHost: %s:%ld\r\nUser-Agent: fp-loadgen\r\n\r\n", path,
-                 addr, port);
+                 "GET %s HTTP/1.1\r\nHost: %s:%ld\r\nUser-Agent: fp-loadgen\r\n\r\n", path, addr,
+                 port);
     if (n < 0 || (size_t)n >= sizeof(lg->req)) {
         fprintf(stderr, "fp-loadgen: path too long\n");
         return -EINVAL;

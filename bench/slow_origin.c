@@ -11,8 +11,8 @@
  *
  * One request per connection is handled at a time (HTTP/1.1 without pipelining). A request
  * whose client closes while it waits in the FIFO is removed; one already in a slot keeps the
- * slot until its service time ends, as a real application thread would. Connections and slots are allocated at start;
- * SIGTERM or SIGINT stop it and print counters on stderr.
+ * slot until its service time ends, as a real application thread would. Connections and slots are
+ * allocated at start; SIGTERM or SIGINT stop it and print counters on stderr.
  */
 
 #include <arpa/inet.h>
@@ -51,13 +51,13 @@ struct so_conn {
     int                fd;
     enum so_conn_state state;
     bool               close_after;
-    const char        *out;     /* response being written */
+    const char        *out; /* response being written */
     size_t             out_len;
     size_t             out_sent;
     size_t             rlen;
     char               rbuf[SO_RBUF];
-    struct so_conn    *next;    /* FIFO or free list */
-    struct so_conn    *prev;    /* FIFO */
+    struct so_conn    *next; /* FIFO or free list */
+    struct so_conn    *prev; /* FIFO */
 };
 
 struct so_slot {
@@ -71,9 +71,9 @@ struct so_stats {
     uint64_t accepted;
     uint64_t refused_pool_empty;
     uint64_t served;
-    uint64_t rejected_503;   /* FIFO full */
+    uint64_t rejected_503; /* FIFO full */
     uint64_t bad_requests;
-    uint64_t abandoned;      /* client closed while its request waited in the FIFO */
+    uint64_t abandoned; /* client closed while its request waited in the FIFO */
     uint64_t write_errors;
 };
 
@@ -290,8 +290,8 @@ head_has(const char *h, size_t len, const char *name, const char *value)
             return false;
         }
         if ((size_t)(eol - p) > nlen && strncasecmp(p, name, nlen) == 0 &&
-                (value == NULL || memmem(p + nlen, (size_t)(eol - p) - nlen, value,
-                                         strlen(value)) != NULL)) {
+            (value == NULL ||
+             memmem(p + nlen, (size_t)(eol - p) - nlen, value, strlen(value)) != NULL)) {
             return true;
         }
         p = eol + 1;
@@ -316,7 +316,7 @@ conn_try_request(struct so *so, struct so_conn *c)
     }
     hlen = (size_t)(eoh - c->rbuf) + 4;
     if (head_has(c->rbuf, hlen, "content-length:", NULL) ||
-            head_has(c->rbuf, hlen, "transfer-encoding:", NULL)) {
+        head_has(c->rbuf, hlen, "transfer-encoding:", NULL)) {
         so->st.bad_requests++;
         c->close_after = true;
         conn_respond(so, c, RESP_400, sizeof(RESP_400) - 1);
@@ -417,9 +417,14 @@ make_response(size_t body, bool close_conn, size_t *len)
     if (r == NULL) {
         return NULL;
     }
-    n = snprintf(r, cap, "HTTP/1.1 200 OK\r\nServer: fp-slow-origin\r\nContent-Type: "
-                         "application/octet-stream\r\nContent-Length: %zu\r\n%s\r\n",
+    n = snprintf(r, cap,
+                 "HTTP/1.1 200 OK\r\nServer: fp-slow-origin\r\nContent-Type: "
+                 "application/octet-stream\r\nContent-Length: %zu\r\n%s\r\n",
                  body, close_conn ? "Connection: close\r\n" : "");
+    if (n < 0 || (size_t)n >= cap - body) {
+        free(r);
+        return NULL;
+    }
     memset(r + n, 'x', body);
     *len = (size_t)n + body;
     return r;
@@ -475,8 +480,7 @@ alloc_all(struct so *so, size_t body)
     so->slots = calloc(so->nb_slots, sizeof(*so->slots));
     so->resp_ka = make_response(body, false, &so->resp_ka_len);
     so->resp_close = make_response(body, true, &so->resp_close_len);
-    if (so->conns == NULL || so->slots == NULL || so->resp_ka == NULL ||
-            so->resp_close == NULL) {
+    if (so->conns == NULL || so->slots == NULL || so->resp_ka == NULL || so->resp_close == NULL) {
         return -ENOMEM;
     }
     for (i = so->nb_conns; i > 0; i--) {
@@ -552,8 +556,8 @@ main(int argc, char **argv)
             goto out_free;
         }
     }
-    if (port <= 0 || port > 65535 || so->nb_slots == 0 || so->service_s < 0 ||
-            so->nb_conns == 0 || body > (64u << 20)) {
+    if (port <= 0 || port > 65535 || so->nb_slots == 0 || so->service_s < 0 || so->nb_conns == 0 ||
+        body > (64u << 20)) {
         usage(stderr);
         goto out_free;
     }
@@ -579,8 +583,9 @@ main(int argc, char **argv)
     ev_signal_init(&so->sigint, signal_cb, SIGINT);
     ev_signal_start(so->loop, &so->sigint);
     ev_run(so->loop, 0);
-    fprintf(stderr, "fp-slow-origin: accepted %llu refused_pool_empty %llu served %llu "
-                    "rejected_503 %llu abandoned %llu bad_requests %llu write_errors %llu\n",
+    fprintf(stderr,
+            "fp-slow-origin: accepted %llu refused_pool_empty %llu served %llu "
+            "rejected_503 %llu abandoned %llu bad_requests %llu write_errors %llu\n",
             (unsigned long long)so->st.accepted, (unsigned long long)so->st.refused_pool_empty,
             (unsigned long long)so->st.served, (unsigned long long)so->st.rejected_503,
             (unsigned long long)so->st.abandoned, (unsigned long long)so->st.bad_requests,
