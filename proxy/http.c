@@ -16,6 +16,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -108,61 +109,38 @@ struct error_page {
     int         status;
     const char *text; /* the body is the text and a newline */
     const char *fmt;
+    size_t      stat; /* offset of its counter in struct fp_worker_stats */
 };
 
+#define PAGE(code, text, extra)                                                             \
+    {code, text, ERROR_PAGE(code, text, extra), offsetof(struct fp_worker_stats, http_##code)}
+
+/* The first entry is the fallback for a status without a page of its own. */
 static const struct error_page error_pages[] = {
-    {400, "Bad Request", ERROR_PAGE(400, "Bad Request", "")},
-    {408, "Request Timeout", ERROR_PAGE(408, "Request Timeout", "")},
-    {413, "Content Too Large", ERROR_PAGE(413, "Content Too Large", "")},
-    {414, "URI Too Long", ERROR_PAGE(414, "URI Too Long", "")},
-    {417, "Expectation Failed", ERROR_PAGE(417, "Expectation Failed", "")},
-    {431, "Request Header Fields Too Large",
-     ERROR_PAGE(431, "Request Header Fields Too Large", "")},
-    {501, "Not Implemented", ERROR_PAGE(501, "Not Implemented", "")},
-    {502, "Bad Gateway", ERROR_PAGE(502, "Bad Gateway", "")},
-    {503, "Service Unavailable", ERROR_PAGE(503, "Service Unavailable", "Retry-After: 1\r\n")},
-    {504, "Gateway Timeout", ERROR_PAGE(504, "Gateway Timeout", "")},
-    {505, "HTTP Version Not Supported", ERROR_PAGE(505, "HTTP Version Not Supported", "")},
+    PAGE(400, "Bad Request", ""),
+    PAGE(408, "Request Timeout", ""),
+    PAGE(413, "Content Too Large", ""),
+    PAGE(414, "URI Too Long", ""),
+    PAGE(417, "Expectation Failed", ""),
+    PAGE(431, "Request Header Fields Too Large", ""),
+    PAGE(501, "Not Implemented", ""),
+    PAGE(502, "Bad Gateway", ""),
+    PAGE(503, "Service Unavailable", "Retry-After: 1\r\n"),
+    PAGE(504, "Gateway Timeout", ""),
+    PAGE(505, "HTTP Version Not Supported", ""),
 };
 
-static void
-count_status(struct fp_worker *w, int status)
+static const struct error_page *
+error_page_for(int status)
 {
-    switch (status) {
-    case 408:
-        FP_STAT_INC(w, http_408);
-        break;
-    case 413:
-        FP_STAT_INC(w, http_413);
-        break;
-    case 414:
-        FP_STAT_INC(w, http_414);
-        break;
-    case 417:
-        FP_STAT_INC(w, http_417);
-        break;
-    case 431:
-        FP_STAT_INC(w, http_431);
-        break;
-    case 501:
-        FP_STAT_INC(w, http_501);
-        break;
-    case 502:
-        FP_STAT_INC(w, http_502);
-        break;
-    case 503:
-        FP_STAT_INC(w, http_503);
-        break;
-    case 504:
-        FP_STAT_INC(w, http_504);
-        break;
-    case 505:
-        FP_STAT_INC(w, http_505);
-        break;
-    default:
-        FP_STAT_INC(w, http_400);
-        break;
+    size_t i;
+
+    for (i = 0; i < sizeof(error_pages) / sizeof(error_pages[0]); i++) {
+        if (error_pages[i].status == status) {
+            return &error_pages[i];
+        }
     }
+    return &error_pages[0];
 }
 
 /* ---- buffers and timers ---- */
@@ -357,11 +335,11 @@ static int
 hs_error(struct hsess *s, int status)
 {
     struct fp_worker *w = s->w;
-    char              page[512];
-    size_t            i;
-    int               n;
+    const struct error_page *e = error_page_for(status);
+    char                     page[512];
+    int                      n;
 
-    count_status(w, status);
+    fp_worker_stat_inc(w, e->stat);
     s->status = (uint16_t)status;
     if (s->t_req_ms != 0) {
         hs_log(s);
@@ -373,15 +351,7 @@ hs_error(struct hsess *s, int status)
         hs_end(s, 1);
         return -1;
     }
-    for (i = 0; i < sizeof(error_pages) / sizeof(error_pages[0]); i++) {
-        if (error_pages[i].status == status) {
-            break;
-        }
-    }
-    if (i == sizeof(error_pages) / sizeof(error_pages[0])) {
-        i = 0;
-    }
-    n = snprintf(page, sizeof(page), error_pages[i].fmt, strlen(error_pages[i].text) + 1);
+    n = snprintf(page, sizeof(page), e->fmt, strlen(e->text) + 1);
     fp_worker_buf_release(w, &s->rsp);
     fp_worker_buf_release(w, &s->hreq);
     s->rsp_fwd = 0;

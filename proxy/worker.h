@@ -86,6 +86,13 @@ struct fp_worker_stats {
                      __ATOMIC_RELAXED)
 #define FP_STAT_INC(w, field) FP_STAT_ADD(w, field, 1)
 
+/* Adds one to the counter at byte offset off of w->stats (for tables of counters). */
+#define fp_worker_stat_inc(w, off)                                                          \
+    do {                                                                                    \
+        uint64_t *p_ = (uint64_t *)((char *)&(w)->stats + (off));                           \
+        __atomic_store_n(p_, __atomic_load_n(p_, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);  \
+    } while (0)
+
 /* Reads a counter of another worker. */
 #define FP_STAT_READ(w, field) __atomic_load_n(&(w)->stats.field, __ATOMIC_RELAXED)
 

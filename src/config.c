@@ -155,6 +155,38 @@ get_u32(struct cfg *c, yaml_node_t *n, uint32_t min, uint32_t max, uint32_t *out
     return 0;
 }
 
+struct cfg_enum {
+    const char *name;
+    int         value;
+};
+
+/* Stores in *out the value of the table entry named by n; the message lists the names. */
+static int
+get_enum(struct cfg *c, yaml_node_t *n, const char *what, const struct cfg_enum *e, int *out)
+{
+    const char *s = scalar(c, n, "a name");
+    char        names[128] = "";
+    size_t      i;
+
+    if (s == NULL) {
+        return -1;
+    }
+    for (i = 0; e[i].name != NULL; i++) {
+        if (strcmp(s, e[i].name) == 0) {
+            *out = e[i].value;
+            return 0;
+        }
+    }
+    for (i = 0; e[i].name != NULL; i++) {
+        if (i > 0) {
+            strncat(names, e[i + 1].name == NULL ? " or " : ", ",
+                    sizeof(names) - strlen(names) - 1);
+        }
+        strncat(names, e[i].name, sizeof(names) - strlen(names) - 1);
+    }
+    return cfg_error(c, n, "bad %s '%s' (expected %s)", what, s, names);
+}
+
 int
 fp_conf_parse_duration(const char *s, uint32_t *ms)
 {
@@ -368,19 +400,14 @@ g_cpus(struct cfg *c, yaml_node_t *n, void *obj)
 static int
 g_io(struct cfg *c, yaml_node_t *n, void *obj)
 {
-    struct fp_global_conf *g = obj;
-    const char            *s = scalar(c, n, "kernel or dpdk");
+    static const struct cfg_enum ios[] = {
+        {"kernel", FP_IO_KERNEL}, {"dpdk", FP_IO_DPDK}, {NULL, 0}};
+    int v;
 
-    if (s == NULL) {
+    if (get_enum(c, n, "io", ios, &v) != 0) {
         return -1;
     }
-    if (strcmp(s, "kernel") == 0) {
-        g->io = FP_IO_KERNEL;
-    } else if (strcmp(s, "dpdk") == 0) {
-        g->io = FP_IO_DPDK;
-    } else {
-        return cfg_error(c, n, "bad io '%s' (expected kernel or dpdk)", s);
-    }
+    ((struct fp_global_conf *)obj)->io = (enum fp_io_kind)v;
     return 0;
 }
 
@@ -424,19 +451,14 @@ g_grace(struct cfg *c, yaml_node_t *n, void *obj)
 static int
 o_discipline(struct cfg *c, yaml_node_t *n, void *obj)
 {
-    struct fp_overload_conf *o = obj;
-    const char              *s = scalar(c, n, "adaptive_lifo or fifo");
+    static const struct cfg_enum disciplines[] = {
+        {"adaptive_lifo", FP_QUEUE_ADAPTIVE_LIFO}, {"fifo", FP_QUEUE_FIFO}, {NULL, 0}};
+    int v;
 
-    if (s == NULL) {
+    if (get_enum(c, n, "queue_discipline", disciplines, &v) != 0) {
         return -1;
     }
-    if (strcmp(s, "adaptive_lifo") == 0) {
-        o->discipline = FP_QUEUE_ADAPTIVE_LIFO;
-    } else if (strcmp(s, "fifo") == 0) {
-        o->discipline = FP_QUEUE_FIFO;
-    } else {
-        return cfg_error(c, n, "bad queue_discipline '%s' (expected adaptive_lifo or fifo)", s);
-    }
+    ((struct fp_overload_conf *)obj)->discipline = (enum fp_queue_discipline)v;
     return 0;
 }
 
@@ -554,19 +576,14 @@ f_bind(struct cfg *c, yaml_node_t *n, void *obj)
 static int
 f_mode(struct cfg *c, yaml_node_t *n, void *obj)
 {
-    struct fp_frontend_conf *f = obj;
-    const char              *s = scalar(c, n, "http or tcp");
+    static const struct cfg_enum modes[] = {
+        {"http", FP_MODE_HTTP}, {"tcp", FP_MODE_TCP}, {NULL, 0}};
+    int v;
 
-    if (s == NULL) {
+    if (get_enum(c, n, "mode", modes, &v) != 0) {
         return -1;
     }
-    if (strcmp(s, "http") == 0) {
-        f->mode = FP_MODE_HTTP;
-    } else if (strcmp(s, "tcp") == 0) {
-        f->mode = FP_MODE_TCP;
-    } else {
-        return cfg_error(c, n, "bad mode '%s' (expected http or tcp)", s);
-    }
+    ((struct fp_frontend_conf *)obj)->mode = (enum fp_mode)v;
     return 0;
 }
 
@@ -817,15 +834,13 @@ b_name(struct cfg *c, yaml_node_t *n, void *obj)
 static int
 b_balance(struct cfg *c, yaml_node_t *n, void *obj)
 {
-    const char *s = scalar(c, n, "a balance algorithm");
+    static const struct cfg_enum algos[] = {{"roundrobin", FP_LB_ROUNDROBIN}, {NULL, 0}};
+    int v;
 
-    if (s == NULL) {
+    if (get_enum(c, n, "balance", algos, &v) != 0) {
         return -1;
     }
-    if (strcmp(s, "roundrobin") != 0) {
-        return cfg_error(c, n, "bad balance '%s' (expected roundrobin)", s);
-    }
-    ((struct fp_backend_conf *)obj)->balance = FP_LB_ROUNDROBIN;
+    ((struct fp_backend_conf *)obj)->balance = (enum fp_balance)v;
     return 0;
 }
 

@@ -195,6 +195,10 @@ test_bad_enum_values(void)
     expect_error("global:\n  io: netmap\n" GOOD_TAIL,
                  "t.yaml:2:7: bad io 'netmap' (expected kernel or dpdk)");
     expect_error("global:\n  workers: 0\n" GOOD_TAIL, "t.yaml:2:12: 0 is out of range (1 to 64)");
+    expect_error("global:\n  overload: { queue_discipline: lifo }\n" GOOD_TAIL,
+                 "t.yaml:2:33: bad queue_discipline 'lifo' (expected adaptive_lifo or fifo)");
+    expect_error("backends:\n  - { name: a, balance: random, servers: [] }\n",
+                 "t.yaml:2:25: bad balance 'random' (expected roundrobin)");
     expect_error("global:\n  cpus: [4096]\n" GOOD_TAIL,
                  "t.yaml:2:10: 4096 is out of range (0 to 1023)");
 }
