@@ -21,7 +21,8 @@
 #define FP_STK_IP_HLEN     20
 #define FP_STK_TCP_HLEN    20
 #define FP_STK_TCP_MAXOPT  40
-#define FP_STK_MAX_SACK    4 /* SACK blocks remembered by the receiver */
+#define FP_STK_MAX_SACK    4 /* SACK blocks in one option */
+#define FP_STK_SACK_SB     8 /* SACK scoreboard blocks kept by the sender */
 
 /* Packet buffer flags. */
 enum fp_pkt_flag {
@@ -318,9 +319,7 @@ struct fp_tcb {
     uint32_t last_ack_sent;
 
     /* SACK (RFC 2018): blocks we report, and the scoreboard of blocks the peer reported. */
-    struct fp_sack_block rcv_sack[FP_STK_MAX_SACK];
-    uint8_t              rcv_nsack;
-    struct fp_sack_block snd_sack[FP_STK_MAX_SACK];
+    struct fp_sack_block snd_sack[FP_STK_SACK_SB]; /* sorted, disjoint, above snd_una */
     uint8_t              snd_nsack;
     uint32_t             snd_sack_hint; /* highest sequence retransmitted in SACK recovery */
 

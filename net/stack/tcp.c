@@ -1103,6 +1103,98 @@ retransmit_head(struct fp_tcb *tp)
     send_segment(tp, tp->snd_una, len, flags);
 }
 
+/*
+ * RFC 2018 §4: merges the peer's SACK blocks into the scoreboard. Blocks outside
+ * (snd_una, snd_max] are ignored; blocks the cumulative ACK covered are dropped.
+ */
+static void
+sack_update(struct fp_tcb *tp, const struct seg *s)
+{
+    struct fp_sack_block *sb = tp->snd_sack;
+    struct fp_sack_block  b;
+    uint8_t               i;
+    uint8_t               j;
+    uint8_t               n;
+
+    for (i = 0; i < s->opt.nsack; i++) {
+        b = s->opt.sack[i];
+        if (!fp_seq_lt(b.start, b.end) || fp_seq_leq(b.end, s->ack) ||
+            fp_seq_gt(b.end, tp->snd_max) || fp_seq_lt(b.start, tp->snd_una)) {
+            continue;
+        }
+        /* Insert sorted, then merge overlapping or adjacent neighbours. */
+        n = tp->snd_nsack;
+        if (n == FP_STK_SACK_SB) {
+            n--; /* full: forget the highest block */
+        }
+        for (j = n; j > 0 && fp_seq_gt(sb[j - 1].start, b.start); j--) {
+            sb[j] = sb[j - 1];
+        }
+        sb[j] = b;
+        n++;
+        for (j = 0; j + 1 < n;) {
+            if (fp_seq_geq(sb[j].end, sb[j + 1].start)) {
+                sb[j].end = fp_seq_max(sb[j].end, sb[j + 1].end);
+                memmove(&sb[j + 1], &sb[j + 2], (size_t)(n - j - 2) * sizeof(*sb));
+                n--;
+            } else {
+                j++;
+            }
+        }
+        tp->snd_nsack = n;
+    }
+    /* Drop what the cumulative ACK covers. */
+    for (i = 0; i < tp->snd_nsack && fp_seq_leq(sb[i].end, s->ack); i++) {
+    }
+    if (i > 0) {
+        memmove(sb, sb + i, (size_t)(tp->snd_nsack - i) * sizeof(*sb));
+        tp->snd_nsack = (uint8_t)(tp->snd_nsack - i);
+    }
+}
+
+/*
+ * SACK loss recovery (RFC 6675 §5, simplified): retransmits up to max_segs segments from the
+ * holes below the highest SACKed block, starting after the last one retransmitted. Without SACK
+ * information, and if fallback_head, this is NewReno's single retransmission at snd_una.
+ */
+static void
+retransmit_holes(struct fp_tcb *tp, unsigned int max_segs, bool fallback_head)
+{
+    const struct fp_sack_block *sb = tp->snd_sack;
+    uint32_t                    seq;
+    uint32_t                    len;
+    uint8_t                     i;
+
+    if ((tp->t_flags & FP_TF_SACK_PERMIT) == 0 || tp->snd_nsack == 0) {
+        if (fallback_head) {
+            retransmit_head(tp);
+        }
+        return;
+    }
+    seq = fp_seq_max(tp->snd_una, tp->snd_sack_hint);
+    while (max_segs > 0) {
+        for (i = 0; i < tp->snd_nsack && fp_seq_geq(seq, sb[i].start); i++) {
+            if (fp_seq_lt(seq, sb[i].end)) {
+                seq = sb[i].end; /* inside a SACKed block: skip it */
+            }
+        }
+        if (i == tp->snd_nsack) {
+            return; /* no hole left below the highest SACKed byte */
+        }
+        len = sb[i].start - seq;
+        len = len < tp->t_maxseg ? len : tp->t_maxseg;
+        tp->t_rttime = 0;
+        if (send_segment(tp, seq, len, TH_ACK) < 0) {
+            return;
+        }
+        fp_stack_ctr_inc(tp->st, FP_STK_TCP_REXMT_SEGS);
+        fp_stack_ctr_inc(tp->st, FP_STK_TCP_SACK_REXMT);
+        seq += len;
+        tp->snd_sack_hint = seq;
+        max_segs--;
+    }
+}
+
 /* RFC 5681 §3.2 and RFC 6582 §3.2: duplicate ACK handling. */
 static void
 dup_ack(struct fp_tcb *tp)
@@ -1110,6 +1202,7 @@ dup_ack(struct fp_tcb *tp)
     fp_stack_ctr_inc(tp->st, FP_STK_TCP_DUP_ACK);
     if ((tp->t_flags & FP_TF_FASTRECOV) != 0) {
         tp->snd_cwnd += tp->t_maxseg; /* inflate for the segment that left the network */
+        retransmit_holes(tp, 1, false); /* a duplicate ACK alone never resends snd_una */
         return;
     }
     if (++tp->t_dupacks != 3) {
@@ -1123,7 +1216,8 @@ dup_ack(struct fp_tcb *tp)
     tp->cc->on_loss(tp);
     tp->snd_recover = tp->snd_max;
     tp->t_flags |= FP_TF_FASTRECOV;
-    retransmit_head(tp);
+    tp->snd_sack_hint = tp->snd_una;
+    retransmit_holes(tp, 1, true);
     tp->snd_cwnd = tp->snd_ssthresh + 3u * tp->t_maxseg;
 }
 
@@ -1154,7 +1248,7 @@ new_ack(struct fp_tcb *tp, const struct seg *s)
             /* Step 4: partial acknowledgment, retransmit the next hole. */
             sndq_drop(tp, data_acked);
             tp->snd_una = s->ack;
-            retransmit_head(tp);
+            retransmit_holes(tp, 2, true);
             tp->snd_cwnd = tp->snd_cwnd > acked ? tp->snd_cwnd - acked : 0;
             tp->snd_cwnd += tp->t_maxseg;
             tp->t_rexmt_at = tp->st->now_us + tp->t_rto_us;
@@ -1210,6 +1304,9 @@ process_ack(struct fp_tcb *tp, const struct seg *s)
         fp_stack_ctr_inc(st, FP_STK_TCP_ACK_TOO_OLD);
         send_ack(tp, true);
         return false;
+    }
+    if ((tp->t_flags & FP_TF_SACK_PERMIT) != 0 && (s->opt.nsack > 0 || tp->snd_nsack > 0)) {
+        sack_update(tp, s);
     }
     if (fp_seq_gt(s->ack, tp->snd_una)) {
         new_ack(tp, s);
