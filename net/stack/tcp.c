@@ -252,11 +252,20 @@ tcb_new(struct fp_stack *st)
     tp->t_cc_algo = st->conf.cc_algo;
     tp->rcv_wscale = st->conf.no_wscale ? 0 : choose_rcv_wscale(tp->rcv_buf);
     tp->t_idle_since = st->now_us;
-    tp->ts_offset = (uint32_t)fp_stack_random(st);
     if (!st->conf.nagle) {
         tp->t_flags |= FP_TF_NODELAY;
     }
     return tp;
+}
+
+/*
+ * RFC 7323 §7.1: a per-connection TSval offset. Keyed on the 4-tuple rather than random, so that
+ * successive incarnations of one 4-tuple have increasing timestamps (RFC 6191 recycling).
+ */
+static void
+set_ts_offset(struct fp_tcb *tp)
+{
+    tp->ts_offset = (uint32_t)tuple_hash(tp->st, tp->raddr, tp->rport, tp->lport, 0x75);
 }
 
 /* RFC 6528: ISN = M + F(4-tuple, secret), M a 4 us clock. */
@@ -1871,6 +1880,7 @@ new_passive(struct fp_stack *st, struct fp_tcp_listener *l, const struct seg *s)
     tp->t_lsn = l;
     tp->cb = l->cb;
     tp->user = l->user;
+    set_ts_offset(tp);
     tp->t_flags |= FP_TF_CLOSED_APP; /* no handle until fp_tcp_accept */
     tp->irs = s->seq;
     tp->rcv_nxt = s->seq + 1;
@@ -2190,6 +2200,7 @@ fp_tcp_connect(struct fp_stack *st, uint32_t raddr, uint16_t rport, uint16_t lpo
     tp->lport = lport;
     tp->cb = cb;
     tp->user = user;
+    set_ts_offset(tp);
     tp->iss = gen_iss(st, raddr, rport, lport);
     tp->snd_una = tp->iss;
     tp->snd_nxt = tp->iss;

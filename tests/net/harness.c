@@ -247,3 +247,36 @@ h_ctr(const struct fp_stack *st, enum fp_stk_counter c)
     fp_stack_counters(st, v);
     return v[c];
 }
+
+void
+h_inject_ip(struct h_pair *p, struct fp_stack *to, uint32_t saddr, uint8_t proto, uint16_t frag,
+            const uint8_t *l4, uint32_t len)
+{
+    struct fp_pkt *pkt = fp_stack_pkt_alloc(to);
+    uint8_t       *f;
+    uint8_t       *ip;
+    uint16_t       sum;
+
+    if (pkt == NULL) {
+        return;
+    }
+    f = pkt->data;
+    memset(f, 0, 14 + 20);
+    memcpy(f, to->conf.mac, 6);
+    f[6] = 0x02;
+    f[11] = 0x99;
+    fp_put16(f + 12, 0x0800);
+    ip = f + 14;
+    ip[0] = 0x45;
+    fp_put16(ip + 2, (uint16_t)(20 + len));
+    fp_put16(ip + 6, frag);
+    ip[8] = 64;
+    ip[9] = proto;
+    fp_put32(ip + 12, saddr);
+    fp_put32(ip + 16, to->conf.addr);
+    sum = fp_cksum(ip, 20);
+    memcpy(ip + 10, &sum, 2);
+    memcpy(ip + 20, l4, len);
+    pkt->len = 14 + 20 + len;
+    fp_stack_input(to, &pkt, 1, p->now_us);
+}

@@ -62,6 +62,13 @@ void h_inject_tcp(struct h_pair *p, struct fp_stack *to, uint32_t saddr, uint16_
                   uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags, uint16_t wnd,
                   const uint8_t *opt, uint32_t optlen, uint32_t plen);
 
+/*
+ * Builds an IPv4 packet (protocol proto, fragment field frag, len bytes of L4 data at l4) from
+ * saddr to the instance `to` and feeds it at p->now_us. The L4 checksum is the caller's.
+ */
+void h_inject_ip(struct h_pair *p, struct fp_stack *to, uint32_t saddr, uint8_t proto,
+                 uint16_t frag, const uint8_t *l4, uint32_t len);
+
 /* Reads counter c of st. */
 uint64_t h_ctr(const struct fp_stack *st, enum fp_stk_counter c);
 

@@ -5,6 +5,8 @@
  */
 #include <CUnit/Basic.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "net/stack/arp.h"
@@ -364,13 +366,13 @@ static const struct fp_tcp_callbacks st_lcb = {
 };
 
 static void
-setup_conn(struct h_pair *p, struct conn_state *s)
+setup_conn_conf(struct h_pair *p, struct conn_state *s, const struct fp_stack_conf *sc)
 {
     struct fp_tcp_listener *l;
 
     memset(s, 0, sizeof(*s));
     CU_ASSERT_EQUAL_FATAL(h_pair_create(p, &(struct fp_memlink_conf){.seed = 3, .delay_us = 50},
-                                        NULL),
+                                        sc),
                           0);
     CU_ASSERT_EQUAL(fp_tcp_listen(p->a, 80, 4, 0, &st_lcb, s, &l), 0);
     CU_ASSERT_EQUAL(fp_tcp_listen(p->a, 80, 4, 0, &st_lcb, s, &l), -EADDRINUSE);
@@ -382,6 +384,12 @@ setup_conn(struct h_pair *p, struct conn_state *s)
     CU_ASSERT_EQUAL(fp_tcp_get_state(s->cli), FP_TCP_ESTABLISHED);
     CU_ASSERT_EQUAL(fp_tcp_get_state(s->srv), FP_TCP_ESTABLISHED);
     fp_tcp_set_callbacks(s->srv, &st_cb, s);
+}
+
+static void
+setup_conn(struct h_pair *p, struct conn_state *s)
+{
+    setup_conn_conf(p, s, NULL);
 }
 
 static void
@@ -506,6 +514,177 @@ test_tcp_simultaneous_open(void)
     h_pair_destroy(&p);
 }
 
+static void
+test_arp_learn_and_expire(void)
+{
+    struct fp_stack_conf sc = {.arp_timeout_ms = 500};
+    struct h_pair        p;
+    struct conn_state    s;
+    uint8_t              mac[6];
+    uint64_t             req;
+    char                 buf[8];
+
+    memset(&s, 0, sizeof(s));
+    CU_ASSERT_EQUAL_FATAL(h_pair_create(&p, &(struct fp_memlink_conf){.seed = 3}, &sc), 0);
+    CU_ASSERT_EQUAL(fp_tcp_connect(p.b, H_ADDR_A, 81, 0, &st_cb, &s, &s.cli), 0);
+    h_pair_run_for(&p, 10000);
+    /* B asked for A; A learnt B from the request, B learnt A from the reply. */
+    CU_ASSERT_EQUAL(fp_arp_lookup(p.b, H_ADDR_A, mac), 0);
+    CU_ASSERT_EQUAL(mac[5], 1);
+    CU_ASSERT_EQUAL(fp_arp_lookup(p.a, H_ADDR_B, mac), 0);
+    CU_ASSERT_EQUAL(mac[5], 2);
+    h_pair_destroy(&p);
+
+    /* Expiry: after arp_timeout_ms the entry is resolved again before use. */
+    setup_conn_conf(&p, &s, &sc);
+    req = h_ctr(p.b, FP_STK_ARP_REQ_TX);
+    h_pair_run_for(&p, 2000000);
+    CU_ASSERT_EQUAL(fp_tcp_send(s.cli, "abc", 3), 3);
+    h_pair_run_for(&p, 100000);
+    CU_ASSERT_EQUAL(h_ctr(p.b, FP_STK_ARP_REQ_TX), req + 1);
+    CU_ASSERT_EQUAL(fp_tcp_recv(s.srv, buf, sizeof(buf)), 3);
+    h_pair_destroy(&p);
+}
+
+static void
+test_icmp_echo_and_ip_checks(void)
+{
+    struct h_pair p;
+    uint8_t       icmp[16] = {8, 0, 0, 0, 0x12, 0x34, 0, 1, 'p', 'i', 'n', 'g'};
+    uint16_t      sum;
+
+    CU_ASSERT_EQUAL_FATAL(h_pair_create(&p, &(struct fp_memlink_conf){.seed = 3}, NULL), 0);
+    sum = fp_cksum(icmp, sizeof(icmp));
+    memcpy(icmp + 2, &sum, 2);
+    h_inject_ip(&p, p.a, H_ADDR_B, 1, 0, icmp, sizeof(icmp));
+    CU_ASSERT_EQUAL(h_ctr(p.a, FP_STK_ICMP_ECHO_REPLIED), 1);
+    h_pair_run_for(&p, 10000);
+    /* B received the reply with a valid checksum (type 0 is "other" for it). */
+    CU_ASSERT_EQUAL(h_ctr(p.b, FP_STK_ICMP_OTHER), 1);
+    CU_ASSERT_EQUAL(h_ctr(p.b, FP_STK_ICMP_BAD), 0);
+    /* Bad ICMP checksum, fragments, unknown protocol: dropped and counted. */
+    icmp[9] ^= 0xff;
+    h_inject_ip(&p, p.a, H_ADDR_B, 1, 0, icmp, sizeof(icmp));
+    CU_ASSERT_EQUAL(h_ctr(p.a, FP_STK_ICMP_BAD), 1);
+    h_inject_ip(&p, p.a, H_ADDR_B, 1, 0x2000, icmp, sizeof(icmp));
+    h_inject_ip(&p, p.a, H_ADDR_B, 1, 0x0010, icmp, sizeof(icmp));
+    CU_ASSERT_EQUAL(h_ctr(p.a, FP_STK_IP_FRAG), 2);
+    h_inject_ip(&p, p.a, H_ADDR_B, 17, 0, icmp, sizeof(icmp));
+    CU_ASSERT_EQUAL(h_ctr(p.a, FP_STK_IP_BAD_PROTO), 1);
+    CU_ASSERT_EQUAL(h_ctr(p.a, FP_STK_ICMP_ECHO_REPLIED), 1);
+    h_pair_destroy(&p);
+}
+
+static void
+test_time_wait_reuse_and_recycle(void)
+{
+    struct h_pair     p;
+    struct conn_state s;
+
+    /* Active closer in TIME_WAIT: a new connect from the same port reuses it (timestamps). */
+    setup_conn(&p, &s);
+    fp_tcp_close(s.cli);
+    h_pair_run_for(&p, 1000);
+    fp_tcp_close(s.srv);
+    h_pair_run_for(&p, 10000);
+    CU_ASSERT_EQUAL(fp_tcp_get_state(s.cli), FP_TCP_TIME_WAIT);
+    memset(&s, 0, sizeof(s));
+    CU_ASSERT_EQUAL(fp_tcp_connect(p.b, H_ADDR_A, 80, 40000, &st_cb, &s, &s.cli), 0);
+    CU_ASSERT_EQUAL(h_ctr(p.b, FP_STK_TCP_TW_REUSE), 1);
+    h_pair_run_for(&p, 10000);
+    CU_ASSERT_EQUAL(s.connected, 1);
+    CU_ASSERT_EQUAL(fp_tcp_get_state(s.cli), FP_TCP_ESTABLISHED);
+    /* Passive closer in TIME_WAIT: a newer SYN for the same 4-tuple recycles it (RFC 6191). */
+    fp_tcp_close(s.srv);
+    h_pair_run_for(&p, 1000);
+    fp_tcp_close(s.cli);
+    h_pair_run_for(&p, 10000);
+    CU_ASSERT_EQUAL(fp_tcp_get_state(s.srv), FP_TCP_TIME_WAIT);
+    memset(&s, 0, sizeof(s));
+    h_pair_run_for(&p, 50000); /* newer timestamps */
+    CU_ASSERT_EQUAL(fp_tcp_connect(p.b, H_ADDR_A, 80, 40000, &st_cb, &s, &s.cli), 0);
+    h_pair_run_for(&p, 10000);
+    CU_ASSERT_EQUAL(h_ctr(p.a, FP_STK_TCP_TW_RECYCLED), 1);
+    CU_ASSERT_EQUAL(s.connected, 1);
+    h_pair_destroy(&p);
+}
+
+static void
+test_paws(void)
+{
+    struct h_pair     p;
+    struct conn_state s;
+    uint8_t           ts[12] = {1, 1, 8, 10};
+    uint32_t          old;
+
+    setup_conn(&p, &s);
+    CU_ASSERT_TRUE((s.srv->t_flags & FP_TF_RCVD_TSTMP) != 0);
+    old = s.srv->ts_recent - 1000;
+    ts[4] = (uint8_t)(old >> 24);
+    ts[5] = (uint8_t)(old >> 16);
+    ts[6] = (uint8_t)(old >> 8);
+    ts[7] = (uint8_t)old;
+    h_inject_tcp(&p, p.a, H_ADDR_B, 40000, 80, s.srv->rcv_nxt, s.srv->snd_nxt, 0x18, 1000, ts,
+                 12, 10);
+    CU_ASSERT_EQUAL(h_ctr(p.a, FP_STK_TCP_PAWS_DROP), 1);
+    CU_ASSERT_EQUAL(s.srv->rcvq_bytes, 0);
+    h_pair_destroy(&p);
+}
+
+struct reader {
+    const struct fp_stack *st;
+    volatile bool          stop;
+    uint64_t               reads;
+    bool                   monotonic;
+};
+
+static void *
+counter_reader(void *arg)
+{
+    struct reader *r = arg;
+    uint64_t       c[FP_STK_CTR_NB];
+    uint64_t       last = 0;
+
+    r->monotonic = true;
+    while (!r->stop) {
+        fp_stack_counters(r->st, c);
+        if (c[FP_STK_TCP_RX] < last) {
+            r->monotonic = false;
+        }
+        last = c[FP_STK_TCP_RX];
+        r->reads++;
+    }
+    return NULL;
+}
+
+static void
+test_counters_from_another_thread(void)
+{
+    struct h_pair     p;
+    struct conn_state s;
+    struct reader     r = {0};
+    pthread_t         th;
+    char              buf[1000];
+    int               i;
+
+    setup_conn(&p, &s);
+    r.st = p.a;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, counter_reader, &r), 0);
+    memset(buf, 'x', sizeof(buf));
+    for (i = 0; i < 2000; i++) {
+        fp_tcp_send(s.cli, buf, sizeof(buf));
+        h_pair_run_for(&p, 200);
+        while (fp_tcp_recv(s.srv, buf, sizeof(buf)) > 0) {
+        }
+    }
+    r.stop = true;
+    pthread_join(th, NULL);
+    CU_ASSERT_TRUE(r.monotonic);
+    CU_ASSERT_TRUE(r.reads > 0);
+    CU_ASSERT_TRUE(h_ctr(p.a, FP_STK_TCP_RX) > 1000);
+    h_pair_destroy(&p);
+}
+
 int
 main(void)
 {
@@ -534,6 +713,11 @@ main(void)
     CU_add_test(s, "tcp_reset", test_tcp_reset);
     CU_add_test(s, "tcp_refused", test_tcp_refused);
     CU_add_test(s, "tcp_simultaneous_open", test_tcp_simultaneous_open);
+    CU_add_test(s, "arp_learn_and_expire", test_arp_learn_and_expire);
+    CU_add_test(s, "icmp_echo_and_ip_checks", test_icmp_echo_and_ip_checks);
+    CU_add_test(s, "time_wait_reuse_and_recycle", test_time_wait_reuse_and_recycle);
+    CU_add_test(s, "paws", test_paws);
+    CU_add_test(s, "counters_from_another_thread", test_counters_from_another_thread);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     failed = CU_get_number_of_failures();
