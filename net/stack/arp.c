@@ -253,16 +253,24 @@ fp_arp_init(struct fp_stack *st)
 }
 
 void
-fp_arp_fini(struct fp_stack *st)
+fp_arp_flush(struct fp_stack *st)
 {
     uint32_t i;
 
+    for (i = 0; st->arp != NULL && i < st->conf.arp_entries; i++) {
+        fp_pkt_free_chain(st->arp[i].waitq);
+        st->arp[i].waitq = NULL;
+        st->arp[i].nb_wait = 0;
+    }
+}
+
+void
+fp_arp_fini(struct fp_stack *st)
+{
     if (st->arp == NULL) {
         return;
     }
-    for (i = 0; i < st->conf.arp_entries; i++) {
-        fp_pkt_free_chain(st->arp[i].waitq);
-    }
+    fp_arp_flush(st);
     fp_timer_cancel(&st->wheel, &st->arp_timer);
     free(st->arp);
     st->arp = NULL;

@@ -13,6 +13,9 @@
 /* Allocates the cache (conf.arp_entries) and starts the retry timer. Returns 0 or -ENOMEM. */
 int fp_arp_init(struct fp_stack *st);
 
+/* Frees the frames waiting for resolution. */
+void fp_arp_flush(struct fp_stack *st);
+
 /* Frees the cache and any frames waiting in it. */
 void fp_arp_fini(struct fp_stack *st);
 

@@ -4,6 +4,10 @@
  * "held" slot for a reordered frame: it is delivered once its later time comes, after the frames
  * sent behind it. One held slot gives adjacent and near reordering, which is what real networks
  * mostly show; deeper reordering would need a priority queue.
+ *
+ * Frames move without a copy: the slot keeps the sender's buffer and the receiver gets it as is
+ * (it returns to the sender's pool when freed, as an mbuf returns to its mempool). Only the
+ * duplicate of a duplicated frame is copied, into a buffer of the receiver's pool.
  */
 #include "net/stack/link_mem.h"
 
@@ -14,9 +18,10 @@
 #include "net/stack/pool.h"
 
 struct slot {
-    uint64_t deliver_us;
-    uint32_t len;
-    uint8_t  data[FP_PKT_BUF_SIZE];
+    uint64_t       deliver_us;
+    struct fp_pkt *pkt; /* the frame, or NULL when it is a copy in data */
+    uint32_t       len;
+    uint8_t        data[FP_PKT_BUF_SIZE];
 };
 
 struct dir {
@@ -55,15 +60,19 @@ chance(struct fp_memlink *ml, uint32_t ppm)
     return ppm != 0 && rnd(ml) % 1000000 < ppm;
 }
 
+/* Queues frame pkt (kept) or, when pkt is NULL, a copy of len bytes at data. */
 static void
-enqueue(struct fp_memlink *ml, struct dir *d, const uint8_t *data, uint32_t len, uint64_t now_us)
+enqueue(struct fp_memlink *ml, struct dir *d, struct fp_pkt *pkt, const uint8_t *data,
+        uint32_t len, uint64_t now_us)
 {
     struct slot *s;
     uint64_t     start = now_us > d->busy_until_us ? now_us : d->busy_until_us;
     uint64_t     at;
+    uint8_t     *bytes;
 
     if (d->count == d->size) {
         d->stats.queue_full++;
+        fp_pkt_free(pkt);
         return;
     }
     if (ml->conf.rate_bps != 0) {
@@ -83,9 +92,15 @@ enqueue(struct fp_memlink *ml, struct dir *d, const uint8_t *data, uint32_t len,
     }
     s->deliver_us = at;
     s->len = len;
-    memcpy(s->data, data, len);
+    s->pkt = pkt;
+    if (pkt == NULL) {
+        memcpy(s->data, data, len);
+        bytes = s->data;
+    } else {
+        bytes = pkt->data;
+    }
     if (chance(ml, ml->conf.corrupt_ppm)) {
-        s->data[rnd(ml) % len] ^= (uint8_t)(1u << (rnd(ml) % 8));
+        bytes[rnd(ml) % len] ^= (uint8_t)(1u << (rnd(ml) % 8));
         d->stats.corrupted++;
     }
 }
@@ -101,14 +116,14 @@ mem_tx_burst(struct fp_link *l, struct fp_pkt **pkts, uint16_t n, uint64_t now_u
         d->stats.sent++;
         if (chance(ml, ml->conf.loss_ppm)) {
             d->stats.lost++;
-        } else {
-            enqueue(ml, d, pkts[i]->data, pkts[i]->len, now_us);
-            if (chance(ml, ml->conf.dup_ppm)) {
-                d->stats.duplicated++;
-                enqueue(ml, d, pkts[i]->data, pkts[i]->len, now_us);
-            }
+            fp_pkt_free(pkts[i]);
+            continue;
         }
-        fp_pkt_free(pkts[i]);
+        if (chance(ml, ml->conf.dup_ppm)) {
+            d->stats.duplicated++;
+            enqueue(ml, d, NULL, pkts[i]->data, pkts[i]->len, now_us);
+        }
+        enqueue(ml, d, pkts[i], NULL, pkts[i]->len, now_us);
     }
     return n;
 }
@@ -116,13 +131,17 @@ mem_tx_burst(struct fp_link *l, struct fp_pkt **pkts, uint16_t n, uint64_t now_u
 static bool
 deliver(struct dir *d, struct slot *s, struct fp_pktpool *pool, struct fp_pkt **out)
 {
-    struct fp_pkt *p = fp_pkt_alloc(pool);
+    struct fp_pkt *p = s->pkt;
 
     if (p == NULL) {
-        return false; /* leave it queued: the instance is out of buffers */
+        p = fp_pkt_alloc(pool);
+        if (p == NULL) {
+            return false; /* leave it queued: the instance is out of buffers */
+        }
+        memcpy(p->data, s->data, s->len);
+        p->len = s->len;
     }
-    memcpy(p->data, s->data, s->len);
-    p->len = s->len;
+    s->pkt = NULL;
     d->stats.delivered++;
     *out = p;
     return true;
@@ -193,11 +212,24 @@ fp_memlink_create(const struct fp_memlink_conf *conf, struct fp_memlink **out)
 void
 fp_memlink_destroy(struct fp_memlink *ml)
 {
+    struct dir  *d;
+    unsigned int i;
+
     if (ml == NULL) {
         return;
     }
-    free(ml->dir[0].ring);
-    free(ml->dir[1].ring);
+    for (i = 0; i < 2; i++) {
+        d = &ml->dir[i];
+        while (d->ring != NULL && d->count > 0) {
+            fp_pkt_free(d->ring[d->head].pkt);
+            d->head = (d->head + 1) % d->size;
+            d->count--;
+        }
+        if (d->held_busy) {
+            fp_pkt_free(d->held.pkt);
+        }
+        free(d->ring);
+    }
     free(ml);
 }
 

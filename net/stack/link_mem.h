@@ -2,8 +2,10 @@
 /*
  * An in-memory Ethernet link joining two instances (side 0 and side 1), with deterministic,
  * seeded impairments per direction: loss, duplication, reordering, delay, bit corruption and a
- * bandwidth limit with a drop-tail queue. Frames are copied in and out, so each instance keeps
- * its own pool. Both sides must be driven from one thread (tests, benchmarks).
+ * bandwidth limit with a drop-tail queue. Frames pass without a copy: a received buffer may
+ * belong to the other instance's pool and returns there when freed. Both sides must therefore be
+ * driven from one thread (tests, benchmarks), and destroyed after the link
+ * (fp_memlink_destroy frees the frames still in flight into their pools).
  */
 #ifndef FP_NET_STACK_LINK_MEM_H
 #define FP_NET_STACK_LINK_MEM_H

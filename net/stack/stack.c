@@ -129,17 +129,24 @@ err_free_st:
 }
 
 void
+fp_stack_shutdown(struct fp_stack *st)
+{
+    fp_tcp_release_all(st);
+    fp_arp_flush(st);
+    while (st->nb_tx > 0) {
+        fp_pkt_free(st->txq[--st->nb_tx]);
+    }
+}
+
+void
 fp_stack_destroy(struct fp_stack *st)
 {
     if (st == NULL) {
         return;
     }
+    fp_stack_shutdown(st);
     fp_tcp_fini(st);
     fp_arp_fini(st);
-    fp_stack_tx_flush(st);
-    while (st->nb_tx > 0) {
-        fp_pkt_free(st->txq[--st->nb_tx]);
-    }
     fp_timer_wheel_fini(&st->wheel);
     fp_pktpool_fini(&st->pkts);
     free(st);

@@ -31,7 +31,15 @@ void fp_stack_conf_defaults(struct fp_stack_conf *conf);
  */
 int fp_stack_create(const struct fp_stack_conf *conf, uint64_t now_us, struct fp_stack **out);
 
-/* Frees the instance and all its memory. Connections are dropped silently. */
+/*
+ * Drops every connection silently and frees every buffer the instance holds (queues, ARP waits,
+ * unsent frames) back to the pools they came from, without freeing memory. Needed before
+ * destroying instances that hold each other's buffers (the in-memory link, a zero-copy link
+ * whose buffers belong to a NIC mempool).
+ */
+void fp_stack_shutdown(struct fp_stack *st);
+
+/* Shuts the instance down and frees all its memory. */
 void fp_stack_destroy(struct fp_stack *st);
 
 /*

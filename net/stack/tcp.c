@@ -391,7 +391,7 @@ fp_tcp_init(struct fp_stack *st)
 }
 
 void
-fp_tcp_fini(struct fp_stack *st)
+fp_tcp_release_all(struct fp_stack *st)
 {
     struct fp_tcb *tp;
     uint32_t       i;
@@ -405,11 +405,22 @@ fp_tcp_fini(struct fp_stack *st)
             tcb_release(tp, 0);
         }
     }
-    st->notify_head = NULL;
-    while ((tp = st->reap_head) != NULL) {
-        st->reap_head = tp->lnext;
-        fp_spool_put(&st->tcbs, tp);
+    while ((tp = st->notify_head) != NULL) {
+        st->notify_head = tp->nnext;
+        tp->nnext = NULL;
+        tp->t_flags &= ~(uint32_t)FP_TF_NOTIFYING;
     }
+    st->nb_lnotify = 0;
+    fp_tcp_reap(st);
+}
+
+void
+fp_tcp_fini(struct fp_stack *st)
+{
+    if (st->tcb_hash == NULL) {
+        return;
+    }
+    fp_tcp_release_all(st);
     fp_spool_fini(&st->tcbs);
     free(st->tcb_hash);
     st->tcb_hash = NULL;
@@ -711,8 +722,16 @@ tcp_output(struct fp_tcb *tp)
             break;
         }
     }
-    /* Zero window with data waiting and nothing in flight: probe (RFC 9293 §3.8.6.1). */
-    if (tp->snd_wnd == 0 && tp->snd_una == tp->snd_max && tp->sndq_bytes > 0 &&
+    /*
+     * Liveness: data in flight always has a retransmission or persist deadline. (After an RTO
+     * into a zero window nothing could be sent, so nothing above re-armed the timer.)
+     */
+    if (tp->snd_max != tp->snd_una && tp->t_rexmt_at == 0 && tp->t_persist_at == 0 &&
+        tp->snd_wnd != 0) {
+        arm_rexmt(tp);
+    }
+    /* Zero window with data waiting: probe (RFC 9293 §3.8.6.1). */
+    if (tp->snd_wnd == 0 && tp->sndq_bytes > 0 && tp->t_rexmt_at == 0 &&
         tp->t_persist_at == 0) {
         tp->t_persist_at = tp->st->now_us + (tp->t_rto_us > PERSIST_MIN_US ? tp->t_rto_us
                                                                           : PERSIST_MIN_US);

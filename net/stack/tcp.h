@@ -91,7 +91,10 @@ const char *fp_tcp_state_name(enum fp_tcp_state s);
 /* Allocates the connection pool and hash table. Returns 0 or -ENOMEM. */
 int fp_tcp_init(struct fp_stack *st);
 
-/* Frees every connection and the tables. */
+/* Releases every connection silently (no segment, no callback), returning its buffers. */
+void fp_tcp_release_all(struct fp_stack *st);
+
+/* Releases every connection and frees the tables. */
 void fp_tcp_fini(struct fp_stack *st);
 
 /* Handles a segment (pkt->data at the TCP header, len = segment length). Consumes pkt. */

@@ -54,21 +54,24 @@ h_pair_create(struct h_pair *p, const struct fp_memlink_conf *lc, const struct f
     if (rc < 0) {
         return rc;
     }
-    fp_stack_attach_link(p->a, fp_memlink_port(p->ml, 0), p->now_us);
-    fp_stack_attach_link(p->b, fp_memlink_port(p->ml, 1), p->now_us);
     p->pkts0_a = fp_stack_pkts_avail(p->a);
     p->pkts0_b = fp_stack_pkts_avail(p->b);
     p->tcbs0_a = fp_stack_tcbs_avail(p->a);
     p->tcbs0_b = fp_stack_tcbs_avail(p->b);
+    fp_stack_attach_link(p->a, fp_memlink_port(p->ml, 0), p->now_us);
+    fp_stack_attach_link(p->b, fp_memlink_port(p->ml, 1), p->now_us);
     return 0;
 }
 
 void
 h_pair_destroy(struct h_pair *p)
 {
+    /* Buffers cross between the instances: return them all before freeing any pool. */
+    fp_memlink_destroy(p->ml);
+    fp_stack_shutdown(p->a);
+    fp_stack_shutdown(p->b);
     fp_stack_destroy(p->a);
     fp_stack_destroy(p->b);
-    fp_memlink_destroy(p->ml);
     memset(p, 0, sizeof(*p));
 }
 

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "net/stack/arp.h"
 #include "net/stack/cksum.h"
@@ -652,7 +653,7 @@ counter_reader(void *arg)
             r->monotonic = false;
         }
         last = c[FP_STK_TCP_RX];
-        r->reads++;
+        __atomic_store_n(&r->reads, r->reads + 1, __ATOMIC_RELAXED);
     }
     return NULL;
 }
@@ -676,6 +677,9 @@ test_counters_from_another_thread(void)
         h_pair_run_for(&p, 200);
         while (fp_tcp_recv(s.srv, buf, sizeof(buf)) > 0) {
         }
+    }
+    for (i = 0; i < 1000 && __atomic_load_n(&r.reads, __ATOMIC_RELAXED) == 0; i++) {
+        usleep(1000); /* make sure the reader ran at least once */
     }
     r.stop = true;
     pthread_join(th, NULL);

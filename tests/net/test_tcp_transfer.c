@@ -257,6 +257,21 @@ main(int argc, char **argv)
            ls.sent, ls.lost, ls.duplicated, ls.reordered, ls.corrupted);
     if (x->received != x->total || x->mismatches != 0 || !x->server_eof || x->client_err != 0) {
         fprintf(stderr, "FAIL: data\n");
+        if (x->client != NULL) {
+            struct fp_tcb *c = x->client;
+
+            fprintf(stderr, "client: state %s una %u nxt %u max %u wnd %u cwnd %u ssthresh %u "
+                            "sndq %u rexmt_at %llu persist_at %llu now %llu flags %#x armed %d\n",
+                    fp_tcp_state_name(fp_tcp_get_state(c)), c->snd_una, c->snd_nxt, c->snd_max,
+                    c->snd_wnd, c->snd_cwnd, c->snd_ssthresh, c->sndq_bytes,
+                    (unsigned long long)c->t_rexmt_at, (unsigned long long)c->t_persist_at,
+                    (unsigned long long)p.now_us, c->t_flags, c->t_timer.pprev != NULL);
+        }
+        if (x->server != NULL) {
+            fprintf(stderr, "server: state %s rcv_nxt %u adv %u rcvq %u ooo %u\n",
+                    fp_tcp_state_name(fp_tcp_get_state(x->server)), x->server->rcv_nxt,
+                    x->server->rcv_adv, x->server->rcvq_bytes, x->server->ooo_bytes);
+        }
         ok = false;
     }
     if (!h_pair_pools_idle(&p)) {
