@@ -77,6 +77,55 @@ test_cksum_tcp_pseudo(void)
     CU_ASSERT_NOT_EQUAL(fp_cksum_tcp(0x0a000001, 0x0a000002, seg, sizeof(seg)), 0);
 }
 
+/* RFC 1071 reference: 16-bit big-endian words, end-around carry. */
+static uint16_t
+ref_cksum(const uint8_t *b, size_t len)
+{
+    uint32_t sum = 0;
+    size_t   i;
+
+    for (i = 0; i + 1 < len; i += 2) {
+        sum += (uint32_t)(b[i] << 8 | b[i + 1]);
+    }
+    if (len & 1) {
+        sum += (uint32_t)(b[len - 1] << 8);
+    }
+    while (sum >> 16) {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    return (uint16_t)~sum;
+}
+
+static void
+test_cksum_matches_reference(void)
+{
+    static uint8_t buf[2100];
+    uint64_t       x = 88172645463325252ULL;
+    uint16_t       c;
+    uint8_t        out[2];
+    size_t         len;
+    size_t         off;
+    int            bad = 0;
+
+    for (len = 0; len < sizeof(buf); len++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        buf[len] = (uint8_t)x;
+    }
+    memset(buf + 1000, 0xff, 200); /* long runs of 0xffff stress the carries */
+    for (off = 0; off < 8; off++) {
+        for (len = 0; len + off <= 2048; len += (len < 80 ? 1 : 37)) {
+            c = fp_cksum(buf + off, len);
+            memcpy(out, &c, 2);
+            if (fp_get16(out) != ref_cksum(buf + off, len)) {
+                bad++;
+            }
+        }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
 /* ---- sequence arithmetic ---- */
 
 static void
@@ -548,6 +597,30 @@ test_arp_learn_and_expire(void)
 }
 
 static void
+test_arp_wait_queue_and_timeout(void)
+{
+    struct h_pair     p;
+    struct conn_state s[10];
+    int               i;
+
+    CU_ASSERT_EQUAL_FATAL(h_pair_create(&p, &(struct fp_memlink_conf){.seed = 3}, NULL), 0);
+    /* Gratuitous ARP at start. */
+    CU_ASSERT_EQUAL(h_ctr(p.a, FP_STK_ARP_REQ_TX), 1);
+    /* Ten SYNs to an address nobody answers: 8 wait (arp_wait_max), 2 are dropped. */
+    for (i = 0; i < 10; i++) {
+        memset(&s[i], 0, sizeof(s[i]));
+        CU_ASSERT_EQUAL(fp_tcp_connect(p.a, 0x0a000077, 80, 0, &st_cb, &s[i], &s[i].cli), 0);
+    }
+    CU_ASSERT_EQUAL(h_ctr(p.a, FP_STK_ARP_QUEUE_FULL), 2);
+    CU_ASSERT_EQUAL(h_ctr(p.a, FP_STK_ARP_REQ_TX), 2);
+    /* Three requests one second apart, then the waiting frames are dropped and counted. */
+    h_pair_run_for(&p, 3500000);
+    CU_ASSERT_TRUE(h_ctr(p.a, FP_STK_ARP_TIMEOUT) >= 8);
+    CU_ASSERT_EQUAL(fp_arp_lookup(p.a, 0x0a000077, (uint8_t[6]){0}), -ENOENT);
+    h_pair_destroy(&p);
+}
+
+static void
 test_icmp_echo_and_ip_checks(void)
 {
     struct h_pair p;
@@ -703,6 +776,7 @@ main(void)
     CU_add_test(s, "cksum_ipv4_header", test_cksum_ipv4_header);
     CU_add_test(s, "cksum_odd_length", test_cksum_odd_length);
     CU_add_test(s, "cksum_tcp_pseudo", test_cksum_tcp_pseudo);
+    CU_add_test(s, "cksum_matches_reference", test_cksum_matches_reference);
     CU_add_test(s, "seq_wraparound", test_seq_wraparound);
     CU_add_test(s, "timer_fire_and_cancel", test_timer_fire_and_cancel);
     CU_add_test(s, "timer_beyond_one_revolution", test_timer_beyond_one_revolution);
@@ -718,6 +792,7 @@ main(void)
     CU_add_test(s, "tcp_refused", test_tcp_refused);
     CU_add_test(s, "tcp_simultaneous_open", test_tcp_simultaneous_open);
     CU_add_test(s, "arp_learn_and_expire", test_arp_learn_and_expire);
+    CU_add_test(s, "arp_wait_queue_and_timeout", test_arp_wait_queue_and_timeout);
     CU_add_test(s, "icmp_echo_and_ip_checks", test_icmp_echo_and_ip_checks);
     CU_add_test(s, "time_wait_reuse_and_recycle", test_time_wait_reuse_and_recycle);
     CU_add_test(s, "paws", test_paws);
