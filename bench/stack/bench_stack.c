@@ -75,7 +75,7 @@ bulk_readable(struct fp_tcb *c, void *user)
 }
 
 static const struct fp_tcp_callbacks bulk_srv_cb = {
-    .on_readable = bulk_readable,
+        .on_readable = bulk_readable,
 };
 
 static void
@@ -90,7 +90,7 @@ bulk_accept(struct fp_tcp_listener *l, void *user)
 }
 
 static const struct fp_tcp_callbacks bulk_lsn_cb = {
-    .on_accept = bulk_accept,
+        .on_accept = bulk_accept,
 };
 
 static void
@@ -112,8 +112,8 @@ bulk_pump(struct fp_tcb *c, void *user)
 }
 
 static const struct fp_tcp_callbacks bulk_cli_cb = {
-    .on_connected = bulk_pump,
-    .on_writable = bulk_pump,
+        .on_connected = bulk_pump,
+        .on_writable = bulk_pump,
 };
 
 static bool
@@ -173,7 +173,7 @@ rr_srv_readable(struct fp_tcb *c, void *user)
 }
 
 static const struct fp_tcp_callbacks rr_srv_cb = {
-    .on_readable = rr_srv_readable,
+        .on_readable = rr_srv_readable,
 };
 
 static void
@@ -187,7 +187,7 @@ rr_accept(struct fp_tcp_listener *l, void *user)
 }
 
 static const struct fp_tcp_callbacks rr_lsn_cb = {
-    .on_accept = rr_accept,
+        .on_accept = rr_accept,
 };
 
 static void
@@ -226,8 +226,8 @@ rr_cli_readable(struct fp_tcb *c, void *user)
 }
 
 static const struct fp_tcp_callbacks rr_cli_cb = {
-    .on_connected = rr_connected,
-    .on_readable = rr_cli_readable,
+        .on_connected = rr_connected,
+        .on_readable = rr_cli_readable,
 };
 
 static bool
@@ -266,8 +266,7 @@ run_rr(uint64_t transactions, uint32_t conns)
     dt = cpu_s() - t0;
     printf("rr: %" PRIu64 " transactions (64 B each way, %u connections) in %.3f s CPU: "
            "%.0f transactions/s, %.0f ns CPU per segment\n",
-           b->done, conns, dt, (double)b->done / dt,
-           dt * 1e9 / (double)(segments(&p) - seg0));
+           b->done, conns, dt, (double)b->done / dt, dt * 1e9 / (double)(segments(&p) - seg0));
     h_pair_destroy(&p);
     free(b);
 }
@@ -298,8 +297,8 @@ crr_connected(struct fp_tcb *c, void *user)
 }
 
 static const struct fp_tcp_callbacks crr_cli_cb = {
-    .on_connected = crr_connected,
-    .on_readable = crr_cli_readable,
+        .on_connected = crr_connected,
+        .on_readable = crr_cli_readable,
 };
 
 static void

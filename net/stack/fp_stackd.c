@@ -42,17 +42,17 @@ struct app_conn {
 };
 
 struct app {
-    struct fp_stack  *st;
-    struct fp_spool   conns;
-    enum mode         mode;
+    struct fp_stack *st;
+    struct fp_spool  conns;
+    enum mode        mode;
     /* client mode */
-    uint64_t          total;
-    uint64_t          sent;
-    uint64_t          received;
-    uint64_t          mismatches;
-    bool              client_done;
-    int               client_rc;
-    uint8_t           buf[65536];
+    uint64_t total;
+    uint64_t sent;
+    uint64_t received;
+    uint64_t mismatches;
+    bool     client_done;
+    int      client_rc;
+    uint8_t  buf[65536];
 };
 
 static uint64_t
@@ -158,14 +158,14 @@ srv_closed(struct fp_tcb *c, void *user, int err)
 }
 
 static const struct fp_tcp_callbacks echo_cb = {
-    .on_readable = srv_readable,
-    .on_writable = srv_writable,
-    .on_closed = srv_closed,
+        .on_readable = srv_readable,
+        .on_writable = srv_writable,
+        .on_closed = srv_closed,
 };
 
 static const struct fp_tcp_callbacks discard_cb = {
-    .on_readable = discard_readable,
-    .on_closed = srv_closed,
+        .on_readable = discard_readable,
+        .on_closed = srv_closed,
 };
 
 static void
@@ -193,7 +193,7 @@ on_accept(struct fp_tcp_listener *l, void *user)
 }
 
 static const struct fp_tcp_callbacks listen_cb = {
-    .on_accept = on_accept,
+        .on_accept = on_accept,
 };
 
 /* Client mode. */
@@ -237,8 +237,9 @@ cli_readable(struct fp_tcb *c, void *user)
             return;
         }
         if (n == 0) {
-            fprintf(stderr, "fp-stackd: client sent %" PRIu64 " received %" PRIu64
-                            " mismatches %" PRIu64 "\n",
+            fprintf(stderr,
+                    "fp-stackd: client sent %" PRIu64 " received %" PRIu64 " mismatches %" PRIu64
+                    "\n",
                     a->sent, a->received, a->mismatches);
             a->client_rc = (a->received == a->total && a->mismatches == 0) ? 0 : 1;
             a->client_done = true;
@@ -273,10 +274,10 @@ cli_closed(struct fp_tcb *c, void *user, int err)
 }
 
 static const struct fp_tcp_callbacks client_cb = {
-    .on_connected = cli_connected,
-    .on_readable = cli_readable,
-    .on_writable = cli_pump,
-    .on_closed = cli_closed,
+        .on_connected = cli_connected,
+        .on_readable = cli_readable,
+        .on_writable = cli_pump,
+        .on_closed = cli_closed,
 };
 
 static void
@@ -292,8 +293,8 @@ print_counters(const struct fp_stack *st, const struct fp_taplink *t)
             fprintf(stderr, "  %-60s %" PRIu64 "\n", fp_stack_counter_name(i), c[i]);
         }
     }
-    fprintf(stderr, "  %-60s %" PRIu64 "\n  %-60s %" PRIu64 "\n", "TAP read errors",
-            t->rx_errors, "TAP write errors", t->tx_errors);
+    fprintf(stderr, "  %-60s %" PRIu64 "\n  %-60s %" PRIu64 "\n", "TAP read errors", t->rx_errors,
+            "TAP write errors", t->tx_errors);
 }
 
 static int

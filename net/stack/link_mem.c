@@ -62,8 +62,8 @@ chance(struct fp_memlink *ml, uint32_t ppm)
 
 /* Queues frame pkt (kept) or, when pkt is NULL, a copy of len bytes at data. */
 static void
-enqueue(struct fp_memlink *ml, struct dir *d, struct fp_pkt *pkt, const uint8_t *data,
-        uint32_t len, uint64_t now_us)
+enqueue(struct fp_memlink *ml, struct dir *d, struct fp_pkt *pkt, const uint8_t *data, uint32_t len,
+        uint64_t now_us)
 {
     struct slot *s;
     uint64_t     start = now_us > d->busy_until_us ? now_us : d->busy_until_us;
@@ -174,8 +174,8 @@ mem_rx_burst(struct fp_link *l, struct fp_pktpool *pool, struct fp_pkt **pkts, u
 }
 
 static const struct fp_link_ops mem_ops = {
-    .rx_burst = mem_rx_burst,
-    .tx_burst = mem_tx_burst,
+        .rx_burst = mem_rx_burst,
+        .tx_burst = mem_tx_burst,
 };
 
 int

@@ -43,7 +43,8 @@ int fp_memlink_create(const struct fp_memlink_conf *conf, struct fp_memlink **ou
 
 void fp_memlink_destroy(struct fp_memlink *ml);
 
-/* The link endpoint of side (0 or 1), to pass to fp_stack_attach_link(). Its MAC is 02:00:00:00:00:0(side+1). */
+/* The link endpoint of side (0 or 1), to pass to fp_stack_attach_link(). Its MAC is
+ * 02:00:00:00:00:0(side+1). */
 struct fp_link *fp_memlink_port(struct fp_memlink *ml, unsigned int side);
 
 /* Changes the impairments (the seed and queue size are kept). */

@@ -65,8 +65,8 @@ tap_tx_burst(struct fp_link *l, struct fp_pkt **pkts, uint16_t n, uint64_t now_u
 }
 
 static const struct fp_link_ops tap_ops = {
-    .rx_burst = tap_rx_burst,
-    .tx_burst = tap_tx_burst,
+        .rx_burst = tap_rx_burst,
+        .tx_burst = tap_tx_burst,
 };
 
 int

@@ -43,7 +43,8 @@ fp_pktpool_avail(const struct fp_pktpool *pp)
  */
 struct fp_pkt *fp_pkt_alloc(struct fp_pktpool *pp);
 
-/* Returns p to its pool (through ext_free first if it holds an external buffer). NULL is a no-op. */
+/* Returns p to its pool (through ext_free first if it holds an external buffer). NULL is a no-op.
+ */
 void fp_pkt_free(struct fp_pkt *p);
 
 /* Frees a whole chain linked by next. */

@@ -21,7 +21,7 @@
 
 static const char *const ctr_names[FP_STK_CTR_NB] = {
 #define FP_STK_CTR_NAME(name, desc) desc,
-    FP_STK_COUNTERS(FP_STK_CTR_NAME)
+        FP_STK_COUNTERS(FP_STK_CTR_NAME)
 #undef FP_STK_CTR_NAME
 };
 
@@ -91,8 +91,8 @@ fp_stack_create(const struct fp_stack_conf *conf, uint64_t now_us, struct fp_sta
     st->rng = st->conf.seed;
     if (st->rng == 0) {
         clock_gettime(CLOCK_REALTIME, &ts);
-        st->rng = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ULL ^ (uint64_t)ts.tv_sec ^
-                  (uintptr_t)st;
+        st->rng =
+                (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ULL ^ (uint64_t)ts.tv_sec ^ (uintptr_t)st;
     }
     st->rng |= 1;
     st->secret[0] = fp_stack_random(st);

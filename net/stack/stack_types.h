@@ -13,21 +13,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FP_PKT_BUF_SIZE    2048 /* bytes of storage in one packet buffer */
-#define FP_PKT_HEADROOM    128  /* room kept in front of L4 data for IPv4 and Ethernet headers */
-#define FP_STK_BURST       32   /* frames per rx/tx burst */
-#define FP_STK_MAX_LISTEN  16   /* listening ports per instance */
-#define FP_STK_ETH_HLEN    14
-#define FP_STK_IP_HLEN     20
-#define FP_STK_TCP_HLEN    20
-#define FP_STK_TCP_MAXOPT  40
-#define FP_STK_MAX_SACK    4 /* SACK blocks in one option */
-#define FP_STK_SACK_SB     8 /* SACK scoreboard blocks kept by the sender */
+#define FP_PKT_BUF_SIZE   2048 /* bytes of storage in one packet buffer */
+#define FP_PKT_HEADROOM   128  /* room kept in front of L4 data for IPv4 and Ethernet headers */
+#define FP_STK_BURST      32   /* frames per rx/tx burst */
+#define FP_STK_MAX_LISTEN 16   /* listening ports per instance */
+#define FP_STK_ETH_HLEN   14
+#define FP_STK_IP_HLEN    20
+#define FP_STK_TCP_HLEN   20
+#define FP_STK_TCP_MAXOPT 40
+#define FP_STK_MAX_SACK   4 /* SACK blocks in one option */
+#define FP_STK_SACK_SB    8 /* SACK scoreboard blocks kept by the sender */
 
 /* Packet buffer flags. */
 enum fp_pkt_flag {
     FP_PKT_F_TX_CKSUM_OFFLOAD = 0x1, /* hook: the link computes the L4 checksum (not used yet) */
-    FP_PKT_F_FIN              = 0x2, /* TCP out-of-order queue: the segment carried FIN */
+    FP_PKT_F_FIN = 0x2,              /* TCP out-of-order queue: the segment carried FIN */
 };
 
 struct fp_pktpool;
@@ -86,83 +86,83 @@ struct fp_timer_wheel {
 };
 
 /* Counters: one per drop or error cause, written only by the owning instance. */
-#define FP_STK_COUNTERS(X)                                                                         \
-    X(RX_FRAMES, "frames received")                                                                \
-    X(TX_FRAMES, "frames sent")                                                                    \
-    X(TX_LINK_FULL, "frames dropped: link tx queue full")                                          \
-    X(PKT_POOL_EMPTY, "packet buffer pool empty")                                                  \
-    X(TCB_POOL_EMPTY, "connection pool empty")                                                     \
-    X(ETH_SHORT, "Ethernet: frame too short")                                                      \
-    X(ETH_NOT_US, "Ethernet: destination MAC not ours")                                            \
-    X(ETH_BAD_TYPE, "Ethernet: unknown ethertype")                                                 \
-    X(ARP_RX, "ARP: packets received")                                                             \
-    X(ARP_BAD, "ARP: malformed")                                                                   \
-    X(ARP_NOT_US, "ARP: not for our address")                                                      \
-    X(ARP_REQ_TX, "ARP: requests sent")                                                            \
-    X(ARP_REPLY_TX, "ARP: replies sent")                                                           \
-    X(ARP_CACHE_FULL, "ARP: cache full")                                                           \
-    X(ARP_QUEUE_FULL, "ARP: waiting queue full, packet dropped")                                   \
-    X(ARP_TIMEOUT, "ARP: resolution timed out, packets dropped")                                   \
-    X(IP_RX, "IPv4: packets received")                                                             \
-    X(IP_SHORT, "IPv4: truncated")                                                                 \
-    X(IP_BAD_VER, "IPv4: bad version or header length")                                            \
-    X(IP_BAD_CKSUM, "IPv4: bad header checksum")                                                   \
-    X(IP_NOT_US, "IPv4: destination not ours")                                                     \
-    X(IP_FRAG, "IPv4: fragment dropped (no reassembly)")                                           \
-    X(IP_BAD_PROTO, "IPv4: unknown protocol")                                                      \
-    X(IP_NO_ROUTE, "IPv4: no route (no gateway)")                                                  \
-    X(ICMP_RX, "ICMP: packets received")                                                           \
-    X(ICMP_BAD, "ICMP: malformed or bad checksum")                                                 \
-    X(ICMP_ECHO_REPLIED, "ICMP: echo requests answered")                                           \
-    X(ICMP_OTHER, "ICMP: other types ignored")                                                     \
-    X(TCP_RX, "TCP: segments received")                                                            \
-    X(TCP_TX, "TCP: segments sent")                                                                \
-    X(TCP_SHORT, "TCP: truncated or bad data offset")                                              \
-    X(TCP_BAD_CKSUM, "TCP: bad checksum")                                                          \
-    X(TCP_BAD_OPT, "TCP: malformed options")                                                       \
-    X(TCP_NO_CONN, "TCP: no connection or listener, reset sent")                                   \
-    X(TCP_RST_TX, "TCP: resets sent")                                                              \
-    X(TCP_RST_RX, "TCP: resets accepted")                                                          \
-    X(TCP_RST_IGNORED, "TCP: resets out of window ignored")                                        \
-    X(TCP_CHALLENGE_ACK, "TCP: challenge ACKs sent (RFC 5961)")                                    \
-    X(TCP_CHALLENGE_LIMIT, "TCP: challenge ACKs suppressed by rate limit")                         \
-    X(TCP_PAWS_DROP, "TCP: dropped by PAWS")                                                       \
-    X(TCP_OUT_OF_WINDOW, "TCP: segments outside the receive window")                               \
-    X(TCP_ACK_TOO_NEW, "TCP: ACK of unsent data, dropped")                                         \
-    X(TCP_ACK_TOO_OLD, "TCP: ACK too old (RFC 5961 §5), dropped")                                  \
-    X(TCP_DUP_ACK, "TCP: duplicate ACKs")                                                          \
-    X(TCP_OOO, "TCP: out-of-order segments queued")                                                \
-    X(TCP_OOO_DROP, "TCP: out-of-order segments dropped (no buffer)")                              \
-    X(TCP_DUP_DATA, "TCP: duplicate data bytes discarded")                                         \
-    X(TCP_RCVBUF_DROP, "TCP: data dropped, no buffer")                                             \
-    X(TCP_REXMT_TIMEOUT, "TCP: retransmission timeouts")                                           \
-    X(TCP_REXMT_SEGS, "TCP: segments retransmitted")                                               \
-    X(TCP_FAST_REXMT, "TCP: fast retransmits")                                                     \
-    X(TCP_SACK_REXMT, "TCP: SACK-driven retransmits")                                              \
-    X(TCP_CONN_TIMEOUT, "TCP: connections dropped after too many retransmissions")                 \
-    X(TCP_PERSIST_PROBE, "TCP: zero-window probes sent")                                           \
-    X(TCP_KEEPALIVE_PROBE, "TCP: keepalive probes sent")                                           \
-    X(TCP_KEEPALIVE_DROP, "TCP: connections dropped by keepalive")                                 \
-    X(TCP_DELACK, "TCP: delayed ACKs sent")                                                        \
-    X(TCP_ACTIVE_OPEN, "TCP: active opens")                                                        \
-    X(TCP_PASSIVE_OPEN, "TCP: passive opens")                                                      \
-    X(TCP_ESTABLISHED, "TCP: connections established")                                             \
-    X(TCP_CLOSED, "TCP: connections released")                                                     \
-    X(TCP_SYNQ_FULL, "TCP: SYN queue full")                                                        \
-    X(TCP_ACCEPTQ_FULL, "TCP: accept queue full, SYN dropped")                                     \
-    X(TCP_COOKIE_SENT, "TCP: SYN cookies sent")                                                    \
-    X(TCP_COOKIE_OK, "TCP: SYN cookies validated")                                                 \
-    X(TCP_COOKIE_BAD, "TCP: bad SYN cookies, dropped")                                             \
-    X(TCP_TW_REUSE, "TCP: TIME_WAIT reused by active open")                                        \
-    X(TCP_TW_RECYCLED, "TCP: TIME_WAIT reused by new SYN")                                         \
-    X(TCP_PORT_EXHAUSTED, "TCP: no free local port")                                               \
+#define FP_STK_COUNTERS(X)                                                         \
+    X(RX_FRAMES, "frames received")                                                \
+    X(TX_FRAMES, "frames sent")                                                    \
+    X(TX_LINK_FULL, "frames dropped: link tx queue full")                          \
+    X(PKT_POOL_EMPTY, "packet buffer pool empty")                                  \
+    X(TCB_POOL_EMPTY, "connection pool empty")                                     \
+    X(ETH_SHORT, "Ethernet: frame too short")                                      \
+    X(ETH_NOT_US, "Ethernet: destination MAC not ours")                            \
+    X(ETH_BAD_TYPE, "Ethernet: unknown ethertype")                                 \
+    X(ARP_RX, "ARP: packets received")                                             \
+    X(ARP_BAD, "ARP: malformed")                                                   \
+    X(ARP_NOT_US, "ARP: not for our address")                                      \
+    X(ARP_REQ_TX, "ARP: requests sent")                                            \
+    X(ARP_REPLY_TX, "ARP: replies sent")                                           \
+    X(ARP_CACHE_FULL, "ARP: cache full")                                           \
+    X(ARP_QUEUE_FULL, "ARP: waiting queue full, packet dropped")                   \
+    X(ARP_TIMEOUT, "ARP: resolution timed out, packets dropped")                   \
+    X(IP_RX, "IPv4: packets received")                                             \
+    X(IP_SHORT, "IPv4: truncated")                                                 \
+    X(IP_BAD_VER, "IPv4: bad version or header length")                            \
+    X(IP_BAD_CKSUM, "IPv4: bad header checksum")                                   \
+    X(IP_NOT_US, "IPv4: destination not ours")                                     \
+    X(IP_FRAG, "IPv4: fragment dropped (no reassembly)")                           \
+    X(IP_BAD_PROTO, "IPv4: unknown protocol")                                      \
+    X(IP_NO_ROUTE, "IPv4: no route (no gateway)")                                  \
+    X(ICMP_RX, "ICMP: packets received")                                           \
+    X(ICMP_BAD, "ICMP: malformed or bad checksum")                                 \
+    X(ICMP_ECHO_REPLIED, "ICMP: echo requests answered")                           \
+    X(ICMP_OTHER, "ICMP: other types ignored")                                     \
+    X(TCP_RX, "TCP: segments received")                                            \
+    X(TCP_TX, "TCP: segments sent")                                                \
+    X(TCP_SHORT, "TCP: truncated or bad data offset")                              \
+    X(TCP_BAD_CKSUM, "TCP: bad checksum")                                          \
+    X(TCP_BAD_OPT, "TCP: malformed options")                                       \
+    X(TCP_NO_CONN, "TCP: no connection or listener, reset sent")                   \
+    X(TCP_RST_TX, "TCP: resets sent")                                              \
+    X(TCP_RST_RX, "TCP: resets accepted")                                          \
+    X(TCP_RST_IGNORED, "TCP: resets out of window ignored")                        \
+    X(TCP_CHALLENGE_ACK, "TCP: challenge ACKs sent (RFC 5961)")                    \
+    X(TCP_CHALLENGE_LIMIT, "TCP: challenge ACKs suppressed by rate limit")         \
+    X(TCP_PAWS_DROP, "TCP: dropped by PAWS")                                       \
+    X(TCP_OUT_OF_WINDOW, "TCP: segments outside the receive window")               \
+    X(TCP_ACK_TOO_NEW, "TCP: ACK of unsent data, dropped")                         \
+    X(TCP_ACK_TOO_OLD, "TCP: ACK too old (RFC 5961 §5), dropped")                  \
+    X(TCP_DUP_ACK, "TCP: duplicate ACKs")                                          \
+    X(TCP_OOO, "TCP: out-of-order segments queued")                                \
+    X(TCP_OOO_DROP, "TCP: out-of-order segments dropped (no buffer)")              \
+    X(TCP_DUP_DATA, "TCP: duplicate data bytes discarded")                         \
+    X(TCP_RCVBUF_DROP, "TCP: data dropped, no buffer")                             \
+    X(TCP_REXMT_TIMEOUT, "TCP: retransmission timeouts")                           \
+    X(TCP_REXMT_SEGS, "TCP: segments retransmitted")                               \
+    X(TCP_FAST_REXMT, "TCP: fast retransmits")                                     \
+    X(TCP_SACK_REXMT, "TCP: SACK-driven retransmits")                              \
+    X(TCP_CONN_TIMEOUT, "TCP: connections dropped after too many retransmissions") \
+    X(TCP_PERSIST_PROBE, "TCP: zero-window probes sent")                           \
+    X(TCP_KEEPALIVE_PROBE, "TCP: keepalive probes sent")                           \
+    X(TCP_KEEPALIVE_DROP, "TCP: connections dropped by keepalive")                 \
+    X(TCP_DELACK, "TCP: delayed ACKs sent")                                        \
+    X(TCP_ACTIVE_OPEN, "TCP: active opens")                                        \
+    X(TCP_PASSIVE_OPEN, "TCP: passive opens")                                      \
+    X(TCP_ESTABLISHED, "TCP: connections established")                             \
+    X(TCP_CLOSED, "TCP: connections released")                                     \
+    X(TCP_SYNQ_FULL, "TCP: SYN queue full")                                        \
+    X(TCP_ACCEPTQ_FULL, "TCP: accept queue full, SYN dropped")                     \
+    X(TCP_COOKIE_SENT, "TCP: SYN cookies sent")                                    \
+    X(TCP_COOKIE_OK, "TCP: SYN cookies validated")                                 \
+    X(TCP_COOKIE_BAD, "TCP: bad SYN cookies, dropped")                             \
+    X(TCP_TW_REUSE, "TCP: TIME_WAIT reused by active open")                        \
+    X(TCP_TW_RECYCLED, "TCP: TIME_WAIT reused by new SYN")                         \
+    X(TCP_PORT_EXHAUSTED, "TCP: no free local port")                               \
     X(TCP_SNDBUF_FULL, "TCP: send refused, buffer full")
 
 enum fp_stk_counter {
 #define FP_STK_CTR_ENUM(name, desc) FP_STK_##name,
     FP_STK_COUNTERS(FP_STK_CTR_ENUM)
 #undef FP_STK_CTR_ENUM
-        FP_STK_CTR_NB
+            FP_STK_CTR_NB
 };
 
 /* TCP states, RFC 9293 §3.3.2. */
@@ -218,31 +218,31 @@ enum fp_tcp_cc_algo {
 
 /* TCB flags. */
 enum fp_tcb_flag {
-    FP_TF_ACKNOW      = 0x0001, /* send an ACK at the next output */
-    FP_TF_DELACK      = 0x0002, /* an ACK is being delayed */
-    FP_TF_SENTFIN     = 0x0004, /* our FIN has been sent at least once */
-    FP_TF_SHUTWR      = 0x0008, /* the application will send no more: FIN after sndq */
-    FP_TF_CLOSED_APP  = 0x0010, /* the application released its handle */
-    FP_TF_RCVD_TSTMP  = 0x0020, /* timestamps negotiated (RFC 7323) */
-    FP_TF_RCVD_SCALE  = 0x0040, /* window scaling negotiated */
+    FP_TF_ACKNOW = 0x0001,      /* send an ACK at the next output */
+    FP_TF_DELACK = 0x0002,      /* an ACK is being delayed */
+    FP_TF_SENTFIN = 0x0004,     /* our FIN has been sent at least once */
+    FP_TF_SHUTWR = 0x0008,      /* the application will send no more: FIN after sndq */
+    FP_TF_CLOSED_APP = 0x0010,  /* the application released its handle */
+    FP_TF_RCVD_TSTMP = 0x0020,  /* timestamps negotiated (RFC 7323) */
+    FP_TF_RCVD_SCALE = 0x0040,  /* window scaling negotiated */
     FP_TF_SACK_PERMIT = 0x0080, /* SACK negotiated */
-    FP_TF_FASTRECOV   = 0x0100, /* in fast recovery (RFC 6582) */
-    FP_TF_WANT_WRITE  = 0x0200, /* the application wants on_writable */
-    FP_TF_RCVD_FIN    = 0x0400, /* peer's FIN received: EOF after rcvq */
-    FP_TF_REAPING     = 0x0800, /* on the reap list */
-    FP_TF_NOTIFYING   = 0x1000, /* on the notify list */
-    FP_TF_NODELAY     = 0x2000, /* Nagle off */
-    FP_TF_COOKIE      = 0x4000, /* created from a SYN cookie */
-    FP_TF_ACCEPTQ     = 0x8000, /* on a listener's accept queue */
+    FP_TF_FASTRECOV = 0x0100,   /* in fast recovery (RFC 6582) */
+    FP_TF_WANT_WRITE = 0x0200,  /* the application wants on_writable */
+    FP_TF_RCVD_FIN = 0x0400,    /* peer's FIN received: EOF after rcvq */
+    FP_TF_REAPING = 0x0800,     /* on the reap list */
+    FP_TF_NOTIFYING = 0x1000,   /* on the notify list */
+    FP_TF_NODELAY = 0x2000,     /* Nagle off */
+    FP_TF_COOKIE = 0x4000,      /* created from a SYN cookie */
+    FP_TF_ACCEPTQ = 0x8000,     /* on a listener's accept queue */
 };
 
 /* Pending application events. */
 enum fp_tcb_event {
     FP_EV_CONNECTED = 0x1,
-    FP_EV_READABLE  = 0x2,
-    FP_EV_WRITABLE  = 0x4,
-    FP_EV_CLOSED    = 0x8,
-    FP_EV_ACCEPT    = 0x10,
+    FP_EV_READABLE = 0x2,
+    FP_EV_WRITABLE = 0x4,
+    FP_EV_CLOSED = 0x8,
+    FP_EV_ACCEPT = 0x10,
 };
 
 struct fp_sack_block {
@@ -255,39 +255,39 @@ struct fp_sack_block {
  * and rcv_ for the sequence space (RFC 9293 §3.3.1). Addresses and ports are in host order.
  */
 struct fp_tcb {
-    struct fp_tcb          *hnext;  /* connection hash chain */
-    struct fp_tcb          *lnext;  /* reap list or accept queue */
-    struct fp_tcb          *nnext;  /* notify list */
-    struct fp_stack        *st;     /* owning instance */
-    struct fp_tcp_listener *t_lsn;  /* listener while in SYN queue or accept queue */
-    struct fp_timer         t_timer; /* one wheel entry at the earliest deadline below */
-    uint64_t t_rexmt_at;   /* retransmission (or SYN) deadline, 0 = off */
-    uint64_t t_delack_at;  /* delayed ACK deadline */
-    uint64_t t_persist_at; /* zero-window probe deadline */
-    uint64_t t_keep_at;    /* keepalive deadline */
-    uint64_t t_2msl_at;    /* TIME_WAIT end */
-    uint64_t t_idle_since; /* last segment received, for keepalive */
-    uint32_t laddr;
-    uint32_t raddr;
-    uint16_t lport;
-    uint16_t rport;
-    uint8_t  t_state;
-    uint8_t  t_rxtshift; /* consecutive retransmissions of the same data */
-    uint8_t  t_dupacks;
-    uint8_t  t_events;   /* enum fp_tcb_event pending */
-    uint32_t t_flags;    /* enum fp_tcb_flag */
-    uint8_t  t_keep_probes;
-    uint8_t  t_persist_shift;
-    int      t_softerr; /* error reported by on_closed */
+    struct fp_tcb          *hnext;        /* connection hash chain */
+    struct fp_tcb          *lnext;        /* reap list or accept queue */
+    struct fp_tcb          *nnext;        /* notify list */
+    struct fp_stack        *st;           /* owning instance */
+    struct fp_tcp_listener *t_lsn;        /* listener while in SYN queue or accept queue */
+    struct fp_timer         t_timer;      /* one wheel entry at the earliest deadline below */
+    uint64_t                t_rexmt_at;   /* retransmission (or SYN) deadline, 0 = off */
+    uint64_t                t_delack_at;  /* delayed ACK deadline */
+    uint64_t                t_persist_at; /* zero-window probe deadline */
+    uint64_t                t_keep_at;    /* keepalive deadline */
+    uint64_t                t_2msl_at;    /* TIME_WAIT end */
+    uint64_t                t_idle_since; /* last segment received, for keepalive */
+    uint32_t                laddr;
+    uint32_t                raddr;
+    uint16_t                lport;
+    uint16_t                rport;
+    uint8_t                 t_state;
+    uint8_t                 t_rxtshift; /* consecutive retransmissions of the same data */
+    uint8_t                 t_dupacks;
+    uint8_t                 t_events; /* enum fp_tcb_event pending */
+    uint32_t                t_flags;  /* enum fp_tcb_flag */
+    uint8_t                 t_keep_probes;
+    uint8_t                 t_persist_shift;
+    int                     t_softerr; /* error reported by on_closed */
 
     /* Send sequence space. */
     uint32_t iss;
     uint32_t snd_una;
     uint32_t snd_nxt;
-    uint32_t snd_max;  /* highest sequence sent + 1 */
-    uint32_t snd_wnd;  /* peer's window, scaled */
-    uint32_t snd_wl1;  /* segment seq used for the last window update */
-    uint32_t snd_wl2;  /* segment ack used for the last window update */
+    uint32_t snd_max;     /* highest sequence sent + 1 */
+    uint32_t snd_wnd;     /* peer's window, scaled */
+    uint32_t snd_wl1;     /* segment seq used for the last window update */
+    uint32_t snd_wl2;     /* segment ack used for the last window update */
     uint32_t snd_fin_seq; /* sequence of our FIN once queued */
     uint32_t snd_recover; /* RFC 6582 recover */
     uint32_t snd_cwnd;
@@ -302,16 +302,16 @@ struct fp_tcb {
     /* Receive sequence space. */
     uint32_t irs;
     uint32_t rcv_nxt;
-    uint32_t rcv_adv;  /* right edge we advertised */
-    uint32_t rcv_buf;  /* receive buffer limit, bytes */
+    uint32_t rcv_adv;        /* right edge we advertised */
+    uint32_t rcv_buf;        /* receive buffer limit, bytes */
     uint32_t t_segs_unacked; /* full segments received since our last ACK */
 
     /* RTT (RFC 6298), microseconds. */
-    uint32_t t_srtt_us;   /* 0 = no sample yet */
+    uint32_t t_srtt_us; /* 0 = no sample yet */
     uint32_t t_rttvar_us;
     uint32_t t_rto_us;
-    uint32_t t_rtseq;      /* sequence being timed, valid while t_rttime != 0 */
-    uint64_t t_rttime;     /* when it was sent (Karn: only first transmissions are timed) */
+    uint32_t t_rtseq;  /* sequence being timed, valid while t_rttime != 0 */
+    uint64_t t_rttime; /* when it was sent (Karn: only first transmissions are timed) */
 
     /* Timestamps (RFC 7323). */
     uint32_t ts_recent;
@@ -324,20 +324,20 @@ struct fp_tcb {
     uint32_t             snd_sack_hint; /* highest sequence retransmitted in SACK recovery */
 
     /* CUBIC state (RFC 9438). */
-    uint32_t cc_wmax;      /* bytes */
-    uint64_t cc_epoch_us;  /* start of the current epoch, 0 = none */
+    uint32_t cc_wmax;     /* bytes */
+    uint64_t cc_epoch_us; /* start of the current epoch, 0 = none */
     uint32_t cc_k_ms;
-    uint32_t cc_west;      /* Reno-friendly estimate, bytes */
+    uint32_t cc_west; /* Reno-friendly estimate, bytes */
 
     /* Queues. sndq holds unacknowledged and unsent bytes starting at snd_una. */
     struct fp_pkt *sndq_head;
     struct fp_pkt *sndq_tail;
     uint32_t       sndq_bytes;
-    struct fp_pkt *snd_hint;     /* a pkt of sndq, to avoid walking from the head */
-    struct fp_pkt *rcvq_head;    /* in-order data not yet read */
+    struct fp_pkt *snd_hint;  /* a pkt of sndq, to avoid walking from the head */
+    struct fp_pkt *rcvq_head; /* in-order data not yet read */
     struct fp_pkt *rcvq_tail;
     uint32_t       rcvq_bytes;
-    struct fp_pkt *ooo_head;     /* out-of-order segments sorted by seq, no overlap */
+    struct fp_pkt *ooo_head; /* out-of-order segments sorted by seq, no overlap */
     uint32_t       ooo_bytes;
 
     uint32_t max_sndwnd; /* largest window the peer offered (RFC 5961 §5.2 MAX.SND.WND) */
@@ -356,10 +356,10 @@ struct fp_tcp_listener {
     struct fp_stack               *st;
     const struct fp_tcp_callbacks *cb;
     void                          *user;
-    uint16_t                       port; /* 0 = slot free */
-    uint32_t                       backlog;      /* accept queue bound */
-    uint32_t                       syn_backlog;  /* SYN queue bound */
-    uint32_t                       nb_syn;       /* connections in SYN_RCVD */
+    uint16_t                       port;        /* 0 = slot free */
+    uint32_t                       backlog;     /* accept queue bound */
+    uint32_t                       syn_backlog; /* SYN queue bound */
+    uint32_t                       nb_syn;      /* connections in SYN_RCVD */
     uint32_t                       nb_accept;
     struct fp_tcb                 *acceptq_head;
     struct fp_tcb                 *acceptq_tail;
@@ -386,13 +386,13 @@ struct fp_link;
 
 /* Instance configuration; fields left 0 take the defaults documented in stack.h. */
 struct fp_stack_conf {
-    uint32_t addr;      /* IPv4 address, host order */
+    uint32_t addr; /* IPv4 address, host order */
     uint8_t  prefix_len;
-    uint32_t gateway;   /* 0 = none */
+    uint32_t gateway; /* 0 = none */
     uint8_t  mac[6];
     uint16_t mtu;
-    uint32_t nb_pkts;   /* packet buffers */
-    uint32_t nb_tcbs;   /* connections, all states */
+    uint32_t nb_pkts; /* packet buffers */
+    uint32_t nb_tcbs; /* connections, all states */
     uint32_t arp_entries;
     uint32_t arp_wait_max;   /* frames queued per unresolved entry */
     uint32_t arp_timeout_ms; /* resolved entry lifetime */
@@ -401,48 +401,48 @@ struct fp_stack_conf {
     uint32_t rto_min_ms;
     uint32_t rto_max_ms;
     uint32_t rto_init_ms;
-    uint32_t max_rexmt;      /* retransmissions before giving up */
-    uint32_t syn_rexmt;      /* SYN retransmissions before giving up */
+    uint32_t max_rexmt; /* retransmissions before giving up */
+    uint32_t syn_rexmt; /* SYN retransmissions before giving up */
     uint32_t time_wait_ms;
-    uint32_t delack_ms;      /* 0xffffffff = disabled */
+    uint32_t delack_ms;         /* 0xffffffff = disabled */
     uint32_t keepalive_idle_ms; /* 0 = off */
     uint32_t keepalive_intvl_ms;
     uint32_t keepalive_probes;
     uint32_t challenge_ack_limit; /* per second, RFC 5961 §7 */
-    uint8_t  cc_algo;        /* enum fp_tcp_cc_algo */
-    bool     nagle;          /* Nagle's algorithm (RFC 896); off by default */
+    uint8_t  cc_algo;             /* enum fp_tcp_cc_algo */
+    bool     nagle;               /* Nagle's algorithm (RFC 896); off by default */
     bool     no_timestamps;
     bool     no_sack;
     bool     no_wscale;
-    uint64_t seed;           /* ISN, ports and cookie secret; 0 = from the clock */
+    uint64_t seed; /* ISN, ports and cookie secret; 0 = from the clock */
 };
 
 /* One instance. */
 struct fp_stack {
-    struct fp_stack_conf   conf;
-    uint64_t               now_us; /* injected time of the current call */
-    struct fp_link        *link;
-    uint32_t               netmask;
-    struct fp_pktpool      pkts;
-    struct fp_spool        tcbs;
-    struct fp_tcb        **tcb_hash;
-    uint32_t               tcb_hash_mask;
-    struct fp_tcp_listener listeners[FP_STK_MAX_LISTEN];
-    struct fp_arp_entry   *arp;
-    uint32_t               arp_hint;
-    struct fp_timer_wheel  wheel;
-    struct fp_timer        arp_timer;
-    struct fp_pkt         *txq[FP_STK_BURST];
-    uint16_t               nb_tx;
-    struct fp_tcb         *notify_head;
-    struct fp_tcb         *reap_head;
+    struct fp_stack_conf    conf;
+    uint64_t                now_us; /* injected time of the current call */
+    struct fp_link         *link;
+    uint32_t                netmask;
+    struct fp_pktpool       pkts;
+    struct fp_spool         tcbs;
+    struct fp_tcb         **tcb_hash;
+    uint32_t                tcb_hash_mask;
+    struct fp_tcp_listener  listeners[FP_STK_MAX_LISTEN];
+    struct fp_arp_entry    *arp;
+    uint32_t                arp_hint;
+    struct fp_timer_wheel   wheel;
+    struct fp_timer         arp_timer;
+    struct fp_pkt          *txq[FP_STK_BURST];
+    uint16_t                nb_tx;
+    struct fp_tcb          *notify_head;
+    struct fp_tcb          *reap_head;
     struct fp_tcp_listener *lnotify[FP_STK_MAX_LISTEN];
-    uint32_t               nb_lnotify;
-    uint64_t               rng;
-    uint64_t               secret[2];
-    uint16_t               next_port;
-    uint16_t               ip_id;
-    uint64_t               ctr[FP_STK_CTR_NB]; /* read with fp_stack_counters() */
+    uint32_t                nb_lnotify;
+    uint64_t                rng;
+    uint64_t                secret[2];
+    uint16_t                next_port;
+    uint16_t                ip_id;
+    uint64_t                ctr[FP_STK_CTR_NB]; /* read with fp_stack_counters() */
 };
 
 #endif /* FP_NET_STACK_STACK_TYPES_H */

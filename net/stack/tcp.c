@@ -34,13 +34,13 @@ enum {
     TH_ACK = 0x10,
 };
 
-#define PAYLOAD_MAX       (FP_PKT_BUF_SIZE - FP_PKT_HEADROOM)
-#define FIN_WAIT_2_US     60000000ull /* orphaned FIN_WAIT_2 lifetime, as Linux tcp_fin_timeout */
-#define PAWS_IDLE_US      (24ull * 86400 * 1000000) /* RFC 7323 §5.5 */
-#define PERSIST_MIN_US    200000
-#define COOKIE_PERIOD_US  64000000ull
-#define EPHEMERAL_LO      32768
-#define EPHEMERAL_NB      28232
+#define PAYLOAD_MAX      (FP_PKT_BUF_SIZE - FP_PKT_HEADROOM)
+#define FIN_WAIT_2_US    60000000ull /* orphaned FIN_WAIT_2 lifetime, as Linux tcp_fin_timeout */
+#define PAWS_IDLE_US     (24ull * 86400 * 1000000) /* RFC 7323 §5.5 */
+#define PERSIST_MIN_US   200000
+#define COOKIE_PERIOD_US 64000000ull
+#define EPHEMERAL_LO     32768
+#define EPHEMERAL_NB     28232
 
 /* A parsed incoming segment. */
 struct seg {
@@ -58,8 +58,8 @@ struct seg {
 };
 
 static const char *const state_names[FP_TCP_STATE_NB] = {
-    "CLOSED",     "LISTEN",  "SYN_SENT", "SYN_RCVD",   "ESTABLISHED", "CLOSE_WAIT",
-    "FIN_WAIT_1", "CLOSING", "LAST_ACK", "FIN_WAIT_2", "TIME_WAIT",
+        "CLOSED",     "LISTEN",  "SYN_SENT", "SYN_RCVD",   "ESTABLISHED", "CLOSE_WAIT",
+        "FIN_WAIT_1", "CLOSING", "LAST_ACK", "FIN_WAIT_2", "TIME_WAIT",
 };
 
 /* SYN cookie MSS table (index in the cookie's low bits). */
@@ -731,10 +731,9 @@ tcp_output(struct fp_tcb *tp)
         arm_rexmt(tp);
     }
     /* Zero window with data waiting: probe (RFC 9293 §3.8.6.1). */
-    if (tp->snd_wnd == 0 && tp->sndq_bytes > 0 && tp->t_rexmt_at == 0 &&
-        tp->t_persist_at == 0) {
-        tp->t_persist_at = tp->st->now_us + (tp->t_rto_us > PERSIST_MIN_US ? tp->t_rto_us
-                                                                          : PERSIST_MIN_US);
+    if (tp->snd_wnd == 0 && tp->sndq_bytes > 0 && tp->t_rexmt_at == 0 && tp->t_persist_at == 0) {
+        tp->t_persist_at =
+                tp->st->now_us + (tp->t_rto_us > PERSIST_MIN_US ? tp->t_rto_us : PERSIST_MIN_US);
         tp->t_persist_shift = 0;
     }
     timer_update(tp);
@@ -828,9 +827,9 @@ send_rst(struct fp_tcb *tp)
 static void
 timer_update(struct fp_tcb *tp)
 {
-    uint64_t d[5] = {tp->t_rexmt_at, tp->t_delack_at, tp->t_persist_at, tp->t_keep_at,
-                     tp->t_2msl_at};
-    uint64_t best = 0;
+    uint64_t     d[5] = {tp->t_rexmt_at, tp->t_delack_at, tp->t_persist_at, tp->t_keep_at,
+                         tp->t_2msl_at};
+    uint64_t     best = 0;
     unsigned int i;
 
     if ((tp->t_flags & FP_TF_REAPING) != 0) {
@@ -861,9 +860,8 @@ rexmt_timeout(struct fp_tcb *tp)
     uint64_t         rto;
 
     tp->t_rexmt_at = 0;
-    limit = (tp->t_state == FP_TCP_SYN_SENT || tp->t_state == FP_TCP_SYN_RCVD)
-                    ? st->conf.syn_rexmt
-                    : st->conf.max_rexmt;
+    limit = (tp->t_state == FP_TCP_SYN_SENT || tp->t_state == FP_TCP_SYN_RCVD) ? st->conf.syn_rexmt
+                                                                               : st->conf.max_rexmt;
     if (tp->t_rxtshift >= limit) {
         fp_stack_ctr_inc(st, FP_STK_TCP_CONN_TIMEOUT);
         if (tp->t_state != FP_TCP_SYN_SENT) {
@@ -1229,7 +1227,7 @@ dup_ack(struct fp_tcb *tp)
 {
     fp_stack_ctr_inc(tp->st, FP_STK_TCP_DUP_ACK);
     if ((tp->t_flags & FP_TF_FASTRECOV) != 0) {
-        tp->snd_cwnd += tp->t_maxseg; /* inflate for the segment that left the network */
+        tp->snd_cwnd += tp->t_maxseg;   /* inflate for the segment that left the network */
         retransmit_holes(tp, 1, false); /* a duplicate ACK alone never resends snd_una */
         return;
     }
@@ -1606,9 +1604,9 @@ seq_acceptable(const struct fp_tcb *tp, const struct seg *s)
     uint32_t len = s->len + ((s->flags & TH_SYN) ? 1 : 0) + ((s->flags & TH_FIN) ? 1 : 0);
 
     if (len == 0) {
-        return wnd == 0 ? s->seq == tp->rcv_nxt
-                        : fp_seq_in(s->seq, tp->rcv_nxt, tp->rcv_nxt + wnd) ||
-                                  s->seq == tp->rcv_nxt;
+        return wnd == 0
+                       ? s->seq == tp->rcv_nxt
+                       : fp_seq_in(s->seq, tp->rcv_nxt, tp->rcv_nxt + wnd) || s->seq == tp->rcv_nxt;
     }
     if (wnd == 0) {
         return false;
@@ -1778,8 +1776,8 @@ do_segment(struct fp_tcb *tp, struct seg *s)
         syn_sent_input(tp, s);
         goto out;
     }
-    if (tp->t_state == FP_TCP_SYN_RCVD && (s->flags & TH_SYN) != 0 &&
-        (s->flags & TH_ACK) == 0 && s->seq == tp->irs) {
+    if (tp->t_state == FP_TCP_SYN_RCVD && (s->flags & TH_SYN) != 0 && (s->flags & TH_ACK) == 0 &&
+        s->seq == tp->irs) {
         tp->snd_nxt = tp->iss; /* our SYN-ACK was lost: send it again */
         tcp_output(tp);
         goto out;
@@ -2166,8 +2164,8 @@ pick_port(struct fp_stack *st, uint32_t raddr, uint16_t rport, uint16_t *lport)
 
     for (i = 0; i < EPHEMERAL_NB; i++) {
         port = st->next_port;
-        st->next_port = (uint16_t)(port + 1 >= EPHEMERAL_LO + EPHEMERAL_NB ? EPHEMERAL_LO
-                                                                           : port + 1);
+        st->next_port =
+                (uint16_t)(port + 1 >= EPHEMERAL_LO + EPHEMERAL_NB ? EPHEMERAL_LO : port + 1);
         if (find_listener(st, port) != NULL) {
             continue;
         }

@@ -147,19 +147,19 @@ cubic_on_timeout(struct fp_tcb *tp)
 }
 
 static const struct fp_tcp_cc_ops newreno_ops = {
-    .name = "newreno",
-    .init = newreno_init,
-    .on_ack = newreno_on_ack,
-    .on_loss = newreno_on_loss,
-    .on_timeout = newreno_on_timeout,
+        .name = "newreno",
+        .init = newreno_init,
+        .on_ack = newreno_on_ack,
+        .on_loss = newreno_on_loss,
+        .on_timeout = newreno_on_timeout,
 };
 
 static const struct fp_tcp_cc_ops cubic_ops = {
-    .name = "cubic",
-    .init = cubic_init,
-    .on_ack = cubic_on_ack,
-    .on_loss = cubic_on_loss,
-    .on_timeout = cubic_on_timeout,
+        .name = "cubic",
+        .init = cubic_init,
+        .on_ack = cubic_on_ack,
+        .on_loss = cubic_on_loss,
+        .on_timeout = cubic_on_timeout,
 };
 
 const struct fp_tcp_cc_ops *

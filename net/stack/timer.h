@@ -48,7 +48,8 @@ fp_timer_armed(const struct fp_timer *t)
  */
 uint32_t fp_timer_wheel_advance(struct fp_timer_wheel *w, uint64_t now_us);
 
-/* Returns the earliest expiry (us) of an armed timer, or UINT64_MAX. At most O(slots): idle path only. */
+/* Returns the earliest expiry (us) of an armed timer, or UINT64_MAX. At most O(slots): idle path
+ * only. */
 uint64_t fp_timer_wheel_next_us(const struct fp_timer_wheel *w);
 
 #endif /* FP_NET_STACK_TIMER_H */

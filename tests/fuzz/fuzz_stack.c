@@ -40,8 +40,8 @@ null_tx(struct fp_link *l, struct fp_pkt **pkts, uint16_t n, uint64_t now_us)
 }
 
 static const struct fp_link_ops null_ops = {
-    .rx_burst = null_rx,
-    .tx_burst = null_tx,
+        .rx_burst = null_rx,
+        .tx_burst = null_tx,
 };
 
 static void
@@ -60,7 +60,7 @@ echo_readable(struct fp_tcb *c, void *user)
 }
 
 static const struct fp_tcp_callbacks echo_cb = {
-    .on_readable = echo_readable,
+        .on_readable = echo_readable,
 };
 
 static void
@@ -74,7 +74,7 @@ on_accept(struct fp_tcp_listener *l, void *user)
 }
 
 static const struct fp_tcp_callbacks lsn_cb = {
-    .on_accept = on_accept,
+        .on_accept = on_accept,
 };
 
 static void
@@ -113,8 +113,12 @@ fix_checksums(uint8_t *f, uint32_t len)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct fp_stack_conf    sc = {.addr = 0x0a000001, .prefix_len = 24, .gateway = 0x0a0000fe,
-                                  .nb_pkts = 128, .nb_tcbs = 16, .seed = 1,
+    struct fp_stack_conf    sc = {.addr = 0x0a000001,
+                                  .prefix_len = 24,
+                                  .gateway = 0x0a0000fe,
+                                  .nb_pkts = 128,
+                                  .nb_tcbs = 16,
+                                  .seed = 1,
                                   .mac = {2, 0, 0, 0, 0, 1}};
     struct fp_link          link = {.ops = &null_ops, .mtu = 1500};
     struct fp_tcp_listener *l;

@@ -252,8 +252,13 @@ test_timer_rearm_from_callback(void)
 static void
 test_opt_roundtrip_syn(void)
 {
-    struct fp_tcp_opts o = {.has_mss = true, .mss = 1460, .has_wscale = true, .wscale = 7,
-                            .sack_permitted = true, .has_ts = true, .tsval = 0x01020304,
+    struct fp_tcp_opts o = {.has_mss = true,
+                            .mss = 1460,
+                            .has_wscale = true,
+                            .wscale = 7,
+                            .sack_permitted = true,
+                            .has_ts = true,
+                            .tsval = 0x01020304,
                             .tsecr = 0xa0b0c0d0};
     struct fp_tcp_opts r;
     uint8_t            buf[40];
@@ -398,9 +403,9 @@ st_readable(struct fp_tcb *c, void *user)
 }
 
 static const struct fp_tcp_callbacks st_cb = {
-    .on_connected = st_connected,
-    .on_readable = st_readable,
-    .on_closed = st_closed,
+        .on_connected = st_connected,
+        .on_readable = st_readable,
+        .on_closed = st_closed,
 };
 
 static void
@@ -412,7 +417,7 @@ st_accept(struct fp_tcp_listener *l, void *user)
 }
 
 static const struct fp_tcp_callbacks st_lcb = {
-    .on_accept = st_accept,
+        .on_accept = st_accept,
 };
 
 static void
@@ -421,9 +426,8 @@ setup_conn_conf(struct h_pair *p, struct conn_state *s, const struct fp_stack_co
     struct fp_tcp_listener *l;
 
     memset(s, 0, sizeof(*s));
-    CU_ASSERT_EQUAL_FATAL(h_pair_create(p, &(struct fp_memlink_conf){.seed = 3, .delay_us = 50},
-                                        sc),
-                          0);
+    CU_ASSERT_EQUAL_FATAL(
+            h_pair_create(p, &(struct fp_memlink_conf){.seed = 3, .delay_us = 50}, sc), 0);
     CU_ASSERT_EQUAL(fp_tcp_listen(p->a, 80, 4, 0, &st_lcb, s, &l), 0);
     CU_ASSERT_EQUAL(fp_tcp_listen(p->a, 80, 4, 0, &st_lcb, s, &l), -EADDRINUSE);
     CU_ASSERT_EQUAL(fp_tcp_connect(p->b, H_ADDR_A, 80, 40000, &st_cb, s, &s->cli), 0);
@@ -542,9 +546,8 @@ test_tcp_simultaneous_open(void)
 
     memset(&s1, 0, sizeof(s1));
     memset(&s2, 0, sizeof(s2));
-    CU_ASSERT_EQUAL_FATAL(h_pair_create(&p, &(struct fp_memlink_conf){.seed = 3, .delay_us = 500},
-                                        NULL),
-                          0);
+    CU_ASSERT_EQUAL_FATAL(
+            h_pair_create(&p, &(struct fp_memlink_conf){.seed = 3, .delay_us = 500}, NULL), 0);
     /* Resolve ARP first so that both SYNs cross on the wire. */
     CU_ASSERT_EQUAL(fp_tcp_connect(p.a, H_ADDR_B, 9, 0, &st_cb, &s1, &s1.cli), 0);
     h_pair_run_for(&p, 20000);
@@ -698,8 +701,8 @@ test_paws(void)
     ts[5] = (uint8_t)(old >> 16);
     ts[6] = (uint8_t)(old >> 8);
     ts[7] = (uint8_t)old;
-    h_inject_tcp(&p, p.a, H_ADDR_B, 40000, 80, s.srv->rcv_nxt, s.srv->snd_nxt, 0x18, 1000, ts,
-                 12, 10);
+    h_inject_tcp(&p, p.a, H_ADDR_B, 40000, 80, s.srv->rcv_nxt, s.srv->snd_nxt, 0x18, 1000, ts, 12,
+                 10);
     CU_ASSERT_EQUAL(h_ctr(p.a, FP_STK_TCP_PAWS_DROP), 1);
     CU_ASSERT_EQUAL(s.srv->rcvq_bytes, 0);
     h_pair_destroy(&p);

@@ -92,8 +92,8 @@ srv_closed(struct fp_tcb *c, void *user, int err)
 }
 
 static const struct fp_tcp_callbacks srv_cb = {
-    .on_readable = srv_readable,
-    .on_closed = srv_closed,
+        .on_readable = srv_readable,
+        .on_closed = srv_closed,
 };
 
 static void
@@ -109,7 +109,7 @@ on_accept(struct fp_tcp_listener *l, void *user)
 }
 
 static const struct fp_tcp_callbacks lsn_cb = {
-    .on_accept = on_accept,
+        .on_accept = on_accept,
 };
 
 static void
@@ -146,9 +146,9 @@ cli_closed(struct fp_tcb *c, void *user, int err)
 }
 
 static const struct fp_tcp_callbacks cli_cb = {
-    .on_connected = cli_pump,
-    .on_writable = cli_pump,
-    .on_closed = cli_closed,
+        .on_connected = cli_pump,
+        .on_writable = cli_pump,
+        .on_closed = cli_closed,
 };
 
 static bool
@@ -211,10 +211,10 @@ test_keepalive(void)
 {
     struct fp_memlink_conf lc = {.seed = 9, .delay_us = 200};
     struct fp_memlink_conf dead = {.loss_ppm = 1000000};
-    struct fp_stack_conf   sc = {.keepalive_idle_ms = 1000, .keepalive_intvl_ms = 200,
-                                 .keepalive_probes = 3};
-    struct h_pair          p;
-    struct app             a;
+    struct fp_stack_conf   sc = {
+              .keepalive_idle_ms = 1000, .keepalive_intvl_ms = 200, .keepalive_probes = 3};
+    struct h_pair p;
+    struct app    a;
 
     start(&p, &a, &lc, &sc, 0, true);
     h_pair_run_for(&p, 5000000);
@@ -249,8 +249,8 @@ test_rfc5961_blind_rst_and_syn(void)
     srv = a.srv;
     chal = h_ctr(p.a, FP_STK_TCP_CHALLENGE_ACK);
     /* In-window but not exact RST: challenge ACK, connection kept (RFC 5961 §3.2). */
-    h_inject_tcp(&p, p.a, H_ADDR_B, a.cli->lport, 80, srv->rcv_nxt + 1000, 0, TH_RST, 0, NULL,
-                 0, 0);
+    h_inject_tcp(&p, p.a, H_ADDR_B, a.cli->lport, 80, srv->rcv_nxt + 1000, 0, TH_RST, 0, NULL, 0,
+                 0);
     CU_ASSERT_EQUAL(h_ctr(p.a, FP_STK_TCP_CHALLENGE_ACK), chal + 1);
     CU_ASSERT_EQUAL(fp_tcp_get_state(srv), FP_TCP_ESTABLISHED);
     /* Out-of-window RST: ignored silently. */
@@ -259,13 +259,13 @@ test_rfc5961_blind_rst_and_syn(void)
     CU_ASSERT_EQUAL(h_ctr(p.a, FP_STK_TCP_RST_IGNORED), 1);
     CU_ASSERT_EQUAL(fp_tcp_get_state(srv), FP_TCP_ESTABLISHED);
     /* SYN on an established connection: challenge ACK (RFC 5961 §4.2). */
-    h_inject_tcp(&p, p.a, H_ADDR_B, a.cli->lport, 80, srv->rcv_nxt + 5, 0, TH_SYN, 1000, NULL,
-                 0, 0);
+    h_inject_tcp(&p, p.a, H_ADDR_B, a.cli->lport, 80, srv->rcv_nxt + 5, 0, TH_SYN, 1000, NULL, 0,
+                 0);
     CU_ASSERT_EQUAL(h_ctr(p.a, FP_STK_TCP_CHALLENGE_ACK), chal + 2);
     CU_ASSERT_EQUAL(fp_tcp_get_state(srv), FP_TCP_ESTABLISHED);
     /* ACK for data never sent: dropped (RFC 5961 §5.2). */
-    h_inject_tcp(&p, p.a, H_ADDR_B, a.cli->lport, 80, srv->rcv_nxt, srv->snd_max + 100000,
-                 TH_ACK, 1000, NULL, 0, 0);
+    h_inject_tcp(&p, p.a, H_ADDR_B, a.cli->lport, 80, srv->rcv_nxt, srv->snd_max + 100000, TH_ACK,
+                 1000, NULL, 0, 0);
     CU_ASSERT_EQUAL(h_ctr(p.a, FP_STK_TCP_ACK_TOO_NEW), 1);
     /* The exact RST resets. */
     h_inject_tcp(&p, p.a, H_ADDR_B, a.cli->lport, 80, srv->rcv_nxt, 0, TH_RST, 0, NULL, 0, 0);
@@ -284,7 +284,7 @@ noop_accept(struct fp_tcp_listener *l, void *user)
 }
 
 static const struct fp_tcp_callbacks noaccept_cb = {
-    .on_accept = noop_accept,
+        .on_accept = noop_accept,
 };
 
 static void
@@ -379,8 +379,8 @@ test_syn_flood(void)
     while (!a.eof && p.now_us < end) {
         for (i = 0; i < 50; i++) {
             spoof++;
-            h_inject_tcp(&p, p.a, spoof, (uint16_t)(1024 + (spoof & 0x7fff)), 80, spoof * 7919u,
-                         0, TH_SYN, 65535, NULL, 0, 0);
+            h_inject_tcp(&p, p.a, spoof, (uint16_t)(1024 + (spoof & 0x7fff)), 80, spoof * 7919u, 0,
+                         TH_SYN, 65535, NULL, 0, 0);
         }
         h_pair_step(&p);
         h_pair_step(&p);
@@ -461,8 +461,8 @@ churn_closed(struct fp_tcb *c, void *user, int err)
 }
 
 static const struct fp_tcp_callbacks churn_srv_cb = {
-    .on_readable = churn_srv_readable,
-    .on_closed = churn_closed,
+        .on_readable = churn_srv_readable,
+        .on_closed = churn_closed,
 };
 
 static void
@@ -477,7 +477,7 @@ churn_accept(struct fp_tcp_listener *l, void *user)
 }
 
 static const struct fp_tcp_callbacks churn_lsn_cb = {
-    .on_accept = churn_accept,
+        .on_accept = churn_accept,
 };
 
 static void
@@ -516,9 +516,9 @@ churn_cli_closed(struct fp_tcb *c, void *user, int err)
 }
 
 static const struct fp_tcp_callbacks churn_cli_cb = {
-    .on_connected = churn_cli_connected,
-    .on_readable = churn_cli_readable,
-    .on_closed = churn_cli_closed,
+        .on_connected = churn_cli_connected,
+        .on_readable = churn_cli_readable,
+        .on_closed = churn_cli_closed,
 };
 
 static void
@@ -572,8 +572,8 @@ test_churn(void)
         h_dump_counters("A", p.a);
         h_dump_counters("B", p.b);
     }
-    fprintf(stderr, "\n  churn: %u connections (%u failed), pools back to initial level: %s\n", ch->done,
-            ch->failed, h_pair_pools_idle(&p) ? "yes" : "NO");
+    fprintf(stderr, "\n  churn: %u connections (%u failed), pools back to initial level: %s\n",
+            ch->done, ch->failed, h_pair_pools_idle(&p) ? "yes" : "NO");
     h_pair_destroy(&p);
     free(ch);
 }

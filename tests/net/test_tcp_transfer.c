@@ -23,17 +23,17 @@
 #include "tests/net/harness.h"
 
 struct xfer {
-    uint64_t        total;
-    uint64_t        sent;
-    uint64_t        received;
-    uint64_t        mismatches;
-    uint64_t        seed;
-    bool            server_eof;
-    bool            client_done;
-    int             client_err;
-    struct fp_tcb  *client;
-    struct fp_tcb  *server;
-    uint8_t         buf[65536];
+    uint64_t       total;
+    uint64_t       sent;
+    uint64_t       received;
+    uint64_t       mismatches;
+    uint64_t       seed;
+    bool           server_eof;
+    bool           client_done;
+    int            client_err;
+    struct fp_tcb *client;
+    struct fp_tcb *server;
+    uint8_t        buf[65536];
 };
 
 static void
@@ -79,8 +79,8 @@ server_closed(struct fp_tcb *c, void *user, int err)
 }
 
 static const struct fp_tcp_callbacks server_cb = {
-    .on_readable = server_readable,
-    .on_closed = server_closed,
+        .on_readable = server_readable,
+        .on_closed = server_closed,
 };
 
 static void
@@ -97,7 +97,7 @@ server_accept(struct fp_tcp_listener *l, void *user)
 }
 
 static const struct fp_tcp_callbacks listen_cb = {
-    .on_accept = server_accept,
+        .on_accept = server_accept,
 };
 
 static void
@@ -139,9 +139,9 @@ client_closed(struct fp_tcb *c, void *user, int err)
 }
 
 static const struct fp_tcp_callbacks client_cb = {
-    .on_connected = client_pump,
-    .on_writable = client_pump,
-    .on_closed = client_closed,
+        .on_connected = client_pump,
+        .on_writable = client_pump,
+        .on_closed = client_closed,
 };
 
 static bool
@@ -260,8 +260,9 @@ main(int argc, char **argv)
         if (x->client != NULL) {
             struct fp_tcb *c = x->client;
 
-            fprintf(stderr, "client: state %s una %u nxt %u max %u wnd %u cwnd %u ssthresh %u "
-                            "sndq %u rexmt_at %llu persist_at %llu now %llu flags %#x armed %d\n",
+            fprintf(stderr,
+                    "client: state %s una %u nxt %u max %u wnd %u cwnd %u ssthresh %u "
+                    "sndq %u rexmt_at %llu persist_at %llu now %llu flags %#x armed %d\n",
                     fp_tcp_state_name(fp_tcp_get_state(c)), c->snd_una, c->snd_nxt, c->snd_max,
                     c->snd_wnd, c->snd_cwnd, c->snd_ssthresh, c->sndq_bytes,
                     (unsigned long long)c->t_rexmt_at, (unsigned long long)c->t_persist_at,
@@ -275,7 +276,9 @@ main(int argc, char **argv)
         ok = false;
     }
     if (!h_pair_pools_idle(&p)) {
-        fprintf(stderr, "FAIL: pools not back to initial level: pkts A %u/%u B %u/%u, tcbs A %u/%u B %u/%u\n",
+        fprintf(stderr,
+                "FAIL: pools not back to initial level: pkts A %u/%u B %u/%u, tcbs A %u/%u B "
+                "%u/%u\n",
                 fp_stack_pkts_avail(p.a), p.pkts0_a, fp_stack_pkts_avail(p.b), p.pkts0_b,
                 fp_stack_tcbs_avail(p.a), p.tcbs0_a, fp_stack_tcbs_avail(p.b), p.tcbs0_b);
         ok = false;
