@@ -451,7 +451,8 @@ main(int argc, char **argv)
     struct fp_tcb          *c;
     struct pollfd           pfd[2];
     struct opts             o;
-    struct app             *a = calloc(1, sizeof(*a));
+    struct app              app;
+    struct app             *a = &app;
     uint64_t                now;
     uint64_t                next;
     int                     timeout_ms;
@@ -460,9 +461,7 @@ main(int argc, char **argv)
     int                     exit_rc = 0;
 
     parse_args(argc, argv, &o);
-    if (a == NULL) {
-        return 1;
-    }
+    memset(a, 0, sizeof(*a));
     memset(&sc, 0, sizeof(sc));
     sc.addr = o.addr;
     sc.prefix_len = o.plen;
@@ -536,6 +535,5 @@ main(int argc, char **argv)
     fp_spool_fini(&a->conns);
     fp_taplink_close(&tap);
     close(sfd);
-    free(a);
     return exit_rc;
 }

@@ -1739,11 +1739,10 @@ process_rst(struct fp_tcb *tp, const struct seg *s)
         return false;
     }
     fp_stack_ctr_inc(st, FP_STK_TCP_RST_RX);
+    /* Closing states, or a passive open (back to LISTEN): released without an error. */
     if (tp->t_state == FP_TCP_TIME_WAIT || tp->t_state == FP_TCP_LAST_ACK ||
-        tp->t_state == FP_TCP_CLOSING) {
+        tp->t_state == FP_TCP_CLOSING || (tp->t_state == FP_TCP_SYN_RCVD && tp->t_lsn != NULL)) {
         tcb_release(tp, 0);
-    } else if (tp->t_state == FP_TCP_SYN_RCVD && tp->t_lsn != NULL) {
-        tcb_release(tp, 0); /* passive open: back to LISTEN, silently */
     } else {
         tcb_release(tp, tp->t_state == FP_TCP_SYN_RCVD ? -ECONNREFUSED : -ECONNRESET);
     }

@@ -82,8 +82,8 @@ fp_tcp_opt_parse(const uint8_t *p, size_t len, bool syn, struct fp_tcp_opts *o)
                 return -EINVAL;
             }
             for (n = 0; n < (olen - 2) / 8 && n < FP_STK_MAX_SACK; n++) {
-                o->sack[n].start = fp_get32(p + i + 2 + 8 * n);
-                o->sack[n].end = fp_get32(p + i + 6 + 8 * n);
+                o->sack[n].start = fp_get32(p + i + 2 + 8 * (size_t)n);
+                o->sack[n].end = fp_get32(p + i + 6 + 8 * (size_t)n);
             }
             o->nsack = n;
             break;
