@@ -5,7 +5,9 @@
 #   1. ping to the stack's address is answered;
 #   2. a kernel client sends MIB MiB to fp-stackd's echo server and checks the echo (SHA-256);
 #   3. fp-stackd connects to a kernel echo server, sends MIB MiB and checks the echo byte by byte;
-#   4. fp-stackd exits 0 on SIGTERM.
+#   4. 2000 short kernel connections (16 at a time) to the echo server, whose SYN queue holds
+#      only 2 so that SYN cookies answer part of them;
+#   5. fp-stackd exits 0 on SIGTERM and prints its counters.
 # Usage: tap_interop.sh FP_STACKD TAP_PEER_PY MIB. Exits 77 when root, /dev/net/tun or netns is
 # missing.
 set -u
@@ -48,10 +50,11 @@ for t in 0 1; do
 done
 
 # Server instance on fptap0, 10.99.0.2; the kernel side is 10.99.0.1.
-$NX "$STACKD" --tap fptap0 --address 10.99.0.2/24 --port 7 --mode echo 2>"$LOG/srv.log" &
+$NX "$STACKD" --tap fptap0 --address 10.99.0.2/24 --port 7 --mode echo --syn-backlog 2 \
+    2>"$LOG/srv.log" &
 SRV_PID=$!
 i=0
-while ! grep -q "up, port" "$LOG/srv.log"; do
+while ! grep -qs "up, port" "$LOG/srv.log"; do
     i=$((i + 1))
     [ $i -lt 100 ] || { cat "$LOG/srv.log"; fail "fp-stackd did not start"; }
     sleep 0.05
@@ -71,7 +74,7 @@ timeout 100 $NX python3 "$PEER" client 10.99.0.2 7 "$BYTES" || { cat "$LOG/srv.l
 $NX python3 "$PEER" echo-server 10.99.1.1 9000 >"$LOG/peer.log" 2>&1 &
 PEER_PID=$!
 i=0
-while ! grep -q listening "$LOG/peer.log"; do
+while ! grep -qs listening "$LOG/peer.log"; do
     i=$((i + 1))
     [ $i -lt 100 ] || { cat "$LOG/peer.log"; fail "kernel echo server did not start"; }
     sleep 0.05
@@ -88,11 +91,15 @@ echo "stack client -> kernel echo: $BYTES bytes each way in $(((T1 - T0) / 10000
 wait "$PEER_PID"
 PEER_PID=
 
+timeout 100 $NX python3 "$PEER" churn 10.99.0.2 7 2000 16 || { cat "$LOG/srv.log"; fail "kernel churn"; }
+
 kill -TERM "$SRV_PID"
 wait "$SRV_PID"
 RC=$?
 SRV_PID=
 [ $RC = 0 ] || fail "fp-stackd exit status $RC on SIGTERM"
 grep -q "echo requests answered" "$LOG/srv.log" || fail "counters not printed at exit"
+grep -E "SYN cookies (sent|validated)" "$LOG/srv.log"
+grep -q "SYN cookies validated" "$LOG/srv.log" || fail "no connection was completed by a SYN cookie"
 echo "PASS"
 exit 0

@@ -5,6 +5,8 @@
 client HOST PORT BYTES: connects, sends BYTES of seeded random data while reading the echo,
     and exits 0 only if the echo's SHA-256 equals the sent data's. Prints size and time.
 echo-server HOST PORT: accepts one connection, echoes until EOF, closes, exits 0.
+churn HOST PORT N PAR: N short connections, PAR at a time, each sending 100 bytes and checking
+    the echo before closing; exits 0 only if all N succeed.
 """
 import hashlib
 import random
@@ -80,7 +82,51 @@ def echo_server(host, port):
     return 0
 
 
+def churn(host, port, n, par):
+    lock = threading.Lock()
+    state = {"next": 0, "ok": 0, "err": []}
+
+    def worker():
+        while True:
+            with lock:
+                if state["next"] >= n:
+                    return
+                i = state["next"]
+                state["next"] += 1
+            msg = (b"%08d" % i) * 12 + b"done"
+            try:
+                with socket.create_connection((host, port), timeout=10) as s:
+                    s.sendall(msg)
+                    got = b""
+                    while len(got) < len(msg):
+                        d = s.recv(4096)
+                        if not d:
+                            break
+                        got += d
+                if got != msg:
+                    raise OSError("bad echo on connection %d" % i)
+                with lock:
+                    state["ok"] += 1
+            except OSError as e:
+                with lock:
+                    state["err"].append(str(e))
+
+    t0 = time.monotonic()
+    ths = [threading.Thread(target=worker) for _ in range(par)]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    dt = time.monotonic() - t0
+    print("kernel churn -> stack echo: %d/%d short connections ok in %.2f s (%.0f/s)%s"
+          % (state["ok"], n, dt, state["ok"] / dt,
+             "" if not state["err"] else ", first error: " + state["err"][0]))
+    return 0 if state["ok"] == n else 1
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "churn":
+        sys.exit(churn(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])))
     if sys.argv[1] == "client":
         sys.exit(client(sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
     sys.exit(echo_server(sys.argv[2], int(sys.argv[3])))
