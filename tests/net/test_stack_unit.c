@@ -462,6 +462,7 @@ test_tcp_handshake_and_close(void)
     CU_ASSERT_EQUAL(fp_tcp_recv(s.srv, buf, sizeof(buf)), -EAGAIN);
     /* Half-close from the client: the server sees EOF, can still send. */
     CU_ASSERT_EQUAL(fp_tcp_shutdown(s.cli), 0);
+    CU_ASSERT_EQUAL(fp_tcp_get_state(s.cli), FP_TCP_FIN_WAIT_1);
     h_pair_run_for(&p, 10000);
     CU_ASSERT_EQUAL(fp_tcp_get_state(s.cli), FP_TCP_FIN_WAIT_2);
     CU_ASSERT_EQUAL(fp_tcp_get_state(s.srv), FP_TCP_CLOSE_WAIT);
@@ -472,6 +473,7 @@ test_tcp_handshake_and_close(void)
     CU_ASSERT_EQUAL(fp_tcp_recv(s.cli, buf, sizeof(buf)), 5);
     CU_ASSERT_EQUAL(memcmp(buf, "world", 5), 0);
     fp_tcp_close(s.srv);
+    CU_ASSERT_EQUAL(fp_tcp_get_state(s.srv), FP_TCP_LAST_ACK);
     s.srv = NULL;
     h_pair_run_for(&p, 10000);
     CU_ASSERT_EQUAL(fp_tcp_get_state(s.cli), FP_TCP_TIME_WAIT);
@@ -490,11 +492,25 @@ test_tcp_simultaneous_close(void)
     struct h_pair     p;
     struct conn_state s;
 
+    struct fp_tcb *a;
+    struct fp_tcb *b;
+
     setup_conn(&p, &s);
-    fp_tcp_close(s.cli);
-    fp_tcp_close(s.srv);
+    a = s.cli;
+    b = s.srv;
+    fp_tcp_close(a);
+    fp_tcp_close(b);
     s.cli = NULL;
     s.srv = NULL;
+    /* The handles are released but the TCBs live on; their states are read for the test only. */
+    CU_ASSERT_EQUAL(fp_tcp_get_state(a), FP_TCP_FIN_WAIT_1);
+    CU_ASSERT_EQUAL(fp_tcp_get_state(b), FP_TCP_FIN_WAIT_1);
+    h_pair_run_for(&p, 75); /* the FINs crossed (50 us), their ACKs have not arrived */
+    CU_ASSERT_EQUAL(fp_tcp_get_state(a), FP_TCP_CLOSING);
+    CU_ASSERT_EQUAL(fp_tcp_get_state(b), FP_TCP_CLOSING);
+    h_pair_run_for(&p, 100);
+    CU_ASSERT_EQUAL(fp_tcp_get_state(a), FP_TCP_TIME_WAIT);
+    CU_ASSERT_EQUAL(fp_tcp_get_state(b), FP_TCP_TIME_WAIT);
     h_pair_run_for(&p, 3000000);
     CU_ASSERT_TRUE(h_pair_pools_idle(&p));
     h_pair_destroy(&p);
@@ -708,6 +724,64 @@ test_paws(void)
     h_pair_destroy(&p);
 }
 
+static void
+test_tcp_zero_copy_send_recv(void)
+{
+    struct h_pair     p;
+    struct conn_state s;
+    struct fp_pktpool foreign;
+    struct fp_pkt    *chain = NULL;
+    struct fp_pkt    *q;
+    struct fp_pkt    *f;
+    ssize_t           n;
+    int               i;
+
+    setup_conn(&p, &s);
+    /* A chain of 300 buffers of 1000 bytes: only what fits the 256 KiB send buffer is taken. */
+    for (i = 0; i < 300; i++) {
+        q = fp_stack_pkt_alloc(p.b);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+        memset(q->data, 'a' + i % 26, 1000);
+        q->len = 1000;
+        q->next = chain;
+        chain = q;
+    }
+    n = fp_tcp_send_pkts(s.cli, &chain);
+    CU_ASSERT_EQUAL(n, 262000);
+    CU_ASSERT_PTR_NOT_NULL(chain);
+    CU_ASSERT_EQUAL(fp_tcp_send_pkts(s.cli, &chain), -EAGAIN);
+    /* A buffer from another pool is refused and stays the caller's. */
+    CU_ASSERT_EQUAL_FATAL(fp_pktpool_init(&foreign, 1), 0);
+    f = fp_pkt_alloc(&foreign);
+    f->len = 10;
+    q = f;
+    CU_ASSERT_EQUAL(fp_tcp_send_pkts(s.cli, &q), -EINVAL);
+    CU_ASSERT_PTR_EQUAL(q, f);
+    fp_pkt_free(f);
+    fp_pktpool_fini(&foreign);
+    /* The receiver takes everything as buffers. */
+    h_pair_run_for(&p, 200000);
+    n = fp_tcp_send_pkts(s.cli, &chain);
+    CU_ASSERT_EQUAL(n, 38000);
+    CU_ASSERT_PTR_NULL(chain);
+    {
+        size_t got = 0;
+
+        for (i = 0; i < 100 && got < 300000; i++) {
+            h_pair_run_for(&p, 10000);
+            n = fp_tcp_recv_pkts(s.srv, &chain);
+            if (n > 0) {
+                got += (size_t)n;
+                fp_pkt_free_chain(chain);
+                chain = NULL;
+            }
+        }
+        CU_ASSERT_EQUAL(got, 300000);
+    }
+    CU_ASSERT_EQUAL(fp_tcp_recv_pkts(s.srv, &chain), -EAGAIN);
+    h_pair_destroy(&p);
+}
+
 struct reader {
     const struct fp_stack *st;
     volatile bool          stop;
@@ -799,6 +873,7 @@ main(void)
     CU_add_test(s, "icmp_echo_and_ip_checks", test_icmp_echo_and_ip_checks);
     CU_add_test(s, "time_wait_reuse_and_recycle", test_time_wait_reuse_and_recycle);
     CU_add_test(s, "paws", test_paws);
+    CU_add_test(s, "tcp_zero_copy_send_recv", test_tcp_zero_copy_send_recv);
     CU_add_test(s, "counters_from_another_thread", test_counters_from_another_thread);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
