@@ -8,7 +8,7 @@
  *
  * Usage: fp-stackd --tap NAME --address A/LEN [--gateway A] --port P --mode echo|discard
  *                  [--syn-backlog N] [--backlog N] [--mac XX:XX:XX:XX:XX:XX]
- *                  [--connect A:P --bytes N]
+ *                  [--connect A:P --bytes N] [--loss-ppm N]
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -314,7 +314,7 @@ usage(void)
 {
     fprintf(stderr, "usage: fp-stackd --tap NAME --address A/LEN [--gateway A] --port P "
                     "--mode echo|discard [--syn-backlog N] [--backlog N] [--mac MAC] "
-                    "[--connect A:P --bytes N]\n");
+                    "[--connect A:P --bytes N] [--loss-ppm N]\n");
     exit(2);
 }
 
@@ -331,6 +331,78 @@ struct opts {
     uint32_t    connect_addr;
     uint16_t    connect_port;
     uint64_t    bytes;
+    uint32_t    loss_ppm;
+};
+
+/*
+ * --loss-ppm: a lossy wrapper around the TAP link that drops received and sent frames at random
+ * (seeded), to test loss recovery against the kernel's TCP where netem is not available.
+ */
+struct lossy_link {
+    struct fp_link  link;
+    struct fp_link *inner;
+    uint32_t        ppm;
+    uint64_t        rng;
+    uint64_t        dropped;
+};
+
+static bool
+lossy_drop(struct lossy_link *ll)
+{
+    ll->rng ^= ll->rng << 13;
+    ll->rng ^= ll->rng >> 7;
+    ll->rng ^= ll->rng << 17;
+    return ll->rng % 1000000 < ll->ppm;
+}
+
+static uint16_t
+lossy_rx(struct fp_link *l, struct fp_pktpool *pool, struct fp_pkt **pkts, uint16_t n,
+         uint64_t now_us)
+{
+    struct lossy_link *ll = l->ctx;
+    uint16_t           got = ll->inner->ops->rx_burst(ll->inner, pool, pkts, n, now_us);
+    uint16_t           i;
+    uint16_t           k = 0;
+
+    for (i = 0; i < got; i++) {
+        if (lossy_drop(ll)) {
+            ll->dropped++;
+            fp_pkt_free(pkts[i]);
+        } else {
+            pkts[k++] = pkts[i];
+        }
+    }
+    return k;
+}
+
+static uint16_t
+lossy_tx(struct fp_link *l, struct fp_pkt **pkts, uint16_t n, uint64_t now_us)
+{
+    struct lossy_link *ll = l->ctx;
+    struct fp_pkt     *keep[FP_STK_BURST];
+    uint16_t           taken = n < FP_STK_BURST ? n : FP_STK_BURST;
+    uint16_t           i;
+    uint16_t           k = 0;
+    uint16_t           sent;
+
+    for (i = 0; i < taken; i++) {
+        if (lossy_drop(ll)) {
+            ll->dropped++;
+            fp_pkt_free(pkts[i]);
+        } else {
+            keep[k++] = pkts[i];
+        }
+    }
+    sent = ll->inner->ops->tx_burst(ll->inner, keep, k, now_us);
+    for (i = sent; i < k; i++) {
+        fp_pkt_free(keep[i]); /* counted as sent: a full TAP queue loses them like a wire */
+    }
+    return taken;
+}
+
+static const struct fp_link_ops lossy_ops = {
+        .rx_burst = lossy_rx,
+        .tx_burst = lossy_tx,
 };
 
 static void
@@ -401,6 +473,8 @@ parse_args(int argc, char **argv, struct opts *o)
             }
         } else if (strcmp(a, "--bytes") == 0) {
             o->bytes = strtoull(v, NULL, 0);
+        } else if (strcmp(a, "--loss-ppm") == 0) {
+            o->loss_ppm = (uint32_t)strtoul(v, NULL, 0);
         } else {
             usage();
         }
@@ -447,6 +521,7 @@ main(int argc, char **argv)
 {
     struct fp_stack_conf    sc;
     struct fp_taplink       tap;
+    struct lossy_link       lossy;
     struct fp_tcp_listener *l;
     struct fp_tcb          *c;
     struct pollfd           pfd[2];
@@ -486,7 +561,18 @@ main(int argc, char **argv)
         return 1;
     }
     a->mode = o.mode;
-    fp_stack_attach_link(a->st, &tap.link, now);
+    if (o.loss_ppm != 0) {
+        memset(&lossy, 0, sizeof(lossy));
+        lossy.link = tap.link;
+        lossy.link.ops = &lossy_ops;
+        lossy.link.ctx = &lossy;
+        lossy.inner = &tap.link;
+        lossy.ppm = o.loss_ppm;
+        lossy.rng = 0x9E3779B97F4A7C15ULL;
+        fp_stack_attach_link(a->st, &lossy.link, now);
+    } else {
+        fp_stack_attach_link(a->st, &tap.link, now);
+    }
     if (o.port != 0) {
         rc = fp_tcp_listen(a->st, o.port, o.backlog, o.syn_backlog, &listen_cb, a, &l);
         if (rc < 0) {
@@ -531,6 +617,9 @@ main(int argc, char **argv)
         }
     }
     print_counters(a->st, &tap);
+    if (o.loss_ppm != 0) {
+        fprintf(stderr, "  %-60s %" PRIu64 "\n", "frames dropped by --loss-ppm", lossy.dropped);
+    }
     fp_stack_destroy(a->st);
     fp_spool_fini(&a->conns);
     fp_taplink_close(&tap);

@@ -1221,6 +1221,18 @@ retransmit_holes(struct fp_tcb *tp, unsigned int max_segs, bool fallback_head)
     }
 }
 
+static uint32_t
+sacked_bytes(const struct fp_tcb *tp)
+{
+    uint32_t n = 0;
+    uint8_t  i;
+
+    for (i = 0; i < tp->snd_nsack; i++) {
+        n += tp->snd_sack[i].end - tp->snd_sack[i].start;
+    }
+    return n;
+}
+
 /* RFC 5681 §3.2 and RFC 6582 §3.2: duplicate ACK handling. */
 static void
 dup_ack(struct fp_tcb *tp)
@@ -1231,7 +1243,12 @@ dup_ack(struct fp_tcb *tp)
         retransmit_holes(tp, 1, false); /* a duplicate ACK alone never resends snd_una */
         return;
     }
-    if (++tp->t_dupacks != 3) {
+    /*
+     * Three duplicate ACKs, or (RFC 6675 §5, IsLost) three segments' worth of SACKed data above
+     * snd_una: the second also works when the peer's ACKs ride on data, which RFC 5681 does not
+     * count as duplicates.
+     */
+    if (++tp->t_dupacks < 3 && sacked_bytes(tp) < 3u * tp->t_maxseg) {
         return;
     }
     /* RFC 6582 §3.2 step 2: no new recovery for losses of the window already recovered. */
@@ -1336,9 +1353,11 @@ process_ack(struct fp_tcb *tp, const struct seg *s)
     }
     if (fp_seq_gt(s->ack, tp->snd_una)) {
         new_ack(tp, s);
-    } else if (s->ack == tp->snd_una && s->len == 0 && (s->flags & TH_FIN) == 0 &&
-               (s->wnd << tp->snd_wscale) == tp->snd_wnd && tp->snd_max != tp->snd_una) {
-        dup_ack(tp);
+    } else if (s->ack == tp->snd_una && tp->snd_max != tp->snd_una &&
+               ((s->len == 0 && (s->flags & TH_FIN) == 0 &&
+                 (s->wnd << tp->snd_wscale) == tp->snd_wnd) ||
+                (s->opt.nsack > 0 && (tp->t_flags & FP_TF_SACK_PERMIT) != 0))) {
+        dup_ack(tp); /* RFC 5681's duplicate, or any ACK bringing SACK information (RFC 6675) */
     }
     update_window(tp, s);
     switch (tp->t_state) {
