@@ -103,7 +103,7 @@ fp_session_size(void)
 
 #define ERROR_PAGE(code, text, extra)                                                       \
     "HTTP/1.1 " #code " " text "\r\nContent-Type: text/plain\r\nContent-Length: "           \
-    "%zu\r\nConnection: close\r\n" extra "\r\n" text "\n"
+    "%zu\r\nConnection: %s\r\n" extra "\r\n" text "\n"
 
 struct error_page {
     int         status;
@@ -334,9 +334,10 @@ hs_abort_task(struct fp_task *t)
 static int
 hs_error(struct hsess *s, int status)
 {
-    struct fp_worker *w = s->w;
+    struct fp_worker        *w = s->w;
     const struct error_page *e = error_page_for(status);
     char                     page[512];
+    int                      keep;
     int                      n;
 
     fp_worker_stat_inc(w, e->stat);
@@ -351,15 +352,31 @@ hs_error(struct hsess *s, int status)
         hs_end(s, 1);
         return -1;
     }
-    n = snprintf(page, sizeof(page), e->fmt, strlen(e->text) + 1);
+    /*
+     * A request that was framed correctly and read whole leaves the connection usable: a
+     * server-side failure or a refusal under overload (5xx) answers it and goes on with the
+     * client's next request, so shedding does not cost the client a new connection.
+     * Anything else closes (after a linger, so that the page is not lost to a reset).
+     */
+    keep = status >= 500 && status != 501 && status != 505 && s->req_done && s->cli_ka &&
+           !s->w->draining;
+    n = snprintf(page, sizeof(page), e->fmt, strlen(e->text) + 1, keep ? "keep-alive" : "close");
     fp_worker_buf_release(w, &s->rsp);
     fp_worker_buf_release(w, &s->hreq);
     s->rsp_fwd = 0;
     s->rsp_done = 0;
+    fp_buf_consume(&s->req, s->req_fwd); /* the unsent body of this request, if any */
     s->req_fwd = 0;
     if (fp_worker_buf_attach(w, &s->hrsp) != 0 || buf_put(&s->hrsp, page, (size_t)n) != 0) {
         hs_end(s, 1);
         return -1;
+    }
+    if (keep) {
+        s->rsp_head_done = 1;
+        s->rsp_done = 1;
+        s->state = H_XFER; /* without a server: the page is the whole response */
+        hs_arm(s, w->conf->timeouts.client_ms);
+        return 0;
     }
     s->state = H_ERROR_OUT;
     hs_arm(s, LINGER_MS);
@@ -460,7 +477,9 @@ hs_update(struct hsess *s)
             if (!s->rsp_done && (s->rsp.data == NULL || fp_buf_len(&s->rsp) < s->rsp.size)) {
                 sw |= FP_EV_READ;
             }
-            io->ops->want(s->srv, sw);
+            if (s->srv != NULL) {
+                io->ops->want(s->srv, sw);
+            }
         }
         break;
     case H_ERROR_OUT:
@@ -677,33 +696,64 @@ hs_process_req(struct hsess *s)
 
 /* ---- server connection ---- */
 
+/* Refuses a request taken out of the queue (it is no longer in it). */
+static void
+hs_refuse_queued(struct hsess *victim)
+{
+    victim->queued = 0;
+    fp_worker_queue_gauge(victim->w, -1);
+    if (hs_error(victim, 503) == 0) {
+        hs_update(victim);
+    }
+}
+
 /*
- * Queues s until a server slot frees. A full queue drops its oldest request (503) to make
- * room: the newest is the one whose client most likely still waits. Returns 0, or -1 if s
- * ended.
+ * While the queue stands, drops (503) what waited longer than codel_target: old work goes
+ * first, and a refusal never waits much longer than the target.
+ */
+static void
+hs_drop_stale(struct fp_worker *w, struct fp_wq *q, uint64_t now)
+{
+    struct hsess *victim;
+
+    while ((victim = fp_wq_pop_stale(q, now, w->conf->global.overload.codel_target_ms)) !=
+           NULL) {
+        FP_STAT_INC(w, queue_dropped_stale);
+        hs_refuse_queued(victim);
+    }
+}
+
+/*
+ * Queues s until a server slot frees. A full queue (queue_size, or while it stands, what the
+ * servers drain within codel_target) drops its oldest request (503) to make room: the newest
+ * is the one whose client most likely still waits. Returns 0, or -1 if s ended.
  */
 static int
 hs_enqueue(struct hsess *s)
 {
     struct fp_worker *w = s->w;
     struct fp_wq     *q = &w->queues[s->be_idx];
+    uint64_t          now = w->io->ops->now_ms(w->io);
+    uint32_t          cap;
     struct hsess     *victim;
     int64_t           pos;
 
-    pos = fp_wq_push(q, s, w->io->ops->now_ms(w->io));
+    if (q->cap == 0) {
+        FP_STAT_INC(w, queue_full);
+        return hs_error(s, 503) == 0 ? 0 : -1;
+    }
+    hs_drop_stale(w, q, now);
+    cap = fp_wq_standing_cap(q, w->conf->global.overload.codel_target_ms);
+    while (q->live >= cap && (victim = fp_wq_pop_oldest(q)) != NULL) {
+        FP_STAT_INC(w, queue_dropped_stale);
+        hs_refuse_queued(victim);
+    }
+    pos = fp_wq_push(q, s, now);
     if (pos == -ENOBUFS) {
         victim = fp_wq_pop_oldest(q);
-        if (victim == NULL) {
-            FP_STAT_INC(w, queue_full);
-            return hs_error(s, 503) == 0 ? 0 : -1;
-        }
-        victim->queued = 0;
-        fp_worker_queue_gauge(w, -1);
         FP_STAT_INC(w, queue_dropped_oldest);
-        if (hs_error(victim, 503) == 0) {
-            hs_update(victim);
-        }
-        pos = fp_wq_push(q, s, w->io->ops->now_ms(w->io));
+        hs_refuse_queued(victim);
+        pos = fp_wq_push(q, s, now);
     }
     s->q_pos = (uint32_t)pos;
     s->queued = 1;
@@ -726,6 +776,7 @@ hs_dequeue(struct fp_worker *w, uint32_t be_idx)
 
     s = fp_wq_pop(q, w->io->ops->now_ms(w->io), o->discipline == FP_QUEUE_ADAPTIVE_LIFO,
                   o->codel_target_ms, o->codel_interval_ms, &delay);
+    hs_drop_stale(w, q, w->io->ops->now_ms(w->io));
     if (s == NULL) {
         return;
     }
@@ -1212,7 +1263,7 @@ hs_on_cli(struct fp_conn *c, unsigned events)
     if ((events & FP_EV_WRITE) && hs_cli_write(s) < 0) {
         return;
     }
-    if (s->state == H_XFER && s->req_fwd > 0 && hs_srv_write(s) < 0) {
+    if (s->state == H_XFER && s->srv != NULL && s->req_fwd > 0 && hs_srv_write(s) < 0) {
         return;
     }
     hs_update(s);

@@ -118,5 +118,33 @@ fp_wq_pop(struct fp_wq *q, uint64_t now_ms, bool lifo_allowed, uint32_t target_m
     }
     pos = q->lifo ? q->head + q->count - 1 : q->head;
     *delay_ms = now_ms - q->enq_ms[pos % q->cap];
+    if (now_ms - q->win_start_ms >= interval_ms) {
+        q->rate_per_s = (uint32_t)((uint64_t)q->win_pops * 1000 / (now_ms - q->win_start_ms));
+        q->win_start_ms = now_ms;
+        q->win_pops = 0;
+    }
+    q->win_pops++;
     return take(q, pos);
+}
+
+void *
+fp_wq_pop_stale(struct fp_wq *q, uint64_t now_ms, uint32_t target_ms)
+{
+    trim(q);
+    if (!q->lifo || q->live == 0 || now_ms - q->enq_ms[q->head % q->cap] <= target_ms) {
+        return NULL;
+    }
+    return take(q, q->head);
+}
+
+uint32_t
+fp_wq_standing_cap(const struct fp_wq *q, uint32_t target_ms)
+{
+    uint64_t cap;
+
+    if (!q->lifo) {
+        return UINT32_MAX;
+    }
+    cap = (uint64_t)q->rate_per_s * target_ms / 1000;
+    return cap > 0 ? (uint32_t)cap : 1;
 }

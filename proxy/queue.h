@@ -27,6 +27,9 @@ struct fp_wq {
     uint64_t  above_since_ms; /* 0, or since when the oldest wait exceeds the target */
     bool      lifo;
     uint64_t  lifo_switches; /* times the queue turned standing */
+    uint64_t  win_start_ms;  /* service rate estimate: pops counted over one interval */
+    uint32_t  win_pops;
+    uint32_t  rate_per_s;    /* pops per second over the last full interval */
 };
 
 /* Allocates room for cap requests (0: a queue that refuses everything). Startup only.
@@ -51,5 +54,18 @@ void *fp_wq_pop_oldest(struct fp_wq *q);
  */
 void *fp_wq_pop(struct fp_wq *q, uint64_t now_ms, bool lifo_allowed, uint32_t target_ms,
                 uint32_t interval_ms, uint64_t *delay_ms);
+
+/*
+ * While the queue stands (LIFO), requests older than target_ms are not worth serving any
+ * more: returns the oldest such item, taken out of the queue, or NULL. The caller refuses it.
+ * This is CoDel's drop at the head, which bounds how long a refused request waited.
+ */
+void *fp_wq_pop_stale(struct fp_wq *q, uint64_t now_ms, uint32_t target_ms);
+
+/*
+ * How many requests may wait while the queue stands: what the measured service rate drains
+ * within target_ms (at least 1). UINT32_MAX while the queue does not stand.
+ */
+uint32_t fp_wq_standing_cap(const struct fp_wq *q, uint32_t target_ms);
 
 #endif /* FP_PROXY_QUEUE_H */

@@ -61,6 +61,7 @@ struct fp_worker_stats {
     uint64_t queue_timeouts;    /* 503: waited timeouts.queue without a slot */
     uint64_t queue_dropped_oldest; /* 503: oldest request dropped for a newer one */
     uint64_t queue_full;        /* 503: queue_size 0, nothing to drop */
+    uint64_t queue_dropped_stale; /* 503: waited over codel_target in a standing queue */
     uint64_t queue_client_gone; /* left the queue because the client closed */
     uint64_t queue_lifo;        /* times a backend queue turned standing (LIFO) */
     uint64_t qdelay_le_1ms;     /* queueing delay histogram of served requests */

@@ -26,7 +26,7 @@ static const struct stat_field fields[] = {
     STAT_FIELD(http_505),        STAT_FIELD(http_502),         STAT_FIELD(http_503),
     STAT_FIELD(http_504),        STAT_FIELD(http_truncated),   STAT_FIELD(alog_dropped),
     STAT_FIELD(queue_len),       STAT_FIELD(queue_max),        STAT_FIELD(queued),
-    STAT_FIELD(queue_timeouts),  STAT_FIELD(queue_dropped_oldest), STAT_FIELD(queue_full),
+    STAT_FIELD(queue_timeouts),  STAT_FIELD(queue_dropped_oldest), STAT_FIELD(queue_full), STAT_FIELD(queue_dropped_stale),
     STAT_FIELD(queue_client_gone), STAT_FIELD(queue_lifo),     STAT_FIELD(qdelay_le_1ms),
     STAT_FIELD(qdelay_le_5ms),   STAT_FIELD(qdelay_le_10ms),   STAT_FIELD(qdelay_le_50ms),
     STAT_FIELD(qdelay_le_100ms), STAT_FIELD(qdelay_le_500ms),  STAT_FIELD(qdelay_le_1s),

@@ -108,13 +108,16 @@ def test_drop_oldest_then_lifo(env):
         for r in reqs:
             r.join(10)
         st = [r.status for r in reqs]
-        assert st == [200, 503, 200, 200, 200], st
+        assert st == [200, 503, 200, 503, 200], st
         assert reqs[1].done_at < reqs[0].done_at, "the dropped request was not answered at once"
         # r2 is served first (FIFO: the delay has only just gone above target); by the next
-        # slot the queue has stood above target for a whole interval: LIFO, r4 before r3.
-        assert origin.served == ["/r0", "/r2", "/r4", "/r3"], origin.served
+        # slot the queue has stood above target for a whole interval: LIFO serves r4, the
+        # newest, and r3, which has waited far longer than the target, is refused at once.
+        assert origin.served == ["/r0", "/r2", "/r4"], origin.served
+        assert reqs[3].done_at - reqs[4].done_at < 0.05
         s = fpt.stats(sport)
         assert s["fastproxy_queue_dropped_oldest"] == 1, s
+        assert s["fastproxy_queue_dropped_stale"] == 1, s
         assert s["fastproxy_queue_lifo"] == 1, s
         assert s["fastproxy_queue_max"] == 3, s
         assert s["fastproxy_queued"] == 4, s

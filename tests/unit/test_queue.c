@@ -96,6 +96,35 @@ test_standing_queue_turns_lifo(void)
 }
 
 static void
+test_standing_queue_sheds_stale_and_caps(void)
+{
+    struct fp_wq q;
+    uint64_t     d = 0;
+    int          i;
+
+    CU_ASSERT_EQUAL_FATAL(fp_wq_init(&q, 16), 0);
+    CU_ASSERT_PTR_NULL(fp_wq_pop_stale(&q, 0, 5));
+    CU_ASSERT_EQUAL(fp_wq_standing_cap(&q, 5), UINT32_MAX);
+    for (i = 0; i < 8; i++) {
+        fp_wq_push(&q, &items[i], 0);
+    }
+    fp_wq_pop(&q, 10, true, 5, 100, &d);  /* above target: the interval starts */
+    fp_wq_pop(&q, 110, true, 5, 100, &d); /* standing: LIFO; 2 pops in 110 ms */
+    CU_ASSERT_TRUE(q.lifo);
+    CU_ASSERT_EQUAL(q.rate_per_s, 9); /* 1 pop over the 100 ms window that closed */
+    CU_ASSERT_EQUAL(fp_wq_standing_cap(&q, 5), 1);
+    CU_ASSERT_EQUAL(fp_wq_standing_cap(&q, 1000), 9);
+    /* Heads older than the target go, oldest first, and only while the queue stands. */
+    CU_ASSERT_PTR_EQUAL(fp_wq_pop_stale(&q, 120, 5), &items[1]);
+    CU_ASSERT_PTR_EQUAL(fp_wq_pop_stale(&q, 120, 5), &items[2]);
+    fp_wq_push(&q, &items[9], 118);
+    while (fp_wq_pop_stale(&q, 120, 5) != NULL) {
+    }
+    CU_ASSERT_EQUAL(q.live, 1); /* items[9] waited 2 ms: kept */
+    fp_wq_destroy(&q);
+}
+
+static void
 test_zero_capacity_refuses(void)
 {
     struct fp_wq q;
@@ -114,6 +143,7 @@ main(void)
         {"remove leaves hole", test_remove_leaves_hole},
         {"drop oldest", test_drop_oldest},
         {"standing queue turns lifo", test_standing_queue_turns_lifo},
+        {"standing queue sheds stale and caps", test_standing_queue_sheds_stale_and_caps},
         {"zero capacity refuses", test_zero_capacity_refuses},
         {NULL, NULL},
     };
