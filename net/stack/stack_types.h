@@ -322,6 +322,7 @@ struct fp_tcb {
     struct fp_sack_block snd_sack[FP_STK_SACK_SB]; /* sorted, disjoint, above snd_una */
     uint8_t              snd_nsack;
     uint32_t             snd_sack_hint; /* highest sequence retransmitted in SACK recovery */
+    uint32_t             rcv_last_ooo;  /* start of the newest out-of-order segment */
 
     /* CUBIC state (RFC 9438). */
     uint32_t cc_wmax;     /* bytes */

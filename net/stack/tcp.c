@@ -447,12 +447,17 @@ rcv_space(const struct fp_tcb *tp)
     return space;
 }
 
-/* Fills SACK blocks from the out-of-order queue, newest-first is not tracked: lowest first. */
+/*
+ * Fills SACK blocks from the out-of-order queue. RFC 2018 §4: the first block holds the newest
+ * segment; the others follow in sequence order.
+ */
 static uint8_t
 build_sack(const struct fp_tcb *tp, struct fp_sack_block *b)
 {
     const struct fp_pkt *p;
+    struct fp_sack_block t;
     uint8_t              n = 0;
+    uint8_t              i;
 
     for (p = tp->ooo_head; p != NULL; p = p->next) {
         if (n > 0 && b[n - 1].end == p->seq) {
@@ -465,6 +470,14 @@ build_sack(const struct fp_tcb *tp, struct fp_sack_block *b)
         b[n].start = p->seq;
         b[n].end = p->seq + p->len;
         n++;
+    }
+    for (i = 1; i < n; i++) {
+        if (fp_seq_in(tp->rcv_last_ooo, b[i].start, b[i].end)) {
+            t = b[i];
+            memmove(&b[1], &b[0], i * sizeof(*b));
+            b[0] = t;
+            break;
+        }
     }
     return n;
 }
@@ -674,7 +687,12 @@ tcp_output(struct fp_tcb *tp)
     for (;;) {
         off = tp->snd_nxt - tp->snd_una;
         avail = off < tp->sndq_bytes ? tp->sndq_bytes - off : 0;
-        wnd = tp->snd_wnd < tp->snd_cwnd ? tp->snd_wnd : tp->snd_cwnd;
+        /* RFC 3042 limited transmit: one new segment for each of the first two dup ACKs. */
+        wnd = tp->snd_cwnd;
+        if ((tp->t_flags & FP_TF_FASTRECOV) == 0 && tp->t_dupacks < 3) {
+            wnd += (uint32_t)tp->t_dupacks * tp->t_maxseg;
+        }
+        wnd = tp->snd_wnd < wnd ? tp->snd_wnd : wnd;
         len = avail < tp->t_maxseg ? avail : tp->t_maxseg;
         if (off >= wnd) {
             len = 0;
@@ -1449,6 +1467,7 @@ ooo_insert(struct fp_tcb *tp, struct fp_pkt *p)
     }
     p->next = *pp;
     *pp = p;
+    tp->rcv_last_ooo = p->seq;
     tp->ooo_bytes += p->len;
     fp_stack_ctr_inc(st, FP_STK_TCP_OOO);
 }

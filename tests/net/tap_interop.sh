@@ -8,7 +8,7 @@
 #   3b. the same with 1% of frames dropped each way at the stack (SACK interop);
 #   4. 2000 short kernel connections (16 at a time) to the echo server, whose SYN queue holds
 #      only 2 so that SYN cookies answer part of them;
-#   5. fp-stackd exits 0 on SIGTERM and prints its counters.
+#   5. fp-stackd prints its counters on SIGUSR1 and goes on, exits 0 on SIGTERM.
 # Usage: tap_interop.sh FP_STACKD TAP_PEER_PY MIB. Exits 77 when root, /dev/net/tun or netns is
 # missing.
 set -u
@@ -115,6 +115,15 @@ wait "$PEER_PID"
 PEER_PID=
 
 timeout 100 $NX python3 "$PEER" churn 10.99.0.2 7 2000 16 || { cat "$LOG/srv.log"; fail "kernel churn"; }
+
+kill -USR1 "$SRV_PID"
+i=0
+while ! grep -qs "fp-stackd: counters" "$LOG/srv.log"; do
+    i=$((i + 1))
+    [ $i -lt 100 ] || fail "no counters printed on SIGUSR1"
+    sleep 0.05
+done
+kill -0 "$SRV_PID" || fail "fp-stackd died on SIGUSR1"
 
 kill -TERM "$SRV_PID"
 wait "$SRV_PID"
