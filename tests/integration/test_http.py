@@ -312,17 +312,27 @@ def test_error_statuses(env):
         ("503 no server", env["off_port"], b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 503),
     ]
     for name, port, data, expect in cases:
-        st = raw_status(port, data)
+        st = raw_status(port, data, wait_close=expect < 500 or expect in (501, 505))
         assert st == expect, (name, st)
+    # A gateway error after a whole request keeps the connection: the next request on it is
+    # answered too (here: the same error again).
+    for port, expect in ((env["dead_port"], 502), (env["off_port"], 503)):
+        s, r = conn(port)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        st1, h1, _ = r.response()
+        st2, h2, _ = r.response()
+        assert (st1, st2) == (expect, expect) and h1["connection"] == "keep-alive", (st1, h1)
+        s.close()
     t0 = time.monotonic()
-    assert raw_status(env["slow_port"], b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") == 504
+    assert raw_status(env["slow_port"], b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+                      wait_close=False) == 504
     assert 0.8 < time.monotonic() - t0 < 5
     t0 = time.monotonic()
     assert raw_status(env["port"], b"GET /small.txt HTTP/1.1\r\nHost: x\r\n") == 408
     assert 0.8 < time.monotonic() - t0 < 5
     after = fpt.stats(sp)
     for code, n in (("400", 2), ("505", 1), ("501", 1), ("414", 1), ("431", 1), ("413", 1),
-                    ("502", 1), ("503", 1), ("504", 1), ("408", 1)):
+                    ("502", 3), ("503", 3), ("504", 1), ("408", 1)):
         key = "fastproxy_http_" + code
         assert after[key] - before[key] == n, (key, after[key] - before[key])
 
