@@ -305,7 +305,7 @@ leave_listener(struct fp_tcb *tp)
     }
     if ((tp->t_flags & FP_TF_ACCEPTQ) != 0) {
         acceptq_remove(tp);
-    } else if (tp->t_state == FP_TCP_SYN_RCVD) {
+    } else if (tp->t_state == FP_TCP_SYN_RCVD && (tp->t_flags & FP_TF_COOKIE) == 0) {
         tp->t_lsn->nb_syn--;
     }
     tp->t_lsn = NULL;
@@ -2035,6 +2035,10 @@ no_conn_input(struct fp_stack *st, struct seg *s)
             return;
         }
         do_segment(tp, s);
+        if (tp->t_state == FP_TCP_SYN_RCVD && (tp->t_flags & FP_TF_REAPING) == 0) {
+            /* The cookie was good but the segment did not complete the open: no state kept. */
+            tcb_release(tp, 0);
+        }
         return;
     }
     if ((s->flags & TH_SYN) != 0) {

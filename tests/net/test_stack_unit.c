@@ -346,6 +346,50 @@ test_pool_exhaustion(void)
     fp_pktpool_fini(&pp);
 }
 
+struct ext_log {
+    int   calls;
+    void *last;
+};
+
+static void
+ext_free_cb(void *ctx, void *ext)
+{
+    struct ext_log *l = ctx;
+
+    l->calls++;
+    l->last = ext;
+}
+
+static void
+test_pool_external_buffer(void)
+{
+    struct fp_pktpool pp;
+    struct ext_log    log = {0};
+    struct fp_pkt    *p;
+    uint8_t           mbuf_data[256];
+
+    CU_ASSERT_EQUAL_FATAL(fp_pktpool_init(&pp, 1), 0);
+    pp.ext_free = ext_free_cb;
+    pp.ext_ctx = &log;
+    /* A zero-copy link points data into its own buffer and keeps the reference in ext. */
+    p = fp_pkt_alloc(&pp);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    p->ext = mbuf_data;
+    p->data = mbuf_data + 64;
+    p->len = 100;
+    fp_pkt_free(p);
+    CU_ASSERT_EQUAL(log.calls, 1);
+    CU_ASSERT_PTR_EQUAL(log.last, mbuf_data);
+    /* The descriptor is back and clean: the next user gets its own buffer. */
+    p = fp_pkt_alloc(&pp);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_PTR_NULL(p->ext);
+    CU_ASSERT_PTR_EQUAL(p->data, p->buf + FP_PKT_HEADROOM);
+    fp_pkt_free(p);
+    CU_ASSERT_EQUAL(log.calls, 1);
+    fp_pktpool_fini(&pp);
+}
+
 /* ---- instances over the in-memory link ---- */
 
 static void
@@ -862,6 +906,7 @@ main(void)
     CU_add_test(s, "opt_sack_blocks", test_opt_sack_blocks);
     CU_add_test(s, "opt_malformed", test_opt_malformed);
     CU_add_test(s, "pool_exhaustion", test_pool_exhaustion);
+    CU_add_test(s, "pool_external_buffer", test_pool_external_buffer);
     CU_add_test(s, "arp_resolution", test_arp_resolution);
     CU_add_test(s, "tcp_handshake_and_close", test_tcp_handshake_and_close);
     CU_add_test(s, "tcp_simultaneous_close", test_tcp_simultaneous_close);

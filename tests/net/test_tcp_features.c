@@ -350,6 +350,97 @@ test_syn_cookie_handshake(void)
     h_pair_destroy(&p);
 }
 
+/* A link that keeps the last frame sent, to read what an instance answered. */
+struct capture {
+    struct fp_link link;
+    uint8_t        last[2048];
+    uint32_t       last_len;
+};
+
+static uint16_t
+cap_rx(struct fp_link *l, struct fp_pktpool *pool, struct fp_pkt **pkts, uint16_t n,
+       uint64_t now_us)
+{
+    return 0;
+}
+
+static uint16_t
+cap_tx(struct fp_link *l, struct fp_pkt **pkts, uint16_t n, uint64_t now_us)
+{
+    struct capture *c = l->ctx;
+    uint16_t        i;
+
+    for (i = 0; i < n; i++) {
+        memcpy(c->last, pkts[i]->data, pkts[i]->len);
+        c->last_len = pkts[i]->len;
+        fp_pkt_free(pkts[i]);
+    }
+    return n;
+}
+
+static const struct fp_link_ops cap_ops = {
+        .rx_burst = cap_rx,
+        .tx_burst = cap_tx,
+};
+
+static void
+test_cookie_checks(void)
+{
+    struct fp_stack_conf sc = {
+            .addr = H_ADDR_A, .prefix_len = 24, .seed = 5, .mac = {2, 0, 0, 0, 0, 1}};
+    struct capture          cap = {.link = {.ops = &cap_ops, .mtu = 1500}};
+    struct h_pair           p;
+    struct fp_tcp_listener *l;
+    uint32_t                cookie;
+    uint32_t                tcbs;
+    const uint8_t          *th;
+
+    memset(&p, 0, sizeof(p));
+    p.now_us = 1000000;
+    cap.link.ctx = &cap;
+    CU_ASSERT_EQUAL_FATAL(fp_stack_create(&sc, p.now_us, &p.a), 0);
+    fp_stack_attach_link(p.a, &cap.link, p.now_us);
+    CU_ASSERT_EQUAL_FATAL(fp_tcp_listen(p.a, 80, 8, 1, &noaccept_cb, NULL, &l), 0);
+    /* An ARP request from B teaches A its MAC, so that answers leave at once. */
+    {
+        static const uint8_t arp[42] = {2,  0, 0,    0, 0, 1, 2, 0, 0, 0, 0,  2, 0x08, 0x06,
+                                        0,  1, 0x08, 0, 6, 4, 0, 1, 2, 0, 0,  0, 0,    2,
+                                        10, 0, 0,    2, 0, 0, 0, 0, 0, 0, 10, 0, 0,    1};
+        struct fp_pkt       *f = fp_stack_pkt_alloc(p.a);
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        memcpy(f->data, arp, sizeof(arp));
+        f->len = sizeof(arp);
+        fp_stack_input(p.a, &f, 1, p.now_us);
+    }
+    /* Fill the SYN queue (one entry), then the next SYN gets a cookie. */
+    h_inject_tcp(&p, p.a, H_ADDR_B, 1000, 80, 1, 0, TH_SYN, 1000, NULL, 0, 0);
+    tcbs = fp_stack_tcbs_avail(p.a);
+    h_inject_tcp(&p, p.a, H_ADDR_B, 1001, 80, 5000, 0, TH_SYN, 1000, NULL, 0, 0);
+    CU_ASSERT_EQUAL(h_ctr(p.a, FP_STK_TCP_COOKIE_SENT), 1);
+    th = cap.last + 14 + 20;
+    if (cap.last_len >= 54 && cap.last[12] == 0x08 && cap.last[13] == 0x00 && th[13] == 0x12) {
+        cookie = (uint32_t)th[4] << 24 | (uint32_t)th[5] << 16 | (uint32_t)th[6] << 8 | th[7];
+        /* SYN+ACK carrying the right acknowledgment cannot open: no TCB is kept. */
+        h_inject_tcp(&p, p.a, H_ADDR_B, 1001, 80, 5001, cookie + 1, TH_SYN | TH_ACK, 1000, NULL, 0,
+                     0);
+        CU_ASSERT_EQUAL(h_ctr(p.a, FP_STK_TCP_COOKIE_OK), 0);
+        CU_ASSERT_EQUAL(fp_stack_tcbs_avail(p.a), tcbs);
+        /* A wrong sequence number (not the SYN's + 1) fails the cookie too. */
+        h_inject_tcp(&p, p.a, H_ADDR_B, 1001, 80, 7001, cookie + 1, TH_ACK, 1000, NULL, 0, 0);
+        CU_ASSERT_EQUAL(h_ctr(p.a, FP_STK_TCP_COOKIE_OK), 0);
+        CU_ASSERT_EQUAL(fp_stack_tcbs_avail(p.a), tcbs);
+        /* The plain ACK completes it: established and on the accept queue. */
+        h_inject_tcp(&p, p.a, H_ADDR_B, 1001, 80, 5001, cookie + 1, TH_ACK, 1000, NULL, 0, 0);
+        CU_ASSERT_EQUAL(h_ctr(p.a, FP_STK_TCP_COOKIE_OK), 1);
+        CU_ASSERT_EQUAL(l->nb_accept, 1);
+        CU_ASSERT_EQUAL(fp_stack_tcbs_avail(p.a), tcbs - 1);
+    } else {
+        CU_FAIL("no SYN-ACK captured");
+    }
+    fp_stack_destroy(p.a);
+}
+
 /* ---- SYN flood while a transfer runs ---- */
 
 static void
@@ -593,6 +684,7 @@ main(void)
     CU_add_test(s, "rfc5961_blind_rst_and_syn", test_rfc5961_blind_rst_and_syn);
     CU_add_test(s, "accept_queue_bound", test_accept_queue_bound);
     CU_add_test(s, "syn_cookie_handshake", test_syn_cookie_handshake);
+    CU_add_test(s, "cookie_checks", test_cookie_checks);
     CU_add_test(s, "syn_flood", test_syn_flood);
     CU_add_test(s, "nagle", test_nagle);
     CU_add_test(s, "churn", test_churn);
