@@ -828,7 +828,7 @@ test_tcp_zero_copy_send_recv(void)
 
 struct reader {
     const struct fp_stack *st;
-    volatile bool          stop;
+    bool                   stop; /* atomic */
     uint64_t               reads;
     bool                   monotonic;
 };
@@ -841,7 +841,7 @@ counter_reader(void *arg)
     uint64_t       last = 0;
 
     r->monotonic = true;
-    while (!r->stop) {
+    while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
         fp_stack_counters(r->st, c);
         if (c[FP_STK_TCP_RX] < last) {
             r->monotonic = false;
@@ -875,7 +875,7 @@ test_counters_from_another_thread(void)
     for (i = 0; i < 1000 && __atomic_load_n(&r.reads, __ATOMIC_RELAXED) == 0; i++) {
         usleep(1000); /* make sure the reader ran at least once */
     }
-    r.stop = true;
+    __atomic_store_n(&r.stop, true, __ATOMIC_RELEASE);
     pthread_join(th, NULL);
     CU_ASSERT_TRUE(r.monotonic);
     CU_ASSERT_TRUE(r.reads > 0);
