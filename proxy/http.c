@@ -82,15 +82,18 @@ struct hsess {
     struct fp_h1_body              sb;
     struct fp_h1_parser            qp;
     struct fp_h1_parser            sp;
-    /* Large and not zeroed per session: the parser writes what it uses. */
-    struct fp_h1_header qh[FP_HTTP_MAX_HEADERS];
-    struct fp_h1_header sh[FP_HTTP_MAX_HEADERS];
+    /* Header arrays come from the worker's pool only while a head is being parsed and
+     * rewritten: an idle or streaming session holds none, which keeps the working set small
+     * with many connections (the pool hands the same hot arrays around). */
+    struct fp_h1_header *qh;
+    struct fp_h1_header *sh;
 };
 
 static void hs_on_cli(struct fp_conn *c, unsigned events);
 static void hs_on_srv(struct fp_conn *c, unsigned events);
 static int  hs_process_req(struct hsess *s);
 static int  hs_acquire_server(struct hsess *s);
+static int  hs_srv_write(struct hsess *s);
 
 size_t
 fp_session_size(void)
@@ -180,6 +183,29 @@ send_prefix(struct fp_io *io, struct fp_conn *c, struct fp_buf *b, uint32_t off,
     view.tail = view.head + len;
     n = io->ops->send(c, &view);
     return n;
+}
+
+/* Gives *hdrs an array from the worker's pool. Returns 0 or -ENOBUFS (counted). */
+static int
+hdrs_get(struct fp_worker *w, struct fp_h1_header **hdrs)
+{
+    if (*hdrs == NULL) {
+        *hdrs = fp_pool_get(&w->hdrs);
+        if (*hdrs == NULL) {
+            FP_STAT_INC(w, hdrs_pool_empty);
+            return -ENOBUFS;
+        }
+    }
+    return 0;
+}
+
+static void
+hdrs_put(struct fp_worker *w, struct fp_h1_header **hdrs)
+{
+    if (*hdrs != NULL) {
+        fp_pool_put(&w->hdrs, *hdrs);
+        *hdrs = NULL;
+    }
 }
 
 static void
@@ -316,6 +342,8 @@ hs_end(struct hsess *s, int abort_conn)
     fp_worker_buf_release(w, &s->rsp);
     fp_worker_buf_release(w, &s->hreq);
     fp_worker_buf_release(w, &s->hrsp);
+    hdrs_put(w, &s->qh);
+    hdrs_put(w, &s->sh);
     fp_worker_task_del(w, &s->task);
     fp_pool_put(&w->sessions, s);
 }
@@ -388,12 +416,13 @@ hs_error(struct hsess *s, int status)
 static void
 idle_remove(struct fp_worker *w, uint32_t gi, struct fp_conn *c)
 {
-    struct fp_conn **stack = &w->idle[(size_t)gi * FP_IDLE_PER_SERVER];
+    struct fp_conn **stack = &w->idle[(size_t)gi * w->idle_cap];
     uint32_t         i;
 
     for (i = 0; i < w->idle_n[gi]; i++) {
         if (stack[i] == c) {
             stack[i] = stack[--w->idle_n[gi]];
+            w->idle_total--;
             return;
         }
     }
@@ -419,11 +448,12 @@ idle_park(struct hsess *s)
     uint32_t          gi = s->srv_gi;
 
     s->srv = NULL;
-    if (w->draining || w->idle_n[gi] == FP_IDLE_PER_SERVER) {
+    if (w->draining || w->idle_total == w->idle_cap) {
         w->io->ops->close(c, 0);
         return;
     }
-    w->idle[(size_t)gi * FP_IDLE_PER_SERVER + w->idle_n[gi]++] = c;
+    w->idle[(size_t)gi * w->idle_cap + w->idle_n[gi]++] = c;
+    w->idle_total++;
     c->handler = idle_on_event;
     c->data = &w->idle_owner[gi];
     w->io->ops->want(c, FP_EV_READ);
@@ -436,7 +466,8 @@ idle_take(struct fp_worker *w, uint32_t gi)
     if (w->idle_n[gi] == 0) {
         return NULL;
     }
-    return w->idle[(size_t)gi * FP_IDLE_PER_SERVER + --w->idle_n[gi]];
+    w->idle_total--;
+    return w->idle[(size_t)gi * w->idle_cap + --w->idle_n[gi]];
 }
 
 /* ---- interest ---- */
@@ -463,8 +494,13 @@ hs_update(struct hsess *s)
         break;
     case H_CONNECT:
     case H_XFER:
-        if (!s->req_done && !s->cli_eof &&
-            (s->req.data == NULL || fp_buf_len(&s->req) < s->req.size)) {
+        /*
+         * Read interest stays on whenever there is room, even with nothing expected (a
+         * pipelined request waits in the buffer, an early close is noticed): toggling it per
+         * request would cost an epoll_ctl() each way. Write interest is only asked for after
+         * a send would have blocked.
+         */
+        if (!s->cli_eof && (s->req.data == NULL || fp_buf_len(&s->req) < s->req.size)) {
             cw |= FP_EV_READ;
         }
         if (rsp_pending) {
@@ -474,7 +510,7 @@ hs_update(struct hsess *s)
             if (s->hreq_sent < fp_buf_len(&s->hreq) || s->req_fwd > 0) {
                 sw |= FP_EV_WRITE;
             }
-            if (!s->rsp_done && (s->rsp.data == NULL || fp_buf_len(&s->rsp) < s->rsp.size)) {
+            if (s->rsp.data == NULL || fp_buf_len(&s->rsp) < s->rsp.size) {
                 sw |= FP_EV_READ;
             }
             if (s->srv != NULL) {
@@ -647,6 +683,11 @@ hs_on_req_head(struct hsess *s)
     }
     fp_buf_consume(&s->req, s->qp.msg.head_len);
     fp_h1_body_init(&s->qb, &s->qp.msg, &s->lim);
+    s->qp.msg.hdrs = NULL; /* the head is rewritten: its fields are not looked at again */
+    hdrs_put(w, &s->qh);
+    if (hdrs_get(w, &s->sh) != 0) {
+        return hs_error(s, 503);
+    }
     fp_h1_parser_init(&s->sp, FP_H1_RESPONSE, s->method, &s->lim, s->sh, FP_HTTP_MAX_HEADERS);
     s->req_fwd = 0;
     s->hreq_sent = 0;
@@ -656,7 +697,12 @@ hs_on_req_head(struct hsess *s)
         return rc;
     }
     s->tried = 0;
-    return hs_acquire_server(s);
+    rc = hs_acquire_server(s);
+    if (rc == 0 && s->state == H_XFER && s->srv != NULL) {
+        /* A reused connection is writable: send now rather than after a poll. */
+        rc = hs_srv_write(s);
+    }
+    return rc;
 }
 
 /* Parses what the client buffer holds. Returns 0, or -1 if the session ended. */
@@ -673,6 +719,14 @@ hs_process_req(struct hsess *s)
     }
     if (s->t_req_ms == 0) {
         s->t_req_ms = s->w->io->ops->now_ms(s->w->io);
+    }
+    if (s->qh == NULL) {
+        /* The first byte of a request: its parser starts now, with an array of the pool. */
+        if (hdrs_get(s->w, &s->qh) != 0) {
+            return hs_error(s, 503) == 0 ? 0 : -1;
+        }
+        fp_h1_parser_init(&s->qp, FP_H1_REQUEST, FP_H1_METH_OTHER, &s->lim, s->qh,
+                          FP_HTTP_MAX_HEADERS);
     }
     if (s->qp.msg.head_len == 0 && s->timeout_ms != s->w->conf->timeouts.http_request_ms) {
         /* The first byte of a request starts its head timer; activity does not extend it. */
@@ -1053,6 +1107,8 @@ hs_process_rsp(struct hsess *s)
         }
         s->rsp_head_done = 1;
         fp_h1_body_init(&s->sb, &s->sp.msg, &s->lim);
+        s->sp.msg.hdrs = NULL;
+        hdrs_put(s->w, &s->sh);
         s->rsp_fwd = 0;
     }
     return hs_feed_rsp_body(s);
@@ -1139,8 +1195,7 @@ hs_txn_done(struct hsess *s)
     s->t_srv_ms = 0;
     s->t_rsp_ms = 0;
     s->reqline[0] = '\0';
-    fp_h1_parser_init(&s->qp, FP_H1_REQUEST, FP_H1_METH_OTHER, &s->lim, s->qh,
-                      FP_HTTP_MAX_HEADERS);
+    hdrs_put(w, &s->sh);
     hs_arm(s, w->conf->timeouts.keep_alive_ms);
     fp_worker_buf_trim(w, &s->req);
     /* A pipelined request may already be here. */
@@ -1371,7 +1426,7 @@ fp_http_session_start(struct fp_worker *w, const struct fp_frontend_conf *fe, st
         io->ops->close(c, 1);
         return;
     }
-    memset(s, 0, offsetof(struct hsess, qh));
+    memset(s, 0, sizeof(*s));
     s->w = w;
     s->fe = fe;
     s->cli = c;
@@ -1390,8 +1445,6 @@ fp_http_session_start(struct fp_worker *w, const struct fp_frontend_conf *fe, st
         s->lim.max_headers = fe->limits.headers;
     }
     s->lim.max_body_bytes = fe->limits.body_size;
-    fp_h1_parser_init(&s->qp, FP_H1_REQUEST, FP_H1_METH_OTHER, &s->lim, s->qh,
-                      FP_HTTP_MAX_HEADERS);
     io->ops->timer_init(io, &s->timer, hs_on_timer, s);
     s->state = H_WAIT_REQ;
     hs_arm(s, w->conf->timeouts.http_request_ms);

@@ -17,8 +17,9 @@
 /* Most pool buffers one session holds at once (HTTP: two directions plus two rewritten heads). */
 #define FP_SESSION_MAX_BUFS 4
 
-/* Idle server connections a worker keeps per server for reuse. */
-#define FP_IDLE_PER_SERVER 32
+/* Connections of the backend's pool per session: the client's, the server's, and room for
+ * as many idle server connections kept for reuse as there are sessions. */
+#define FP_CONNS_PER_SESSION 3
 
 struct fp_session {
     struct fp_task                 task; /* first: in w->active */

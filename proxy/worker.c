@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/h1.h"
 #include "proxy/session.h"
 
 struct fe_listener {
@@ -58,12 +59,12 @@ fp_worker_mem_bound(const struct fp_conf *conf, unsigned nb_workers, uint32_t ma
 
     bytes += (size_t)max_sessions * (fp_session_size() + 64);
     bytes += (size_t)max_sessions * FP_SESSION_MAX_BUFS * conf->global.bufsize;
+    bytes += (size_t)2 * max_sessions * FP_HTTP_MAX_HEADERS * sizeof(struct fp_h1_header);
     /* Each session holds at most one server connection, and idle ones at most fill their
      * per-server stacks. */
-    bytes += (size_t)2 * max_sessions * (conn_size + 64);
+    bytes += (size_t)FP_CONNS_PER_SESSION * max_sessions * (conn_size + 64);
     for (i = 0; i < conf->nb_backends; i++) {
-        bytes += (size_t)conf->backends[i].nb_servers *
-                 (FP_IDLE_PER_SERVER * (conn_size + sizeof(void *)) + 64);
+        bytes += (size_t)conf->backends[i].nb_servers * (max_sessions * sizeof(void *) + 64);
         bytes += (size_t)share(conf->backends[i].queue_size, nb_workers) * 16;
     }
     bytes += 4096 * FP_ALOG_LINE; /* the access log ring, when enabled */
@@ -90,6 +91,11 @@ fp_worker_init(struct fp_worker *w, unsigned id, unsigned nb_workers, const stru
     if (fp_pool_init(&w->bufs, conf->global.bufsize, FP_SESSION_MAX_BUFS * max_sessions) != 0) {
         goto err_sessions;
     }
+    /* A session parses at most a request head and a response head at a time. */
+    if (fp_pool_init(&w->hdrs, FP_HTTP_MAX_HEADERS * sizeof(struct fp_h1_header),
+                     2 * max_sessions) != 0) {
+        goto err_bufs;
+    }
     w->rr_next = calloc(conf->nb_backends + 1, sizeof(*w->rr_next));
     w->srv_base = calloc(conf->nb_backends + 1, sizeof(*w->srv_base));
     for (i = 0; i < conf->nb_backends; i++) {
@@ -97,7 +103,11 @@ fp_worker_init(struct fp_worker *w, unsigned id, unsigned nb_workers, const stru
         nb_servers += conf->backends[i].nb_servers;
     }
     w->idle_n = calloc(nb_servers + 1, sizeof(*w->idle_n));
-    w->idle = calloc((size_t)(nb_servers + 1) * FP_IDLE_PER_SERVER, sizeof(*w->idle));
+    /* As many idle server connections as sessions: at 1,000 concurrent requests a smaller
+     * pool closes and reopens server connections all the time (a connect() costs more than
+     * the whole rest of a request). */
+    w->idle_cap = max_sessions;
+    w->idle = calloc((size_t)(nb_servers + 1) * w->idle_cap, sizeof(*w->idle));
     w->idle_owner = calloc(nb_servers + 1, sizeof(*w->idle_owner));
     w->srv_active = calloc(nb_servers + 1, sizeof(*w->srv_active));
     w->srv_limit = calloc(nb_servers + 1, sizeof(*w->srv_limit));
@@ -149,6 +159,8 @@ err_arrays:
     w->srv_base = NULL;
     w->idle_n = NULL;
     w->idle = NULL;
+    fp_pool_destroy(&w->hdrs);
+err_bufs:
     fp_pool_destroy(&w->bufs);
 err_sessions:
     fp_pool_destroy(&w->sessions);
@@ -364,10 +376,11 @@ worker_close_idle(struct fp_worker *w)
     }
     for (i = 0; i < total; i++) {
         for (k = 0; k < w->idle_n[i]; k++) {
-            w->io->ops->close(w->idle[(size_t)i * FP_IDLE_PER_SERVER + k], 0);
+            w->io->ops->close(w->idle[(size_t)i * w->idle_cap + k], 0);
         }
         w->idle_n[i] = 0;
     }
+    w->idle_total = 0;
 }
 
 void
@@ -419,6 +432,7 @@ fp_worker_destroy(struct fp_worker *w)
     w->idle_owner = NULL;
     free_overload(w);
     fp_ring_destroy(&w->alog);
+    fp_pool_destroy(&w->hdrs);
     fp_pool_destroy(&w->bufs);
     fp_pool_destroy(&w->sessions);
 }

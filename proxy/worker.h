@@ -24,6 +24,7 @@ struct fp_worker_stats {
     uint64_t sessions_active;  /* gauge: sessions open now */
     uint64_t sess_pool_empty;  /* client refused: no free session (maxconn reached) */
     uint64_t buf_pool_empty;   /* session ended: no buffer to read into */
+    uint64_t hdrs_pool_empty;  /* 503: no header array for a head (cannot happen by sizing) */
     uint64_t conn_pool_empty;  /* server connection refused: no free connection */
     uint64_t connect_errors;   /* server connections refused or failed */
     uint64_t connect_timeouts; /* server connections that timed out */
@@ -117,13 +118,16 @@ struct fp_worker {
     struct fp_io         *io;
     struct fp_pool        sessions;
     struct fp_pool        bufs;
+    struct fp_pool        hdrs; /* header arrays of heads being parsed (mode http) */
     uint32_t              max_sessions;
     uint32_t             *rr_next; /* per backend: round-robin cursor of this worker */
     struct fp_listener  **listeners;
     uint32_t              nb_listeners;
     struct fp_task       *active;  /* open sessions, for a forced stop */
-    struct fp_conn      **idle;    /* per server: a stack of idle server connections */
+    struct fp_conn      **idle;    /* per server: a stack of idle_cap idle connections */
     uint32_t             *idle_n;  /* per server: how many are on its stack */
+    uint32_t              idle_cap;   /* idle server connections kept, all servers together */
+    uint32_t              idle_total;
     uint32_t             *srv_base; /* per backend: index of its first server in idle_n */
     struct fp_idle_owner *idle_owner; /* per server */
     uint32_t             *srv_active; /* per server: requests holding a slot */

@@ -15,7 +15,7 @@ struct stat_field {
 
 static const struct stat_field fields[] = {
     STAT_FIELD(accepted),        STAT_FIELD(sessions_active),  STAT_FIELD(sessions_done),
-    STAT_FIELD(sess_pool_empty), STAT_FIELD(buf_pool_empty),   STAT_FIELD(conn_pool_empty),
+    STAT_FIELD(sess_pool_empty), STAT_FIELD(buf_pool_empty),   STAT_FIELD(hdrs_pool_empty),   STAT_FIELD(conn_pool_empty),
     STAT_FIELD(connect_errors),  STAT_FIELD(connect_timeouts), STAT_FIELD(retries),
     STAT_FIELD(no_server),       STAT_FIELD(idle_timeouts),    STAT_FIELD(client_aborts),
     STAT_FIELD(server_aborts),   STAT_FIELD(bytes_in),         STAT_FIELD(bytes_out),

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "net/io_kernel.h"
+#include "proxy/session.h"
 #include "src/log.h"
 
 /* File descriptors kept for everything but client and server connections. */
@@ -200,7 +201,7 @@ fp_workers_create(struct fp_workers *ws, const struct fp_conf *conf, char *err, 
         }
         memset(&ioc, 0, sizeof(ioc));
         ioc.kind = conf->global.io;
-        ioc.max_conns = 2 * per_worker;
+        ioc.max_conns = FP_CONNS_PER_SESSION * per_worker;
         ioc.cpu = cpus[i];
         ioc.on_notify = worker_on_notify;
         ioc.notify_data = t;
