@@ -140,7 +140,7 @@ run_bulk(uint64_t mib)
         exit(1);
     }
     b->total = mib << 20;
-    fp_tcp_listen(p.a, 5001, 16, 0, &bulk_lsn_cb, b, &l);
+    fp_tcp_listen(p.a, 5001, 16, FP_TCP_SYN_BACKLOG_DEFAULT, &bulk_lsn_cb, b, &l);
     fp_tcp_connect(p.b, H_ADDR_A, 5001, 0, &bulk_cli_cb, b, &c);
     seg0 = segments(&p);
     t0 = cpu_s();
@@ -256,7 +256,7 @@ run_rr(uint64_t transactions, uint32_t conns)
         exit(1);
     }
     b->target = transactions;
-    fp_tcp_listen(p.a, 5002, 128, 0, &rr_lsn_cb, b, &l);
+    fp_tcp_listen(p.a, 5002, 128, FP_TCP_SYN_BACKLOG_DEFAULT, &rr_lsn_cb, b, &l);
     seg0 = segments(&p);
     t0 = cpu_s();
     for (i = 0; i < conns; i++) {
@@ -330,7 +330,7 @@ run_crr(uint64_t transactions, uint32_t conns)
     }
     b->p = &p;
     b->target = transactions;
-    fp_tcp_listen(p.a, 5002, 1024, 0, &rr_lsn_cb, b, &l);
+    fp_tcp_listen(p.a, 5002, 1024, FP_TCP_SYN_BACKLOG_DEFAULT, &rr_lsn_cb, b, &l);
     h_pair_run_for(&p, 1000);
     seg0 = segments(&p);
     t0 = cpu_s();

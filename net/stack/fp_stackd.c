@@ -414,6 +414,7 @@ parse_args(int argc, char **argv, struct opts *o)
 
     memset(o, 0, sizeof(*o));
     o->backlog = 128;
+    o->syn_backlog = FP_TCP_SYN_BACKLOG_DEFAULT;
     o->mac[0] = 0x02;
     o->mac[1] = 0xfa;
     o->mac[5] = (uint8_t)getpid();

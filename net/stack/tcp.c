@@ -576,6 +576,9 @@ send_segment(struct fp_tcb *tp, uint32_t seq, uint32_t len, uint8_t flags)
     win = rcv_space(tp);
     if (syn) {
         win = win > 65535 ? 65535 : win; /* RFC 7323 §2.2: the SYN window is never scaled */
+        if ((flags & TH_ACK) != 0 && fp_seq_gt(tp->rcv_nxt + win, tp->rcv_adv)) {
+            tp->rcv_adv = tp->rcv_nxt + win;
+        }
     } else {
         win >>= tp->rcv_wscale;
         if (win > 65535) {
@@ -2140,7 +2143,7 @@ fp_tcp_listen(struct fp_stack *st, uint16_t port, uint32_t backlog, uint32_t syn
             l->st = st;
             l->port = port;
             l->backlog = backlog;
-            l->syn_backlog = syn_backlog != 0 ? syn_backlog : 4 * backlog;
+            l->syn_backlog = syn_backlog != FP_TCP_SYN_BACKLOG_DEFAULT ? syn_backlog : 4 * backlog;
             l->cb = cb;
             l->user = user;
             *out = l;

@@ -14,9 +14,13 @@
 
 #include "net/stack/stack_types.h"
 
+/* fp_tcp_listen's syn_backlog for the default SYN queue, 4 * backlog. */
+#define FP_TCP_SYN_BACKLOG_DEFAULT UINT32_MAX
+
 /*
  * Listens on port (host order) with an accept queue of backlog connections and a SYN queue of
- * syn_backlog embryonic ones (0: 4 * backlog); when the SYN queue is full, SYN cookies answer
+ * syn_backlog embryonic ones (FP_TCP_SYN_BACKLOG_DEFAULT: 4 * backlog; 0: no SYN queue, every
+ * SYN is answered with a cookie). When the SYN queue is full, SYN cookies answer
  * (RFC 4987 §3.6). Accepted connections inherit cb and user. Returns 0 and *out, -EADDRINUSE,
  * -ENOSPC (no listener slot) or -EINVAL.
  */

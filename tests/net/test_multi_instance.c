@@ -120,7 +120,8 @@ run(void *arg)
     struct h_pair           p;
     uint64_t                t0;
 
-    if (h_pair_create(&p, &lc, &sc) != 0 || fp_tcp_listen(p.a, 80, 4, 0, &lsn_cb, j, &l) != 0 ||
+    if (h_pair_create(&p, &lc, &sc) != 0 ||
+        fp_tcp_listen(p.a, 80, 4, FP_TCP_SYN_BACKLOG_DEFAULT, &lsn_cb, j, &l) != 0 ||
         fp_tcp_connect(p.b, H_ADDR_A, 80, 0, &cli_cb, j, &c) != 0) {
         return NULL;
     }

@@ -472,8 +472,9 @@ setup_conn_conf(struct h_pair *p, struct conn_state *s, const struct fp_stack_co
     memset(s, 0, sizeof(*s));
     CU_ASSERT_EQUAL_FATAL(
             h_pair_create(p, &(struct fp_memlink_conf){.seed = 3, .delay_us = 50}, sc), 0);
-    CU_ASSERT_EQUAL(fp_tcp_listen(p->a, 80, 4, 0, &st_lcb, s, &l), 0);
-    CU_ASSERT_EQUAL(fp_tcp_listen(p->a, 80, 4, 0, &st_lcb, s, &l), -EADDRINUSE);
+    CU_ASSERT_EQUAL(fp_tcp_listen(p->a, 80, 4, FP_TCP_SYN_BACKLOG_DEFAULT, &st_lcb, s, &l), 0);
+    CU_ASSERT_EQUAL(fp_tcp_listen(p->a, 80, 4, FP_TCP_SYN_BACKLOG_DEFAULT, &st_lcb, s, &l),
+                    -EADDRINUSE);
     CU_ASSERT_EQUAL(fp_tcp_connect(p->b, H_ADDR_A, 80, 40000, &st_cb, s, &s->cli), 0);
     CU_ASSERT_EQUAL(fp_tcp_get_state(s->cli), FP_TCP_SYN_SENT);
     h_pair_run_for(p, 10000);

@@ -171,7 +171,8 @@ start(struct h_pair *p, struct app *a, const struct fp_memlink_conf *lc,
     a->total = total;
     a->srv_reads = srv_reads;
     CU_ASSERT_EQUAL_FATAL(h_pair_create(p, lc, sc), 0);
-    CU_ASSERT_EQUAL_FATAL(fp_tcp_listen(p->a, 80, 8, 0, &lsn_cb, a, &a->l), 0);
+    CU_ASSERT_EQUAL_FATAL(fp_tcp_listen(p->a, 80, 8, FP_TCP_SYN_BACKLOG_DEFAULT, &lsn_cb, a, &a->l),
+                          0);
     CU_ASSERT_EQUAL_FATAL(fp_tcp_connect(p->b, H_ADDR_A, 80, 0, &cli_cb, a, &a->cli), 0);
 }
 
@@ -300,7 +301,8 @@ test_accept_queue_bound(void)
 
     memset(&a, 0, sizeof(a));
     CU_ASSERT_EQUAL_FATAL(h_pair_create(&p, &lc, &sc), 0);
-    CU_ASSERT_EQUAL_FATAL(fp_tcp_listen(p.a, 81, 2, 0, &noaccept_cb, NULL, &l), 0);
+    CU_ASSERT_EQUAL_FATAL(
+            fp_tcp_listen(p.a, 81, 2, FP_TCP_SYN_BACKLOG_DEFAULT, &noaccept_cb, NULL, &l), 0);
     for (i = 0; i < 5; i++) {
         CU_ASSERT_EQUAL(fp_tcp_connect(p.b, H_ADDR_A, 81, 0, &cli_cb, &a, &c[i]), 0);
     }
@@ -517,6 +519,42 @@ test_nagle(void)
     h_pair_destroy(&p);
 }
 
+/* ---- delayed ACK ---- */
+
+static void
+test_delayed_ack(void)
+{
+    struct fp_memlink_conf lc = {.seed = 9, .delay_us = 100};
+    struct h_pair          p;
+    struct app             a;
+    uint64_t               tx0;
+
+    start(&p, &a, &lc, NULL, 0, true);
+    h_pair_run_for(&p, 10000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a.cli);
+    /* Warm-up: the first read opens the window from the SYN's 64 KiB to 256 KiB (an update). */
+    CU_ASSERT_EQUAL(fp_tcp_send(a.cli, "0123456789", 10), 10);
+    h_pair_run_for(&p, 100000);
+    /* One segment: the receiver holds its ACK for delack_ms (40 ms). */
+    tx0 = h_ctr(p.a, FP_STK_TCP_TX);
+    CU_ASSERT_EQUAL(fp_tcp_send(a.cli, "0123456789", 10), 10);
+    h_pair_run_for(&p, 20000);
+    CU_ASSERT_EQUAL(a.received, 20);
+    CU_ASSERT_EQUAL(h_ctr(p.a, FP_STK_TCP_TX), tx0);
+    h_pair_run_for(&p, 30000);
+    CU_ASSERT_EQUAL(h_ctr(p.a, FP_STK_TCP_TX), tx0 + 1);
+    CU_ASSERT_EQUAL(h_ctr(p.a, FP_STK_TCP_DELACK), 1);
+    /* Two segments back to back: the second is acknowledged at once (RFC 5681 §4.2). */
+    tx0 = h_ctr(p.a, FP_STK_TCP_TX);
+    CU_ASSERT_EQUAL(fp_tcp_send(a.cli, "0123456789", 10), 10);
+    CU_ASSERT_EQUAL(fp_tcp_send(a.cli, "0123456789", 10), 10);
+    h_pair_run_for(&p, 1000);
+    CU_ASSERT_EQUAL(a.received, 40);
+    CU_ASSERT_EQUAL(h_ctr(p.a, FP_STK_TCP_TX), tx0 + 1);
+    CU_ASSERT_EQUAL(h_ctr(p.a, FP_STK_TCP_DELACK), 1);
+    h_pair_destroy(&p);
+}
+
 /* ---- churn ---- */
 
 struct churn {
@@ -650,7 +688,8 @@ test_churn(void)
     CU_ASSERT_EQUAL_FATAL(h_pair_create(&p, &lc, &sc), 0);
     ch->p = &p;
     ch->target = 100000 / h_scale();
-    CU_ASSERT_EQUAL_FATAL(fp_tcp_listen(p.a, 80, 128, 0, &churn_lsn_cb, ch, &l), 0);
+    CU_ASSERT_EQUAL_FATAL(
+            fp_tcp_listen(p.a, 80, 128, FP_TCP_SYN_BACKLOG_DEFAULT, &churn_lsn_cb, ch, &l), 0);
     for (i = 0; i < 32; i++) {
         churn_start_one(ch);
     }
@@ -660,7 +699,6 @@ test_churn(void)
     CU_ASSERT_TRUE(h_pair_run(&p, pools_idle, &p, 10000000));
     CU_ASSERT_TRUE(h_pair_pools_idle(&p));
     if (ch->failed != 0) {
-        h_dump_counters("A", p.a);
         h_dump_counters("B", p.b);
     }
     fprintf(stderr, "\n  churn: %u connections (%u failed), pools back to initial level: %s\n",
@@ -687,6 +725,7 @@ main(void)
     CU_add_test(s, "cookie_checks", test_cookie_checks);
     CU_add_test(s, "syn_flood", test_syn_flood);
     CU_add_test(s, "nagle", test_nagle);
+    CU_add_test(s, "delayed_ack", test_delayed_ack);
     CU_add_test(s, "churn", test_churn);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();

@@ -237,7 +237,7 @@ main(int argc, char **argv)
         fprintf(stderr, "pair: %d\n", rc);
         return 1;
     }
-    if (fp_tcp_listen(p.a, 5001, 16, 0, &listen_cb, x, &l) != 0 ||
+    if (fp_tcp_listen(p.a, 5001, 16, FP_TCP_SYN_BACKLOG_DEFAULT, &listen_cb, x, &l) != 0 ||
         fp_tcp_connect(p.b, H_ADDR_A, 5001, 0, &client_cb, x, &x->client) != 0) {
         fprintf(stderr, "listen/connect failed\n");
         return 1;
