@@ -96,12 +96,12 @@ PEER_PID=
 # The same with 1% of frames dropped each way at the stack's edge: the stack recovers from the
 # kernel's SACKs, the kernel from the stack's. A fifth of the size keeps the test short.
 LBYTES=$((BYTES / 5))
-$NX python3 "$PEER" echo-server 10.99.1.1 9000 >"$LOG/peer.log" 2>&1 &
+$NX python3 "$PEER" echo-server 10.99.1.1 9000 >"$LOG/peer2.log" 2>&1 &
 PEER_PID=$!
 i=0
-while ! grep -qs listening "$LOG/peer.log"; do
+while ! grep -qs listening "$LOG/peer2.log"; do
     i=$((i + 1))
-    [ $i -lt 100 ] || { cat "$LOG/peer.log"; fail "kernel echo server did not start"; }
+    [ $i -lt 100 ] || { cat "$LOG/peer2.log"; fail "kernel echo server did not start"; }
     sleep 0.05
 done
 T0=$(date +%s%N)
