@@ -15,6 +15,7 @@
 #include "net/stack/pool.h"
 #include "net/stack/seq.h"
 #include "net/stack/tcp.h"
+#include "net/stack/tcp_cc.h"
 #include "net/stack/tcp_opt.h"
 #include "net/stack/timer.h"
 #include "net/stack/wire.h"
@@ -390,6 +391,84 @@ test_pool_external_buffer(void)
     fp_pktpool_fini(&pp);
 }
 
+/* ---- congestion control ---- */
+
+static void
+cc_setup(struct fp_stack *st, struct fp_tcb *tp, enum fp_tcp_cc_algo algo)
+{
+    memset(st, 0, sizeof(*st));
+    memset(tp, 0, sizeof(*tp));
+    st->now_us = 1000000;
+    tp->st = st;
+    tp->t_maxseg = 1000;
+    tp->t_srtt_us = 10000;
+    tp->cc = fp_tcp_cc_get(algo);
+    tp->cc->init(tp);
+}
+
+/* One RTT of ACKs for a full window, one segment per ACK. */
+static void
+cc_rtt(struct fp_tcb *tp)
+{
+    uint32_t w = tp->snd_cwnd;
+    uint32_t k;
+
+    tp->snd_una = 0;
+    tp->snd_max = w;
+    for (k = 0; k < w / tp->t_maxseg; k++) {
+        tp->cc->on_ack(tp, tp->t_maxseg);
+    }
+    tp->st->now_us += tp->t_srtt_us;
+}
+
+static void
+test_cc_newreno_and_cubic(void)
+{
+    struct fp_stack st;
+    struct fp_tcb   tp;
+    uint32_t        w;
+    int             i;
+
+    /* NewReno: IW 10 (RFC 6928), slow start doubles, loss halves, RTO to one segment. */
+    cc_setup(&st, &tp, FP_TCP_CC_NEWRENO);
+    CU_ASSERT_STRING_EQUAL(tp.cc->name, "newreno");
+    CU_ASSERT_EQUAL(tp.snd_cwnd, 10000);
+    cc_rtt(&tp);
+    CU_ASSERT_EQUAL(tp.snd_cwnd, 20000);
+    tp.snd_max = 20000;
+    tp.cc->on_loss(&tp);
+    CU_ASSERT_EQUAL(tp.snd_ssthresh, 10000);
+    tp.snd_cwnd = tp.snd_ssthresh;
+    cc_rtt(&tp); /* congestion avoidance: about one segment per RTT */
+    CU_ASSERT_TRUE(tp.snd_cwnd >= 10900 && tp.snd_cwnd <= 11000);
+    tp.cc->on_timeout(&tp);
+    CU_ASSERT_EQUAL(tp.snd_cwnd, 1000);
+
+    /* CUBIC: beta 0.7 (RFC 9438 §4.6), and growth back past W_max (concave, then convex). */
+    cc_setup(&st, &tp, FP_TCP_CC_CUBIC);
+    CU_ASSERT_STRING_EQUAL(tp.cc->name, "cubic");
+    tp.snd_cwnd = 100000;
+    tp.snd_max = 100000;
+    tp.cc->on_loss(&tp);
+    CU_ASSERT_EQUAL(tp.snd_ssthresh, 70000);
+    CU_ASSERT_EQUAL(tp.cc_wmax, 100000);
+    tp.snd_cwnd = tp.snd_ssthresh;
+    w = tp.snd_cwnd;
+    for (i = 0; i < 50; i++) {
+        cc_rtt(&tp);
+        CU_ASSERT_TRUE(tp.snd_cwnd >= w);                /* never shrinks without a loss */
+        CU_ASSERT_TRUE(tp.snd_cwnd <= w + w / 2 + 1000); /* at most 1.5x per RTT */
+        w = tp.snd_cwnd;
+    }
+    CU_ASSERT_TRUE(tp.snd_cwnd > 70000);
+    for (i = 0; i < 1000 && tp.snd_cwnd < 100000; i++) {
+        cc_rtt(&tp);
+    }
+    CU_ASSERT_TRUE(tp.snd_cwnd >= 100000);
+    tp.cc->on_timeout(&tp);
+    CU_ASSERT_EQUAL(tp.snd_cwnd, 1000);
+}
+
 /* ---- instances over the in-memory link ---- */
 
 static void
@@ -462,6 +541,17 @@ st_accept(struct fp_tcp_listener *l, void *user)
 
 static const struct fp_tcp_callbacks st_lcb = {
         .on_accept = st_accept,
+};
+
+static void
+noop_accept(struct fp_tcp_listener *l, void *user)
+{
+    (void)l;
+    (void)user;
+}
+
+static const struct fp_tcp_callbacks noop_lcb = {
+        .on_accept = noop_accept,
 };
 
 static void
@@ -574,6 +664,36 @@ test_tcp_reset(void)
     CU_ASSERT_EQUAL(s.closed, 1);
     CU_ASSERT_EQUAL(s.closed_err, -ECONNRESET);
     CU_ASSERT_PTR_NULL(s.srv);
+    h_pair_run_for(&p, 10000);
+    CU_ASSERT_TRUE(h_pair_pools_idle(&p));
+    h_pair_destroy(&p);
+}
+
+static void
+test_tcp_unlisten(void)
+{
+    struct h_pair           p;
+    struct conn_state       s;
+    struct fp_tcp_listener *l;
+
+    memset(&s, 0, sizeof(s));
+    CU_ASSERT_EQUAL_FATAL(h_pair_create(&p, &(struct fp_memlink_conf){.seed = 3}, NULL), 0);
+    CU_ASSERT_EQUAL(fp_tcp_listen(p.a, 90, 4, FP_TCP_SYN_BACKLOG_DEFAULT, &noop_lcb, &s, &l), 0);
+    CU_ASSERT_EQUAL(fp_tcp_connect(p.b, H_ADDR_A, 90, 0, &st_cb, &s, &s.cli), 0);
+    h_pair_run_for(&p, 10000);
+    CU_ASSERT_EQUAL(s.connected, 1);
+    CU_ASSERT_EQUAL(l->nb_accept, 1);
+    /* Unlisten resets what was never accepted, and the port refuses from then on. */
+    fp_tcp_unlisten(l);
+    h_pair_run_for(&p, 10000);
+    CU_ASSERT_EQUAL(s.closed, 1);
+    CU_ASSERT_EQUAL(s.closed_err, -ECONNRESET);
+    memset(&s, 0, sizeof(s));
+    CU_ASSERT_EQUAL(fp_tcp_connect(p.b, H_ADDR_A, 90, 0, &st_cb, &s, &s.cli), 0);
+    h_pair_run_for(&p, 10000);
+    CU_ASSERT_EQUAL(s.closed_err, -ECONNREFUSED);
+    /* The port can be listened on again. */
+    CU_ASSERT_EQUAL(fp_tcp_listen(p.a, 90, 4, FP_TCP_SYN_BACKLOG_DEFAULT, &noop_lcb, &s, &l), 0);
     h_pair_run_for(&p, 10000);
     CU_ASSERT_TRUE(h_pair_pools_idle(&p));
     h_pair_destroy(&p);
@@ -913,6 +1033,8 @@ main(void)
     CU_add_test(s, "tcp_simultaneous_close", test_tcp_simultaneous_close);
     CU_add_test(s, "tcp_reset", test_tcp_reset);
     CU_add_test(s, "tcp_refused", test_tcp_refused);
+    CU_add_test(s, "tcp_unlisten", test_tcp_unlisten);
+    CU_add_test(s, "cc_newreno_and_cubic", test_cc_newreno_and_cubic);
     CU_add_test(s, "tcp_simultaneous_open", test_tcp_simultaneous_open);
     CU_add_test(s, "arp_learn_and_expire", test_arp_learn_and_expire);
     CU_add_test(s, "arp_wait_queue_and_timeout", test_arp_wait_queue_and_timeout);
