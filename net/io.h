@@ -42,6 +42,13 @@ typedef void (*fp_accept_fn)(struct fp_listener *l, struct fp_conn *c);
 typedef void (*fp_timer_fn)(struct fp_timer *t);
 typedef void (*fp_notify_fn)(struct fp_io *io, void *data);
 
+/* A run of bytes to send, for the gathered send (writev): a rewritten head and the body bytes
+ * after it leave in one call and, usually, one segment. */
+struct fp_slice {
+    const uint8_t *data;
+    uint32_t       len;
+};
+
 /* The part of a connection the proxy sees; each backend embeds it first in its own struct. */
 struct fp_conn {
     struct fp_io    *io;
@@ -105,6 +112,9 @@ struct fp_io_ops {
     ssize_t (*recv)(struct fp_conn *c, struct fp_buf *b);
     /* Sends b's stored bytes, consuming what was taken. Returns bytes taken, -EAGAIN or -errno. */
     ssize_t (*send)(struct fp_conn *c, struct fp_buf *b);
+    /* Sends the n slices in order, in one call. Returns the bytes taken (the caller consumes
+     * them from its slices, in order), -EAGAIN or -errno. */
+    ssize_t (*sendv)(struct fp_conn *c, const struct fp_slice *slices, unsigned n);
     /* Half-closes the sending direction (FIN after queued data). Returns 0 or -errno. */
     int (*shutdown_write)(struct fp_conn *c);
     /* Closes c and returns it to the pool; abort = 1 resets instead of a graceful close.

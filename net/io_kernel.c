@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -334,6 +335,36 @@ kio_send(struct fp_conn *c, struct fp_buf *b)
     return n;
 }
 
+static ssize_t
+kio_sendv(struct fp_conn *c, const struct fp_slice *slices, unsigned n)
+{
+    struct kconn *kc = (struct kconn *)c;
+    struct iovec  iov[8];
+    struct msghdr mh;
+    unsigned      i;
+    ssize_t       rc;
+
+    if (n > 8) {
+        n = 8;
+    }
+    for (i = 0; i < n; i++) {
+        iov[i].iov_base = (void *)slices[i].data;
+        iov[i].iov_len = slices[i].len;
+    }
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = iov;
+    mh.msg_iovlen = n;
+    rc = sendmsg(kc->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (rc == -1) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            return -EAGAIN;
+        }
+        c->err = -errno;
+        return -errno;
+    }
+    return rc;
+}
+
 static int
 kio_shutdown_write(struct fp_conn *c)
 {
@@ -456,6 +487,7 @@ static const struct fp_io_ops kio_ops = {
     .want = kio_want,
     .recv = kio_recv,
     .send = kio_send,
+    .sendv = kio_sendv,
     .shutdown_write = kio_shutdown_write,
     .close = kio_close,
     .timer_init = kio_timer_init,

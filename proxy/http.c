@@ -172,17 +172,26 @@ buf_put_str(struct fp_buf *b, const char *s)
     return buf_put(b, s, strlen(s));
 }
 
-/* Sends the first len stored bytes of b only; returns what send returned. */
+/*
+ * Sends blen bytes of b's stored data after the first hlen bytes of h's, starting at offset
+ * hoff of h, in one gathered send. Returns what sendv returned.
+ */
 static ssize_t
-send_prefix(struct fp_io *io, struct fp_conn *c, struct fp_buf *b, uint32_t off, uint32_t len)
+send_two(struct fp_io *io, struct fp_conn *c, const struct fp_buf *h, uint32_t hoff,
+         uint32_t hlen, const struct fp_buf *b, uint32_t blen)
 {
-    struct fp_buf view = *b;
-    ssize_t       n;
+    struct fp_slice sl[2];
+    unsigned        n = 0;
 
-    view.head = b->head + off;
-    view.tail = view.head + len;
-    n = io->ops->send(c, &view);
-    return n;
+    if (hlen > 0) {
+        sl[n].data = h->data + h->head + hoff;
+        sl[n++].len = hlen;
+    }
+    if (blen > 0) {
+        sl[n].data = b->data + b->head;
+        sl[n++].len = blen;
+    }
+    return io->ops->sendv(c, sl, n);
 }
 
 /* Gives *hdrs an array from the worker's pool. Returns 0 or -ENOBUFS (counted). */
@@ -964,28 +973,15 @@ static int
 hs_srv_write(struct hsess *s)
 {
     struct fp_io *io = s->w->io;
+    uint32_t      hlen = fp_buf_len(&s->hreq) - s->hreq_sent;
+    uint32_t      sent_head;
+    uint32_t      sent_body;
     ssize_t       n;
 
-    if (s->hreq_sent < fp_buf_len(&s->hreq)) {
-        n = send_prefix(io, s->srv, &s->hreq, s->hreq_sent,
-                        fp_buf_len(&s->hreq) - s->hreq_sent);
-        if (n == -EAGAIN) {
-            return 0;
-        }
-        if (n < 0) {
-            FP_STAT_INC(s->w, server_aborts);
-            return hs_server_failed(s, 0);
-        }
-        s->hreq_sent += (uint32_t)n;
-        hs_touch(s);
-        if (s->hreq_sent < fp_buf_len(&s->hreq)) {
-            return 0;
-        }
-    }
-    if (s->req_fwd == 0) {
+    if (hlen + s->req_fwd == 0) {
         return 0;
     }
-    n = send_prefix(io, s->srv, &s->req, 0, s->req_fwd);
+    n = send_two(io, s->srv, &s->hreq, s->hreq_sent, hlen, &s->req, s->req_fwd);
     if (n == -EAGAIN) {
         return 0;
     }
@@ -993,10 +989,15 @@ hs_srv_write(struct hsess *s)
         FP_STAT_INC(s->w, server_aborts);
         return hs_server_failed(s, 0);
     }
-    fp_buf_consume(&s->req, (uint32_t)n);
-    s->req_fwd -= (uint32_t)n;
-    s->req_body_sent += (uint64_t)n;
-    FP_STAT_ADD(s->w, bytes_in, (uint64_t)n);
+    sent_head = (uint32_t)n < hlen ? (uint32_t)n : hlen;
+    sent_body = (uint32_t)n - sent_head;
+    s->hreq_sent += sent_head;
+    if (sent_body > 0) {
+        fp_buf_consume(&s->req, sent_body);
+        s->req_fwd -= sent_body;
+        s->req_body_sent += sent_body;
+        FP_STAT_ADD(s->w, bytes_in, sent_body);
+    }
     hs_touch(s);
     return 0;
 }
@@ -1207,10 +1208,13 @@ hs_cli_write(struct hsess *s)
 {
     struct fp_worker *w = s->w;
     struct fp_io     *io = w->io;
+    uint32_t          hlen = fp_buf_len(&s->hrsp);
+    uint32_t          sent_head;
+    uint32_t          sent_body;
     ssize_t           n;
 
-    if (!fp_buf_empty(&s->hrsp)) {
-        n = io->ops->send(s->cli, &s->hrsp);
+    if (hlen + s->rsp_fwd > 0) {
+        n = send_two(io, s->cli, &s->hrsp, 0, hlen, &s->rsp, s->rsp_fwd);
         if (n == -EAGAIN) {
             return 0;
         }
@@ -1219,33 +1223,22 @@ hs_cli_write(struct hsess *s)
             hs_end(s, 1);
             return -1;
         }
+        sent_head = (uint32_t)n < hlen ? (uint32_t)n : hlen;
+        sent_body = (uint32_t)n - sent_head;
+        fp_buf_consume(&s->hrsp, sent_head);
+        if (sent_body > 0) {
+            fp_buf_consume(&s->rsp, sent_body);
+            s->rsp_fwd -= sent_body;
+            FP_STAT_ADD(w, bytes_out, sent_body);
+        }
         s->rsp_sent += (uint64_t)n;
         hs_touch(s);
-        if (!fp_buf_empty(&s->hrsp)) {
-            return 0;
-        }
-        if (s->state == H_ERROR_OUT) {
+        if (s->state == H_ERROR_OUT && fp_buf_empty(&s->hrsp)) {
             /* Lingering close: stop sending, keep reading (and dropping) what the client
              * still sends, so that our error page is not destroyed by a reset. */
             io->ops->shutdown_write(s->cli);
             return 0;
         }
-    }
-    if (s->rsp_fwd > 0) {
-        n = send_prefix(io, s->cli, &s->rsp, 0, s->rsp_fwd);
-        if (n == -EAGAIN) {
-            return 0;
-        }
-        if (n < 0) {
-            FP_STAT_INC(w, client_aborts);
-            hs_end(s, 1);
-            return -1;
-        }
-        fp_buf_consume(&s->rsp, (uint32_t)n);
-        s->rsp_fwd -= (uint32_t)n;
-        s->rsp_sent += (uint64_t)n;
-        FP_STAT_ADD(w, bytes_out, (uint64_t)n);
-        hs_touch(s);
     }
     if (s->rsp_done && s->rsp_fwd == 0 && fp_buf_empty(&s->hrsp)) {
         return hs_txn_done(s);
