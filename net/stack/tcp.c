@@ -760,10 +760,10 @@ tcp_output(struct fp_tcb *tp)
     timer_update(tp);
 }
 
-/* Sends a segment without a TCB (RST, or a SYN-ACK carrying a SYN cookie). */
+/* Sends a segment without a TCB (RST, or a SYN-ACK carrying a SYN cookie and options o). */
 static void
 respond(struct fp_stack *st, const struct seg *s, uint32_t seq, uint32_t ack, uint8_t flags,
-        uint16_t mss)
+        const struct fp_tcp_opts *o)
 {
     struct fp_pkt *p = fp_stack_pkt_alloc(st);
     uint8_t       *th;
@@ -774,11 +774,8 @@ respond(struct fp_stack *st, const struct seg *s, uint32_t seq, uint32_t ack, ui
         return;
     }
     th = p->data;
-    if (mss != 0) {
-        th[20] = 2;
-        th[21] = 4;
-        fp_put16(th + 22, mss);
-        hl += 4;
+    if (o != NULL) {
+        hl += (uint32_t)fp_tcp_opt_write(th + FP_STK_TCP_HLEN, o, true);
     }
     fp_put16(th, s->dport);
     fp_put16(th + 2, s->sport);
@@ -808,9 +805,9 @@ respond_rst(struct fp_stack *st, const struct seg *s)
         return;
     }
     if ((s->flags & TH_ACK) != 0) {
-        respond(st, s, s->ack, 0, TH_RST, 0);
+        respond(st, s, s->ack, 0, TH_RST, NULL);
     } else {
-        respond(st, s, 0, s->seq + seglen, TH_RST | TH_ACK, 0);
+        respond(st, s, 0, s->seq + seglen, TH_RST | TH_ACK, NULL);
     }
 }
 
@@ -1905,20 +1902,89 @@ cookie_check(const struct fp_stack *st, const struct seg *s)
     return 0;
 }
 
+/*
+ * The low bits of the TSval of a cookie SYN-ACK carry the options the cookie cannot: bits 0-3
+ * the peer's window scale (15: none), bit 4 SACK-permitted. The peer echoes them in TSecr, so a
+ * cookie connection keeps window scaling and SACK when the peer uses timestamps (as Linux does).
+ */
+#define COOKIE_TS_BITS   5
+#define COOKIE_TS_NOWS   0xf
+#define COOKIE_TS_SACK   0x10
+#define COOKIE_TS_MAXAGE 128000u /* ms: an older TSecr is not one of our cookies */
+
+static uint32_t
+cookie_ts_base(const struct fp_stack *st, const struct seg *s)
+{
+    return (uint32_t)(st->now_us / 1000) +
+           (uint32_t)tuple_hash(st, s->saddr, s->sport, s->dport, 0x75);
+}
+
 static void
 send_cookie(struct fp_stack *st, const struct seg *s)
 {
-    uint16_t mss = s->opt.has_mss ? s->opt.mss : 536;
-    uint8_t  idx = 0;
-    uint8_t  i;
+    struct fp_tcp_opts o;
+    uint16_t           mss = s->opt.has_mss ? s->opt.mss : 536;
+    uint8_t            idx = 0;
+    uint8_t            i;
+    uint32_t           enc;
 
     for (i = 0; i < 8; i++) {
         if (cookie_mss[i] <= mss) {
             idx = i;
         }
     }
+    memset(&o, 0, sizeof(o));
+    o.has_mss = true;
+    o.mss = cookie_mss[idx];
+    if (s->opt.has_ts && !st->conf.no_timestamps) {
+        enc = COOKIE_TS_NOWS;
+        if (s->opt.has_wscale && !st->conf.no_wscale) {
+            o.has_wscale = true;
+            o.wscale = choose_rcv_wscale(st->conf.rcv_buf);
+            enc = s->opt.wscale;
+        }
+        if (s->opt.sack_permitted && !st->conf.no_sack) {
+            o.sack_permitted = true;
+            enc |= COOKIE_TS_SACK;
+        }
+        o.has_ts = true;
+        o.tsval = (cookie_ts_base(st, s) & ~((1u << COOKIE_TS_BITS) - 1)) | enc;
+        if (fp_seq_gt(o.tsval, cookie_ts_base(st, s))) {
+            /* Never ahead of the clock the connection will use, or the peer's PAWS would drop
+             * our next segments as old (Linux's cookie_init_timestamp does the same). */
+            o.tsval -= 1u << COOKIE_TS_BITS;
+        }
+        o.tsecr = s->opt.tsval;
+    }
     fp_stack_ctr_inc(st, FP_STK_TCP_COOKIE_SENT);
-    respond(st, s, cookie_make(st, s, idx), s->seq + 1, TH_SYN | TH_ACK, cookie_mss[idx]);
+    respond(st, s, cookie_make(st, s, idx), s->seq + 1, TH_SYN | TH_ACK, &o);
+}
+
+/* Restores the options a cookie SYN-ACK stored in its TSval (see send_cookie). */
+static void
+cookie_take_options(struct fp_tcb *tp, const struct seg *s)
+{
+    struct fp_stack *st = tp->st;
+    uint32_t         enc = s->opt.tsecr & ((1u << COOKIE_TS_BITS) - 1);
+
+    tp->rcv_wscale = 0;
+    tp->snd_wscale = 0;
+    if (!s->opt.has_ts || st->conf.no_timestamps ||
+        (cookie_ts_base(st, s) & ~0x1fu) - (s->opt.tsecr & ~0x1fu) > COOKIE_TS_MAXAGE) {
+        return; /* only the MSS survives (RFC 4987 §3.6) */
+    }
+    tp->t_flags |= FP_TF_RCVD_TSTMP;
+    tp->ts_recent = s->opt.tsval;
+    tp->ts_recent_age = st->now_us;
+    tp->t_maxseg = (uint16_t)(tp->t_maxseg - 12);
+    if ((enc & COOKIE_TS_NOWS) != COOKIE_TS_NOWS && !st->conf.no_wscale) {
+        tp->t_flags |= FP_TF_RCVD_SCALE;
+        tp->snd_wscale = (uint8_t)((enc & COOKIE_TS_NOWS) > 14 ? 14 : (enc & COOKIE_TS_NOWS));
+        tp->rcv_wscale = choose_rcv_wscale(tp->rcv_buf);
+    }
+    if ((enc & COOKIE_TS_SACK) != 0 && !st->conf.no_sack) {
+        tp->t_flags |= FP_TF_SACK_PERMIT;
+    }
 }
 
 /* ---- Passive open ---- */
@@ -1999,14 +2065,13 @@ listen_ack(struct fp_stack *st, struct fp_tcp_listener *l, const struct seg *s)
         return NULL;
     }
     fp_stack_ctr_inc(st, FP_STK_TCP_COOKIE_OK);
-    /* The cookie keeps only the MSS: no window scaling, SACK or timestamps (RFC 4987 §3.6). */
     tp->t_flags |= FP_TF_COOKIE;
     tp->irs = s->seq - 1;
     tp->rcv_nxt = s->seq;
     tp->rcv_adv = tp->rcv_nxt;
-    tp->rcv_wscale = 0;
     tp->t_maxseg = mss;
     tp->t_peer_mss = mss;
+    cookie_take_options(tp, s);
     tp->iss = s->ack - 1;
     tp->snd_una = s->ack - 1;
     tp->snd_nxt = s->ack;

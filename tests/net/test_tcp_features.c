@@ -158,6 +158,12 @@ app_eof(void *arg)
 }
 
 static bool
+srv_exists(void *arg)
+{
+    return ((struct app *)arg)->srv != NULL;
+}
+
+static bool
 pools_idle(void *arg)
 {
     return h_pair_pools_idle(arg);
@@ -330,6 +336,7 @@ test_syn_cookie_handshake(void)
     struct h_pair           p;
     struct app              a;
     struct fp_tcp_listener *l;
+    struct fp_tcb          *cli;
 
     memset(&a, 0, sizeof(a));
     a.total = 200000;
@@ -341,8 +348,21 @@ test_syn_cookie_handshake(void)
     h_inject_tcp(&p, p.a, 0xc0a80101u, 999, 80, 12345, 0, TH_SYN, 1000, NULL, 0, 0);
     CU_ASSERT_EQUAL(l->nb_syn, 1);
     CU_ASSERT_EQUAL_FATAL(fp_tcp_connect(p.b, H_ADDR_A, 80, 0, &cli_cb, &a, &a.cli), 0);
+    cli = a.cli; /* the client closes its handle once all is queued; the TCB lives on */
+    CU_ASSERT_TRUE(h_pair_run(&p, srv_exists, &a, 10000000));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a.srv);
+    /* Window scale and SACK came back through the timestamp echo; both sides agree. */
+    CU_ASSERT_TRUE((a.srv->t_flags & FP_TF_RCVD_TSTMP) != 0);
+    CU_ASSERT_TRUE((a.srv->t_flags & FP_TF_RCVD_SCALE) != 0);
+    CU_ASSERT_TRUE((a.srv->t_flags & FP_TF_SACK_PERMIT) != 0);
+    CU_ASSERT_EQUAL(a.srv->snd_wscale, cli->rcv_wscale);
+    CU_ASSERT_EQUAL(a.srv->rcv_wscale, cli->snd_wscale);
+    CU_ASSERT_TRUE(a.srv->rcv_wscale > 0);
     CU_ASSERT_TRUE(h_pair_run(&p, app_eof, &a, 10000000));
     CU_ASSERT_EQUAL(h_ctr(p.a, FP_STK_TCP_COOKIE_SENT), 1);
+    /* The cookie's TSval is never ahead of the connection's clock: nothing fails PAWS. */
+    CU_ASSERT_EQUAL(h_ctr(p.b, FP_STK_TCP_PAWS_DROP), 0);
+    CU_ASSERT_EQUAL(h_ctr(p.b, FP_STK_TCP_REXMT_TIMEOUT), 0);
     CU_ASSERT_EQUAL(h_ctr(p.a, FP_STK_TCP_COOKIE_OK), 1);
     CU_ASSERT_EQUAL(a.received, 200000);
     CU_ASSERT_EQUAL(a.bad, 0);
