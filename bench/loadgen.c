@@ -74,11 +74,12 @@ struct lg_stats {
     uint64_t ok;
     uint64_t ok_in_window; /* 2xx completed before the end of the arrival window */
     uint64_t non2xx;
-    uint64_t timeouts; /* in flight or waiting in the FIFO past the client timeout */
-    uint64_t connect_errors;
-    uint64_t io_errors;    /* reset or EOF in the middle of a response */
-    uint64_t parse_errors; /* malformed or unsupported response */
-    uint64_t dropped;      /* FIFO full */
+    uint64_t timeouts;       /* in flight or waiting in the FIFO past the client timeout */
+    uint64_t connect_errors; /* connection attempts that failed */
+    uint64_t connect_failed; /* requests failed for it (none if none was waiting) */
+    uint64_t io_errors;      /* reset or EOF in the middle of a response */
+    uint64_t parse_errors;   /* malformed or unsupported response */
+    uint64_t dropped;        /* FIFO full */
     uint64_t conns_opened;
 };
 
@@ -304,6 +305,7 @@ fail_one_waiting(struct lg *lg)
     lg->st.connect_errors++;
     if (lg->fifo_len > 0) {
         (void)fifo_pop(lg);
+        lg->st.connect_failed++;
     }
 }
 
@@ -562,7 +564,7 @@ static void
 report(struct lg *lg)
 {
     const struct lg_stats *s = &lg->st;
-    uint64_t               errors = s->connect_errors + s->io_errors + s->parse_errors + s->dropped;
+    uint64_t               errors = s->connect_failed + s->io_errors + s->parse_errors + s->dropped;
     double                 sum = 0;
     uint64_t               i;
 
@@ -572,7 +574,8 @@ report(struct lg *lg)
     }
     printf("{\"offered_rps\": %.1f, \"duration_s\": %.3f, \"poisson\": %s, \"scheduled\": %llu, "
            "\"ok\": %llu, \"goodput_rps\": %.1f, \"non2xx\": %llu, \"timeouts\": %llu, "
-           "\"errors\": %llu, \"connect_errors\": %llu, \"io_errors\": %llu, "
+           "\"errors\": %llu, \"connect_errors\": %llu, \"connect_failed\": %llu, "
+           "\"io_errors\": %llu, "
            "\"parse_errors\": %llu, \"dropped\": %llu, \"conns_opened\": %llu, "
            "\"p50_us\": %.0f, \"p90_us\": %.0f, \"p99_us\": %.0f, \"max_us\": %.0f, "
            "\"mean_us\": %.1f}\n",
@@ -580,11 +583,11 @@ report(struct lg *lg)
            (unsigned long long)s->scheduled, (unsigned long long)s->ok,
            (double)s->ok_in_window / lg->duration_s, (unsigned long long)s->non2xx,
            (unsigned long long)s->timeouts, (unsigned long long)errors,
-           (unsigned long long)s->connect_errors, (unsigned long long)s->io_errors,
-           (unsigned long long)s->parse_errors, (unsigned long long)s->dropped,
-           (unsigned long long)s->conns_opened, percentile(lg->lat_us, lg->lat_len, 50),
-           percentile(lg->lat_us, lg->lat_len, 90), percentile(lg->lat_us, lg->lat_len, 99),
-           lg->lat_len ? lg->lat_us[lg->lat_len - 1] : 0.0,
+           (unsigned long long)s->connect_errors, (unsigned long long)s->connect_failed,
+           (unsigned long long)s->io_errors, (unsigned long long)s->parse_errors,
+           (unsigned long long)s->dropped, (unsigned long long)s->conns_opened,
+           percentile(lg->lat_us, lg->lat_len, 50), percentile(lg->lat_us, lg->lat_len, 90),
+           percentile(lg->lat_us, lg->lat_len, 99), lg->lat_len ? lg->lat_us[lg->lat_len - 1] : 0.0,
            lg->lat_len ? sum / (double)lg->lat_len : 0.0);
 }
 

@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""meson test --suite bench: exact behaviour of fp-loadgen and fp-slow-origin.
+
+Usage: test_tools.py FP_LOADGEN FP_SLOW_ORIGIN. Starts the slow origin on a free loopback port
+and checks what the overload figures rest on: the generator schedules exactly rate x duration
+requests, every scheduled request lands in exactly one bucket, nothing beats the origin's
+service time, the origin's capacity is slots / service time, overload turns into timeouts
+rather than into lost requests, a full origin queue answers 503 (non-2xx), and a dead port is
+counted as connect errors. Bounded to about 10 s; stops what it starts by PID.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_origin(exe, args):
+    port = free_port()
+    p = subprocess.Popen([exe, "-p", str(port)] + args, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return p, port
+        except OSError:
+            time.sleep(0.02)
+    p.kill()
+    p.wait()
+    raise SystemExit("fp-slow-origin did not listen")
+
+
+def stop(p):
+    p.send_signal(signal.SIGTERM)
+    try:
+        _, err = p.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        _, err = p.communicate()
+    return err
+
+
+def loadgen(exe, port, *args):
+    r = subprocess.run([exe, "-p", str(port)] + list(args), capture_output=True, text=True,
+                       timeout=30)
+    if r.returncode != 0:
+        raise SystemExit("fp-loadgen failed: %s" % r.stderr)
+    return json.loads(r.stdout)
+
+
+FAILS = []
+
+
+def check(cond, what, res):
+    if not cond:
+        FAILS.append(what)
+        print("FAIL: %s\n  %s" % (what, res), file=sys.stderr)
+    else:
+        print("ok: %s" % what)
+
+
+def buckets_add_up(r):
+    return r["ok"] + r["non2xx"] + r["timeouts"] + r["errors"] == r["scheduled"]
+
+
+def main(argv):
+    lg, so = argv[1], argv[2]
+    for exe in (lg, so):
+        if not os.access(exe, os.X_OK):
+            print("%s not built" % exe, file=sys.stderr)
+            return 77
+    # Under ASan the tools are slower; the checks below have margins for that.
+    origin, port = start_origin(so, ["-s", "32", "-m", "10", "-b", "1024"])
+    try:
+        r = loadgen(lg, port, "-r", "500", "-d", "1", "-c", "64", "-t", "1000")
+        check(r["scheduled"] in (500, 501), "uniform arrivals: rate x duration scheduled", r)
+        check(r["ok"] == r["scheduled"] and buckets_add_up(r), "below capacity: every request 2xx",
+              r)
+        check(r["p50_us"] >= 10000, "no response faster than the 10 ms service time", r)
+        check(r["p99_us"] < 500000, "below capacity: p99 well under the timeout", r)
+
+        r = loadgen(lg, port, "-r", "12800", "-d", "1", "-c", "512", "-t", "300", "-P")
+        check(buckets_add_up(r), "overload: every scheduled request in exactly one bucket", r)
+        check(r["timeouts"] > 0, "4x capacity with a 300 ms timeout: timeouts counted", r)
+        check(r["goodput_rps"] < 3200 * 1.1, "goodput never above slots / service time", r)
+        check(r["goodput_rps"] > 3200 * 0.3, "goodput still a fair share of capacity", r)
+        check(r["max_us"] <= 300000 * 1.05, "no 2xx counted after the client timeout", r)
+    finally:
+        err = stop(origin)
+    check("served" in err, "slow origin prints its counters on SIGTERM", err)
+
+    origin, port = start_origin(so, ["-s", "1", "-m", "50", "-q", "0"])
+    try:
+        r = loadgen(lg, port, "-r", "200", "-d", "1", "-c", "64", "-t", "1000")
+        check(r["non2xx"] > 0 and buckets_add_up(r), "full origin queue: 503 counted as non-2xx",
+              r)
+        check(r["ok"] <= 25, "1 slot of 50 ms serves at most 20 requests/s", r)
+    finally:
+        stop(origin)
+
+    r = loadgen(lg, free_port(), "-r", "100", "-d", "0.5", "-t", "500")
+    check(r["connect_errors"] > 0 and r["ok"] == 0 and buckets_add_up(r),
+          "dead port: connect errors, nothing ok", r)
+    return 1 if FAILS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
