@@ -704,9 +704,13 @@ tcp_output(struct fp_tcb *tp)
         }
         /* off + len == sndq_bytes also rules out a FIN already sent: then off > sndq_bytes. */
         fin = (tp->t_flags & FP_TF_SHUTWR) != 0 && fin_state(tp) && off + len == tp->sndq_bytes;
-        /* RFC 896 Nagle: hold a small segment while data is unacknowledged. */
+        /*
+         * RFC 896 Nagle: hold a small segment of new data while data is unacknowledged. Never
+         * a retransmission (snd_nxt behind snd_max): that would stall a window smaller than a
+         * segment for good.
+         */
         if ((tp->t_flags & FP_TF_NODELAY) == 0 && len < tp->t_maxseg && len > 0 && !fin &&
-            tp->snd_max != tp->snd_una) {
+            tp->snd_max != tp->snd_una && tp->snd_nxt == tp->snd_max) {
             len = 0;
         }
         if (len == 0 && !fin) {

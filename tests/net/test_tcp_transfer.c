@@ -8,7 +8,7 @@
  *
  * Usage: test_tcp_transfer [--mib N] [--loss PPM] [--dup PPM] [--reorder PPM] [--corrupt PPM]
  *                          [--delay US] [--rate BPS] [--seed S] [--cubic] [--nagle]
- *                          [--no-sack] [--no-ts]
+ *                          [--no-sack] [--no-ts] [--rcvbuf B] [--sndbuf B] [--queue FRAMES]
  * Sizes are divided by h_scale() (8 under ASan, or $FP_TEST_SCALE).
  */
 #include <errno.h>
@@ -213,6 +213,15 @@ main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--seed") == 0) {
             lc.seed = strtoull(v, NULL, 0);
+            i++;
+        } else if (strcmp(a, "--rcvbuf") == 0) {
+            sc.rcv_buf = (uint32_t)strtoul(v, NULL, 0);
+            i++;
+        } else if (strcmp(a, "--sndbuf") == 0) {
+            sc.snd_buf = (uint32_t)strtoul(v, NULL, 0);
+            i++;
+        } else if (strcmp(a, "--queue") == 0) {
+            lc.queue_frames = (uint32_t)strtoul(v, NULL, 0);
             i++;
         } else if (strcmp(a, "--cubic") == 0) {
             sc.cc_algo = FP_TCP_CC_CUBIC;
