@@ -307,13 +307,10 @@ fp_tcp_session_start(struct fp_worker *w, const struct fp_frontend_conf *fe, str
     struct fp_io      *io = w->io;
     struct fp_session *s;
 
-    s = fp_pool_get(&w->sessions);
+    s = fp_worker_session_alloc(w, c, sizeof(*s));
     if (s == NULL) {
-        FP_STAT_INC(w, sess_pool_empty);
-        io->ops->close(c, 1);
         return;
     }
-    memset(s, 0, sizeof(*s));
     s->w = w;
     s->fe = fe;
     s->be = &w->conf->backends[fe->default_backend];

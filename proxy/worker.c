@@ -328,6 +328,20 @@ fp_worker_buf_trim(struct fp_worker *w, struct fp_buf *b)
     }
 }
 
+void *
+fp_worker_session_alloc(struct fp_worker *w, struct fp_conn *c, size_t size)
+{
+    void *obj = fp_pool_get(&w->sessions);
+
+    if (obj == NULL) {
+        FP_STAT_INC(w, sess_pool_empty);
+        w->io->ops->close(c, 1);
+        return NULL;
+    }
+    memset(obj, 0, size);
+    return obj;
+}
+
 void
 fp_worker_task_add(struct fp_worker *w, struct fp_task *t)
 {

@@ -141,6 +141,10 @@ struct fp_worker {
     struct fp_worker_stats stats;
 };
 
+/* Returns a zeroed session object of size bytes (at most fp_session_size()) for client c,
+ * or NULL after resetting c when w is at its maxconn (counted in sess_pool_empty). */
+void *fp_worker_session_alloc(struct fp_worker *w, struct fp_conn *c, size_t size);
+
 /* Links t into w's active list and counts a session. */
 void fp_worker_task_add(struct fp_worker *w, struct fp_task *t);
 

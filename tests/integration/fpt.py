@@ -3,6 +3,7 @@
 origin, and fastproxy itself, each started in a private temp dir and stopped by PID.
 Standard library only."""
 
+import faulthandler
 import hashlib
 import os
 import shutil
@@ -114,7 +115,9 @@ http {{
         if not os.access(binary, os.X_OK):
             sys.stderr.write("nginx is not installed\n")
             sys.exit(SKIP)
-        self.proc = Proc([binary, "-p", self.dir, "-c", conf], stderr=subprocess.DEVNULL)
+        # No inherited stdout: a leftover child must not hold the test runner's pipe open.
+        self.proc = Proc([binary, "-p", self.dir, "-c", conf], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
         if not wait_port(self.port):
             self.proc.stop()
             raise RuntimeError("nginx did not start: " + open(self.dir + "/error.log").read())
@@ -177,14 +180,17 @@ class Fastproxy:
         self.logf = open(self.log, "wb")
         e = dict(os.environ)
         e.update(env or {})
-        self.proc = Proc([fastproxy_path(), "-f", self.conf], stderr=self.logf, env=e)
+        self.proc = Proc([fastproxy_path(), "-f", self.conf], stdout=subprocess.DEVNULL,
+                         stderr=self.logf, env=e)
         for port in wait or []:
             if not wait_port(port):
-                self.stop()
-                raise RuntimeError("fastproxy did not listen on %d: %s" % (port, self.read_log()))
+                rc = self.stop()
+                raise RuntimeError("fastproxy (exit %s) did not listen on %d: %s" %
+                                   (rc, port, self.read_log()))
 
     def read_log(self):
-        self.logf.flush()
+        if not self.logf.closed:
+            self.logf.flush()
         with open(self.log, errors="replace") as f:
             return f.read()
 
@@ -264,6 +270,9 @@ class Runner:
 
     def run(self, name, fn, *args):
         t0 = time.monotonic()
+        # A test stuck for 90 s prints where it is stuck (then goes on to its own timeouts).
+        faulthandler.dump_traceback_later(90, exit=False)
+        print("...  %s" % name, flush=True)
         try:
             r = fn(*args)
             if r == SKIP:
@@ -276,6 +285,8 @@ class Runner:
             self.failed += 1
             print("FAIL %s" % name, flush=True)
             traceback.print_exc()
+        finally:
+            faulthandler.cancel_dump_traceback_later()
 
     def finish(self):
         print("%d passed, %d failed, %d skipped" % (self.passed, self.failed, self.skipped))

@@ -432,10 +432,11 @@ backends:
 stats:
   bind: "127.0.0.1:{ports['stats_port']}"
 """
-    fp = fpt.Fastproxy(tmp, cfg, wait=[ports["port"]])
-    env = dict(ports, tmp=tmp, nginx=nginx, fp=fp)
     r = fpt.Runner()
+    fp = None
     try:
+        fp = fpt.Fastproxy(tmp, cfg, wait=[ports["port"]])
+        env = dict(ports, tmp=tmp, nginx=nginx, fp=fp)
         r.run("curl keep-alive through conf", test_curl_keepalive, env)
         r.run("origin sees fewer connections than requests", test_origin_connection_reuse, env)
         r.run("pipelined requests answered in order", test_pipelining_in_order, env)
@@ -454,9 +455,9 @@ stats:
         r.run("access log lines written by the main thread", test_access_log, env)
         r.run("wrk keep-alive, no errors", test_wrk_keepalive, env)
     finally:
-        rc = fp.stop()
+        rc = fp.stop() if fp is not None else -1
         if rc != 0:
-            print("fastproxy exited %s\n%s" % (rc, fp.read_log()[-3000:]))
+            print("fastproxy exited %s\n%s" % (rc, fp.read_log()[-3000:] if fp else ""))
             r.failed += 1
         nginx.stop()
         hang.close()

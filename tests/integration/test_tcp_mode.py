@@ -274,11 +274,12 @@ def main():
                       'mode: tcp, default_backend: echo }\n' % echo_port)
     cfg = cfg.replace("backends:\n", 'backends:\n  - { name: echo, servers: [{ name: e, '
                       'address: "127.0.0.1:%d" }] }\n' % echo.port)
-    fp = fpt.Fastproxy(tmp, cfg, wait=[port, echo_port])
     env = {"tmp": tmp, "nginx": nginx, "port": port, "echo_port": echo_port,
            "echo_port_origin": echo.port, "stats_port": sport}
     r = fpt.Runner()
+    fp = None
     try:
+        fp = fpt.Fastproxy(tmp, cfg, wait=[port, echo_port])
         r.run("download 10 MiB through tcp mode, checksummed", test_download_10mib, env)
         r.run("echo 10 MiB both ways with half-close", test_echo_10mib_and_half_close, env)
         r.run("half-close passed on both ways", test_half_close_small, env)
@@ -291,9 +292,9 @@ def main():
         r.run("SIGTERM grace period expires", test_sigterm_grace_expires, env)
         r.run("sd_notify READY/STOPPING, bind failure exits 2", test_notify_and_bind_failure, env)
     finally:
-        rc = fp.stop()
+        rc = fp.stop() if fp is not None else -1
         if rc != 0:
-            print("main fastproxy exited %s\n%s" % (rc, fp.read_log()))
+            print("main fastproxy exited %s\n%s" % (rc, fp.read_log() if fp else ""))
             r.failed += 1
         nginx.stop()
         echo.stop()
