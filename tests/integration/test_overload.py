@@ -185,7 +185,7 @@ def test_open_loop_overload_bounded(env):
         return fpt.SKIP
     oport, port, sport = fpt.free_port(), fpt.free_port(), fpt.free_port()
     origin = fpt.Proc([slow, "-p", str(oport), "-s", "8", "-m", "20"],
-                      stderr=subprocess.DEVNULL)
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert fpt.wait_port(oport)
     text = cfg(port, oport, workers=2, maxconn_srv=8, queue=40, queue_to="300ms", stats=sport,
                maxconn=600)
