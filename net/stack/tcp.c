@@ -613,10 +613,25 @@ send_segment(struct fp_tcb *tp, uint32_t seq, uint32_t len, uint8_t flags)
     return 0;
 }
 
+/*
+ * The retransmission timeout in force: the RFC 6298 value from the RTT estimate, doubled for
+ * each consecutive timeout (§5.5) up to rto_max. As in BSD, the backoff ends (t_rxtshift = 0)
+ * when an ACK acknowledges new data, even a retransmission, while Karn's rule still keeps such an
+ * ACK out of the RTT estimate.
+ */
+static uint32_t
+cur_rto(const struct fp_tcb *tp)
+{
+    uint64_t rto = (uint64_t)tp->t_rto_us << (tp->t_rxtshift < 20 ? tp->t_rxtshift : 20);
+    uint64_t max = (uint64_t)tp->st->conf.rto_max_ms * 1000;
+
+    return (uint32_t)(rto < max ? rto : max);
+}
+
 static void
 arm_rexmt(struct fp_tcb *tp)
 {
-    tp->t_rexmt_at = tp->st->now_us + tp->t_rto_us;
+    tp->t_rexmt_at = tp->st->now_us + cur_rto(tp);
     tp->t_persist_at = 0;
 }
 
@@ -879,7 +894,6 @@ rexmt_timeout(struct fp_tcb *tp)
 {
     struct fp_stack *st = tp->st;
     uint32_t         limit;
-    uint64_t         rto;
 
     tp->t_rexmt_at = 0;
     limit = (tp->t_state == FP_TCP_SYN_SENT || tp->t_state == FP_TCP_SYN_RCVD) ? st->conf.syn_rexmt
@@ -892,13 +906,8 @@ rexmt_timeout(struct fp_tcb *tp)
         tcb_release(tp, -ETIMEDOUT);
         return;
     }
-    tp->t_rxtshift++;
+    tp->t_rxtshift++; /* RFC 6298 §5.5: back off (cur_rto doubles) */
     fp_stack_ctr_inc(st, FP_STK_TCP_REXMT_TIMEOUT);
-    rto = (uint64_t)tp->t_rto_us * 2;
-    if (rto > (uint64_t)st->conf.rto_max_ms * 1000) {
-        rto = (uint64_t)st->conf.rto_max_ms * 1000;
-    }
-    tp->t_rto_us = (uint32_t)rto;
     tp->t_rttime = 0;
     if (tp->t_state == FP_TCP_SYN_SENT || tp->t_state == FP_TCP_SYN_RCVD) {
         tp->snd_nxt = tp->iss;
@@ -1074,6 +1083,7 @@ static void
 conn_established(struct fp_tcb *tp)
 {
     tp->t_state = FP_TCP_ESTABLISHED;
+    tp->t_rxtshift = 0; /* SYN retransmissions do not back off the data's timer */
     tp->cc = fp_tcp_cc_get((enum fp_tcp_cc_algo)tp->t_cc_algo);
     tp->cc->init(tp);
     fp_stack_ctr_inc(tp->st, FP_STK_TCP_ESTABLISHED);
@@ -1316,7 +1326,7 @@ new_ack(struct fp_tcb *tp, const struct seg *s)
             retransmit_holes(tp, 2, true);
             tp->snd_cwnd = tp->snd_cwnd > acked ? tp->snd_cwnd - acked : 0;
             tp->snd_cwnd += tp->t_maxseg;
-            tp->t_rexmt_at = tp->st->now_us + tp->t_rto_us;
+            tp->t_rexmt_at = tp->st->now_us + cur_rto(tp);
             data_acked = 0;
             acked = 0;
         }
@@ -1336,7 +1346,7 @@ new_ack(struct fp_tcb *tp, const struct seg *s)
     if (tp->snd_una == tp->snd_max) {
         tp->t_rexmt_at = 0;
     } else {
-        tp->t_rexmt_at = tp->st->now_us + tp->t_rto_us;
+        tp->t_rexmt_at = tp->st->now_us + cur_rto(tp);
     }
     if ((tp->t_flags & FP_TF_WANT_WRITE) != 0 && tp->snd_buf - tp->sndq_bytes >= tp->snd_buf / 4) {
         tp->t_flags &= ~(uint32_t)FP_TF_WANT_WRITE;
