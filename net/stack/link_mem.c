@@ -99,8 +99,15 @@ enqueue(struct fp_memlink *ml, struct dir *d, struct fp_pkt *pkt, const uint8_t 
     } else {
         bytes = pkt->data;
     }
-    if (chance(ml, ml->conf.corrupt_ppm)) {
-        bytes[rnd(ml) % len] ^= (uint8_t)(1u << (rnd(ml) % 8));
+    /*
+     * Corruption models errors the Ethernet FCS would not catch (a faulty router or memory):
+     * one bit of an IPv4 packet, after the Ethernet header. ARP has no checksum of its own and
+     * relies on the FCS, so it is left alone.
+     */
+    if (len > FP_STK_ETH_HLEN && bytes[12] == 0x08 && bytes[13] == 0x00 &&
+        chance(ml, ml->conf.corrupt_ppm)) {
+        bytes[FP_STK_ETH_HLEN + rnd(ml) % (len - FP_STK_ETH_HLEN)] ^=
+                (uint8_t)(1u << (rnd(ml) % 8));
         d->stats.corrupted++;
     }
 }

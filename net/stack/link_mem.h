@@ -21,7 +21,7 @@ struct fp_memlink_conf {
     uint32_t loss_ppm;         /* frames lost, per million */
     uint32_t dup_ppm;          /* frames duplicated */
     uint32_t reorder_ppm;      /* frames held back by reorder_delay_us */
-    uint32_t corrupt_ppm;      /* frames with one bit flipped */
+    uint32_t corrupt_ppm;      /* IPv4 packets with one bit flipped (past the FCS's reach) */
     uint32_t delay_us;         /* one-way propagation delay */
     uint32_t reorder_delay_us; /* extra delay of a reordered frame (default 2 * delay_us + 100) */
     uint64_t rate_bps;         /* serialisation rate, 0 = unlimited */

@@ -1143,18 +1143,28 @@ sndq_drop(struct fp_tcb *tp, uint32_t n)
     }
 }
 
-/* Retransmits one segment at snd_una (fast retransmit and NewReno partial ACKs). */
+/*
+ * Retransmits one segment at snd_una (fast retransmit and NewReno partial ACKs): at most what was
+ * sent before (snd_max), never new data, which would leave snd_max behind the peer's ACKs.
+ */
 static void
 retransmit_head(struct fp_tcb *tp)
 {
-    uint32_t len = tp->sndq_bytes < tp->t_maxseg ? tp->sndq_bytes : tp->t_maxseg;
+    uint32_t sent = tp->snd_max - tp->snd_una;
+    uint32_t len;
     uint8_t  flags = TH_ACK;
+    bool fin_sent = (tp->t_flags & FP_TF_SENTFIN) != 0 && fp_seq_gt(tp->snd_max, tp->snd_fin_seq);
 
-    if (len == 0 && (tp->t_flags & FP_TF_SENTFIN) == 0) {
-        return;
+    if (fin_sent) {
+        sent--; /* the FIN's sequence number carries no byte */
     }
-    if ((tp->t_flags & FP_TF_SENTFIN) != 0 && tp->snd_una + len == tp->snd_fin_seq) {
+    len = sent < tp->sndq_bytes ? sent : tp->sndq_bytes;
+    len = len < tp->t_maxseg ? len : tp->t_maxseg;
+    if (fin_sent && tp->snd_una + len == tp->snd_fin_seq) {
         flags |= TH_FIN;
+    }
+    if (len == 0 && (flags & TH_FIN) == 0) {
+        return;
     }
     tp->t_rttime = 0;
     fp_stack_ctr_inc(tp->st, FP_STK_TCP_REXMT_SEGS);

@@ -9,6 +9,7 @@
  * Usage: test_tcp_transfer [--mib N] [--loss PPM] [--dup PPM] [--reorder PPM] [--corrupt PPM]
  *                          [--delay US] [--rate BPS] [--seed S] [--cubic] [--nagle]
  *                          [--no-sack] [--no-ts] [--rcvbuf B] [--sndbuf B] [--queue FRAMES]
+ *                          [--slow-reader US]
  * Sizes are divided by h_scale() (8 under ASan, or $FP_TEST_SCALE).
  */
 #include <errno.h>
@@ -33,7 +34,11 @@ struct xfer {
     int            client_err;
     struct fp_tcb *client;
     struct fp_tcb *server;
+    struct h_pair *pair;
+    uint32_t       slow_us; /* --slow-reader: read 4 KiB every slow_us instead of at once */
+    uint64_t       last_read_us;
     uint8_t        buf[65536];
+    uint8_t        rbuf[4096];
 };
 
 static void
@@ -45,6 +50,9 @@ server_readable(struct fp_tcb *c, void *user)
     ssize_t        n;
     uint32_t       i;
 
+    if (x->slow_us != 0) {
+        return; /* the pacer in xfer_done reads */
+    }
     for (;;) {
         n = fp_tcp_recv_pkts(c, &chain);
         if (n == -EAGAIN) {
@@ -144,11 +152,42 @@ static const struct fp_tcp_callbacks client_cb = {
         .on_closed = client_closed,
 };
 
+/* A slow application: 4 KiB every slow_us, so the window closes and reopens (persist). */
+static void
+slow_read(struct xfer *x)
+{
+    ssize_t n;
+    ssize_t i;
+
+    if (x->server == NULL || x->pair->now_us - x->last_read_us < x->slow_us) {
+        return;
+    }
+    x->last_read_us = x->pair->now_us;
+    n = fp_tcp_recv(x->server, x->rbuf, sizeof(x->rbuf));
+    if (n == 0) {
+        x->server_eof = true;
+        fp_tcp_close(x->server);
+        x->server = NULL;
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        if (x->rbuf[i] != h_pattern(x->seed, x->received + (uint64_t)i)) {
+            x->mismatches++;
+        }
+    }
+    if (n > 0) {
+        x->received += (uint64_t)n;
+    }
+}
+
 static bool
 xfer_done(void *arg)
 {
     struct xfer *x = arg;
 
+    if (x->slow_us != 0) {
+        slow_read(x);
+    }
     return x->server_eof || x->client_err != 0;
 }
 
@@ -186,6 +225,9 @@ main(int argc, char **argv)
     int                     rc;
     bool                    ok = true;
 
+    if (x == NULL) {
+        return 1;
+    }
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : "0";
@@ -223,6 +265,9 @@ main(int argc, char **argv)
         } else if (strcmp(a, "--queue") == 0) {
             lc.queue_frames = (uint32_t)strtoul(v, NULL, 0);
             i++;
+        } else if (strcmp(a, "--slow-reader") == 0) {
+            x->slow_us = (uint32_t)strtoul(v, NULL, 0);
+            i++;
         } else if (strcmp(a, "--cubic") == 0) {
             sc.cc_algo = FP_TCP_CC_CUBIC;
         } else if (strcmp(a, "--nagle") == 0) {
@@ -236,12 +281,10 @@ main(int argc, char **argv)
             return 2;
         }
     }
-    if (x == NULL) {
-        return 1;
-    }
     x->total = mib * 1024 * 1024 / h_scale();
     x->seed = lc.seed;
     rc = h_pair_create(&p, &lc, &sc);
+    x->pair = &p;
     if (rc < 0) {
         fprintf(stderr, "pair: %d\n", rc);
         return 1;
