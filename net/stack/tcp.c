@@ -1596,6 +1596,7 @@ process_data(struct fp_tcb *tp, struct seg *s)
         pkt_trim_front(p, n);
     }
     if (fp_seq_gt(p->seq + p->len, wnd_end)) {
+        fp_stack_ctr_add(st, FP_STK_TCP_RCVBUF_DROP, p->seq + p->len - wnd_end);
         p->len = wnd_end - p->seq; /* beyond the window: the peer will send it again */
         p->flags = 0;
     }
@@ -1671,7 +1672,13 @@ seq_acceptable(const struct fp_tcb *tp, const struct seg *s)
                        : fp_seq_in(s->seq, tp->rcv_nxt, tp->rcv_nxt + wnd) || s->seq == tp->rcv_nxt;
     }
     if (wnd == 0) {
-        return false;
+        /*
+         * RFC 9293 §3.10.7.4: with a zero window no data is acceptable, "but special allowance
+         * should be made to accept valid ACKs". An in-sequence segment goes on, its ACK is
+         * processed and its data trimmed away; dropping it whole deadlocks two peers that
+         * both have a closed window and data to send.
+         */
+        return s->seq == tp->rcv_nxt;
     }
     return fp_seq_in(s->seq, tp->rcv_nxt, tp->rcv_nxt + wnd) ||
            fp_seq_in(s->seq + len - 1, tp->rcv_nxt, tp->rcv_nxt + wnd);

@@ -9,7 +9,7 @@
  * Usage: test_tcp_transfer [--mib N] [--loss PPM] [--dup PPM] [--reorder PPM] [--corrupt PPM]
  *                          [--delay US] [--rate BPS] [--seed S] [--cubic] [--nagle]
  *                          [--no-sack] [--no-ts] [--rcvbuf B] [--sndbuf B] [--queue FRAMES]
- *                          [--slow-reader US]
+ *                          [--slow-reader US] [--echo]
  * Sizes are divided by h_scale() (8 under ASan, or $FP_TEST_SCALE).
  */
 #include <errno.h>
@@ -37,9 +37,91 @@ struct xfer {
     struct h_pair *pair;
     uint32_t       slow_us; /* --slow-reader: read 4 KiB every slow_us instead of at once */
     uint64_t       last_read_us;
+    bool           echo;      /* --echo: the server sends everything back, the client checks */
+    bool           echo_eof;  /* the client saw the end of the echo */
+    uint64_t       echoed;    /* echo bytes the client received */
+    uint32_t       epend_off; /* server: bytes of ebuf already sent */
+    uint32_t       epend_len; /* server: bytes in ebuf */
+    bool           srv_eof;   /* server: the client's FIN arrived */
     uint8_t        buf[65536];
     uint8_t        rbuf[4096];
+    uint8_t        ebuf[16384];
+    uint8_t        cbuf[16384];
 };
+
+/* Echo server: received bytes (checked) go back through a bounded buffer, by copy. */
+static void
+echo_server(struct fp_tcb *c, struct xfer *x)
+{
+    ssize_t  n;
+    ssize_t  i;
+    uint32_t want;
+
+    for (;;) {
+        while (x->epend_off < x->epend_len) {
+            n = fp_tcp_send(c, x->ebuf + x->epend_off, x->epend_len - x->epend_off);
+            if (n < 0) {
+                return; /* on_writable resumes */
+            }
+            x->epend_off += (uint32_t)n;
+        }
+        x->epend_off = 0;
+        x->epend_len = 0;
+        if (x->srv_eof) {
+            x->server_eof = true;
+            fp_tcp_close(c);
+            x->server = NULL;
+            return;
+        }
+        want = fp_tcp_send_space(c);
+        want = want < sizeof(x->ebuf) ? want : (uint32_t)sizeof(x->ebuf);
+        if (want == 0) {
+            want = 1;
+        }
+        n = fp_tcp_recv(c, x->ebuf, want);
+        if (n == -EAGAIN) {
+            return;
+        }
+        if (n == 0) {
+            x->srv_eof = true;
+            continue;
+        }
+        for (i = 0; i < n; i++) {
+            if (x->ebuf[i] != h_pattern(x->seed, x->received + (uint64_t)i)) {
+                x->mismatches++;
+            }
+        }
+        x->received += (uint64_t)n;
+        x->epend_len = (uint32_t)n;
+    }
+}
+
+static void
+echo_client_readable(struct fp_tcb *c, void *user)
+{
+    struct xfer *x = user;
+    ssize_t      n;
+    ssize_t      i;
+
+    for (;;) {
+        n = fp_tcp_recv(c, x->cbuf, sizeof(x->cbuf));
+        if (n == -EAGAIN) {
+            return;
+        }
+        if (n == 0) {
+            x->echo_eof = true;
+            fp_tcp_close(c);
+            x->client = NULL;
+            return;
+        }
+        for (i = 0; i < n; i++) {
+            if (x->cbuf[i] != h_pattern(x->seed, x->echoed + (uint64_t)i)) {
+                x->mismatches++;
+            }
+        }
+        x->echoed += (uint64_t)n;
+    }
+}
 
 static void
 server_readable(struct fp_tcb *c, void *user)
@@ -52,6 +134,10 @@ server_readable(struct fp_tcb *c, void *user)
 
     if (x->slow_us != 0) {
         return; /* the pacer in xfer_done reads */
+    }
+    if (x->echo) {
+        echo_server(c, x);
+        return;
     }
     for (;;) {
         n = fp_tcp_recv_pkts(c, &chain);
@@ -88,6 +174,7 @@ server_closed(struct fp_tcb *c, void *user, int err)
 
 static const struct fp_tcp_callbacks server_cb = {
         .on_readable = server_readable,
+        .on_writable = server_readable,
         .on_closed = server_closed,
 };
 
@@ -131,9 +218,13 @@ client_pump(struct fp_tcb *c, void *user)
         }
         x->sent += (uint64_t)rc;
     }
+    x->client_done = true;
+    if (x->echo) {
+        fp_tcp_shutdown(c); /* FIN after the data; the echo still has to come back */
+        return;
+    }
     fp_tcp_close(c); /* queued data still goes out, then FIN */
     x->client = NULL;
-    x->client_done = true;
 }
 
 static void
@@ -146,9 +237,30 @@ client_closed(struct fp_tcb *c, void *user, int err)
     fprintf(stderr, "client connection failed: %d\n", err);
 }
 
+static void
+client_writable(struct fp_tcb *c, void *user)
+{
+    struct xfer *x = user;
+
+    if (!x->client_done) {
+        client_pump(c, user);
+    }
+}
+
+static void
+client_readable(struct fp_tcb *c, void *user)
+{
+    struct xfer *x = user;
+
+    if (x->echo) {
+        echo_client_readable(c, user);
+    }
+}
+
 static const struct fp_tcp_callbacks client_cb = {
         .on_connected = client_pump,
-        .on_writable = client_pump,
+        .on_readable = client_readable,
+        .on_writable = client_writable,
         .on_closed = client_closed,
 };
 
@@ -187,6 +299,9 @@ xfer_done(void *arg)
 
     if (x->slow_us != 0) {
         slow_read(x);
+    }
+    if (x->echo) {
+        return (x->server_eof && x->echo_eof) || x->client_err != 0;
     }
     return x->server_eof || x->client_err != 0;
 }
@@ -268,6 +383,8 @@ main(int argc, char **argv)
         } else if (strcmp(a, "--slow-reader") == 0) {
             x->slow_us = (uint32_t)strtoul(v, NULL, 0);
             i++;
+        } else if (strcmp(a, "--echo") == 0) {
+            x->echo = true;
         } else if (strcmp(a, "--cubic") == 0) {
             sc.cc_algo = FP_TCP_CC_CUBIC;
         } else if (strcmp(a, "--nagle") == 0) {
@@ -307,7 +424,11 @@ main(int argc, char **argv)
     printf("link B->A: sent %" PRIu64 " lost %" PRIu64 " dup %" PRIu64 " reordered %" PRIu64
            " corrupted %" PRIu64 "\n",
            ls.sent, ls.lost, ls.duplicated, ls.reordered, ls.corrupted);
-    if (x->received != x->total || x->mismatches != 0 || !x->server_eof || x->client_err != 0) {
+    if (x->echo) {
+        printf("echo: %" PRIu64 " bytes back\n", x->echoed);
+    }
+    if (x->received != x->total || x->mismatches != 0 || !x->server_eof || x->client_err != 0 ||
+        (x->echo && (x->echoed != x->total || !x->echo_eof))) {
         fprintf(stderr, "FAIL: data\n");
         if (x->client != NULL) {
             struct fp_tcb *c = x->client;
