@@ -614,6 +614,24 @@ send_segment(struct fp_tcb *tp, uint32_t seq, uint32_t len, uint8_t flags)
 }
 
 /*
+ * The sequence number of a segment without data: snd_max, as BSD does, not snd_nxt. After an
+ * RTO snd_nxt goes back to snd_una, which the peer may have passed; an ACK with such an old
+ * sequence number fails its acceptability test and is dropped with the ACK it carries, and two
+ * peers retransmitting at once then never hear each other.
+ */
+static uint32_t
+pure_ack_seq(const struct fp_tcb *tp)
+{
+    uint32_t edge = tp->snd_una + tp->snd_wnd;
+
+    if (tp->t_state == FP_TCP_SYN_SENT || tp->t_state == FP_TCP_SYN_RCVD) {
+        return tp->snd_nxt;
+    }
+    /* Never past the peer's right edge, as Linux's tcp_acceptable_seq(). */
+    return fp_seq_gt(tp->snd_max, edge) ? edge : tp->snd_max;
+}
+
+/*
  * The retransmission timeout in force: the RFC 6298 value from the RTT estimate, doubled for
  * each consecutive timeout (§5.5) up to rto_max. As in BSD, the backoff ends (t_rxtshift = 0)
  * when an ACK acknowledges new data, even a retransmission, while Karn's rule still keeps such an
@@ -730,7 +748,7 @@ tcp_output(struct fp_tcb *tp)
         }
         if (len == 0 && !fin) {
             if ((tp->t_flags & FP_TF_ACKNOW) != 0) {
-                send_segment(tp, tp->snd_max, 0, TH_ACK);
+                send_segment(tp, pure_ack_seq(tp), 0, TH_ACK);
             }
             break;
         }
@@ -848,7 +866,7 @@ send_ack(struct fp_tcb *tp, bool challenge)
         tp->t_chack_count++;
         fp_stack_ctr_inc(st, FP_STK_TCP_CHALLENGE_ACK);
     }
-    send_segment(tp, tp->snd_nxt, 0, TH_ACK);
+    send_segment(tp, pure_ack_seq(tp), 0, TH_ACK);
 }
 
 static void
@@ -1314,6 +1332,14 @@ new_ack(struct fp_tcb *tp, const struct seg *s)
     uint32_t data_acked = acked;
     uint32_t flight;
 
+    /*
+     * The right edge of the send window stays where the last window update put it: an ACK
+     * that moves snd_una without updating the window (an older segment, RFC 9293 §3.10.7.4)
+     * must not move the edge along (BSD's snd_wnd -= acked). Otherwise we send past the
+     * peer's window.
+     */
+    tp->snd_wnd = tp->snd_wnd > acked ? tp->snd_wnd - acked : 0;
+
     if ((tp->t_flags & FP_TF_SENTFIN) != 0 && fp_seq_gt(s->ack, tp->snd_fin_seq)) {
         data_acked--; /* the FIN takes a sequence number, not a byte of the queue */
     }
@@ -1667,9 +1693,11 @@ seq_acceptable(const struct fp_tcb *tp, const struct seg *s)
     uint32_t len = s->len + ((s->flags & TH_SYN) ? 1 : 0) + ((s->flags & TH_FIN) ? 1 : 0);
 
     if (len == 0) {
-        return wnd == 0
-                       ? s->seq == tp->rcv_nxt
-                       : fp_seq_in(s->seq, tp->rcv_nxt, tp->rcv_nxt + wnd) || s->seq == tp->rcv_nxt;
+        /*
+         * The right edge is included (as BSD's trimming does): our pure ACKs carry snd_max, and
+         * a peer whose window we filled exactly sends its ACKs at our right edge.
+         */
+        return fp_seq_geq(s->seq, tp->rcv_nxt) && fp_seq_leq(s->seq, tp->rcv_nxt + wnd);
     }
     if (wnd == 0) {
         /*
