@@ -788,7 +788,7 @@ hs_drop_stale(struct fp_worker *w, struct fp_wq *q, uint64_t now)
 
 /*
  * Queues s until a server slot frees. A full queue (queue_size, or while it stands, what the
- * servers drain within codel_target) drops its oldest request (503) to make room: the newest
+ * servers drain within codel_interval) drops its oldest request (503) to make room: the newest
  * is the one whose client most likely still waits. Returns 0, or -1 if s ended.
  */
 static int
@@ -806,7 +806,9 @@ hs_enqueue(struct hsess *s)
         return hs_error(s, 503) == 0 ? 0 : -1;
     }
     hs_drop_stale(w, q, now);
-    cap = fp_wq_standing_cap(q, w->conf->global.overload.codel_target_ms);
+    /* What the servers drain in one interval: enough that arrival bursts do not empty a
+     * standing queue (which would make it FIFO again), small enough to bound memory. */
+    cap = fp_wq_standing_cap(q, w->conf->global.overload.codel_interval_ms);
     while (q->live >= cap && (victim = fp_wq_pop_oldest(q)) != NULL) {
         FP_STAT_INC(w, queue_dropped_stale);
         hs_refuse_queued(victim);

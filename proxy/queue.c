@@ -70,6 +70,7 @@ fp_wq_remove(struct fp_wq *q, uint32_t pos)
     trim(q);
 }
 
+/* Takes the item at pos out of the queue. */
 static void *
 take(struct fp_wq *q, uint32_t pos)
 {
@@ -78,10 +79,6 @@ take(struct fp_wq *q, uint32_t pos)
     q->items[pos % q->cap] = NULL;
     q->live--;
     trim(q);
-    if (q->live == 0) {
-        q->above_since_ms = 0;
-        q->lifo = false;
-    }
     return item;
 }
 
@@ -101,18 +98,30 @@ fp_wq_pop(struct fp_wq *q, uint64_t now_ms, bool lifo_allowed, uint32_t target_m
 {
     uint64_t oldest_wait;
     uint32_t pos;
+    void    *item;
 
     trim(q);
     if (q->live == 0) {
         return NULL;
     }
     oldest_wait = now_ms - q->enq_ms[q->head % q->cap];
-    if (!lifo_allowed || oldest_wait <= target_ms) {
+    /* Once standing, the queue stays LIFO until service empties it: a young head only means
+     * that the stale requests were just dropped. A queue that stood less than an interval ago
+     * stands again as soon as its head is above the target (CoDel re-enters its dropping
+     * state quickly after a recent exit), instead of growing a whole interval of FIFO waits. */
+    if (!lifo_allowed) {
         q->above_since_ms = 0;
         q->lifo = false;
+    } else if (q->lifo) {
+        /* stays */
+    } else if (oldest_wait <= target_ms) {
+        q->above_since_ms = 0;
+    } else if (q->lifo_exit_ms != 0 && now_ms - q->lifo_exit_ms < interval_ms) {
+        q->lifo = true;
+        q->lifo_switches++;
     } else if (q->above_since_ms == 0) {
         q->above_since_ms = now_ms;
-    } else if (!q->lifo && now_ms - q->above_since_ms >= interval_ms) {
+    } else if (now_ms - q->above_since_ms >= interval_ms) {
         q->lifo = true;
         q->lifo_switches++;
     }
@@ -124,7 +133,16 @@ fp_wq_pop(struct fp_wq *q, uint64_t now_ms, bool lifo_allowed, uint32_t target_m
         q->win_pops = 0;
     }
     q->win_pops++;
-    return take(q, pos);
+    item = take(q, pos);
+    if (q->live == 0) {
+        /* Service emptied the queue: it has drained, FIFO again (dropping never resets). */
+        if (q->lifo) {
+            q->lifo_exit_ms = now_ms;
+        }
+        q->above_since_ms = 0;
+        q->lifo = false;
+    }
+    return item;
 }
 
 void *
@@ -138,13 +156,13 @@ fp_wq_pop_stale(struct fp_wq *q, uint64_t now_ms, uint32_t target_ms)
 }
 
 uint32_t
-fp_wq_standing_cap(const struct fp_wq *q, uint32_t target_ms)
+fp_wq_standing_cap(const struct fp_wq *q, uint32_t span_ms)
 {
     uint64_t cap;
 
     if (!q->lifo) {
         return UINT32_MAX;
     }
-    cap = (uint64_t)q->rate_per_s * target_ms / 1000;
+    cap = (uint64_t)q->rate_per_s * span_ms / 1000;
     return cap > 0 ? (uint32_t)cap : 1;
 }

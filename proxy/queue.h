@@ -9,7 +9,7 @@
  * first-in first-out while the queue drains, which absorbs bursts fairly; once the oldest
  * request has waited longer than target for a whole interval, the queue is standing and is
  * served last-in first-out, so the requests whose clients most likely still wait are served
- * first and the old ones run into their timeout. Back to FIFO as soon as the delay drops.
+ * first and the old ones are dropped. Back to FIFO once the queue has emptied.
  */
 #ifndef FP_PROXY_QUEUE_H
 #define FP_PROXY_QUEUE_H
@@ -27,6 +27,7 @@ struct fp_wq {
     uint64_t  above_since_ms; /* 0, or since when the oldest wait exceeds the target */
     bool      lifo;
     uint64_t  lifo_switches; /* times the queue turned standing */
+    uint64_t  lifo_exit_ms;  /* when service last emptied a standing queue, 0 if never */
     uint64_t  win_start_ms;  /* service rate estimate: pops counted over one interval */
     uint32_t  win_pops;
     uint32_t  rate_per_s;    /* pops per second over the last full interval */
@@ -64,8 +65,8 @@ void *fp_wq_pop_stale(struct fp_wq *q, uint64_t now_ms, uint32_t target_ms);
 
 /*
  * How many requests may wait while the queue stands: what the measured service rate drains
- * within target_ms (at least 1). UINT32_MAX while the queue does not stand.
+ * within span_ms (at least 1). UINT32_MAX while the queue does not stand.
  */
-uint32_t fp_wq_standing_cap(const struct fp_wq *q, uint32_t target_ms);
+uint32_t fp_wq_standing_cap(const struct fp_wq *q, uint32_t span_ms);
 
 #endif /* FP_PROXY_QUEUE_H */

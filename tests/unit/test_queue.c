@@ -86,6 +86,18 @@ test_standing_queue_turns_lifo(void)
     /* With LIFO not allowed the same state serves FIFO. */
     CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 150, false, 5, 100, &d), &items[1]);
     CU_ASSERT_FALSE(q.lifo);
+    /* Standing again; then the stale ones go and only young requests wait: a young head does
+     * not end the standing state (only an empty queue does), the newest still goes first. */
+    fp_wq_pop(&q, 160, true, 5, 100, &d);
+    fp_wq_pop(&q, 260, true, 5, 100, &d);
+    CU_ASSERT_TRUE(q.lifo);
+    fp_wq_push(&q, &items[10], 259);
+    while (fp_wq_pop_stale(&q, 260, 5) != NULL) {
+    }
+    CU_ASSERT_EQUAL(q.live, 1);
+    fp_wq_push(&q, &items[11], 260);
+    CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 261, true, 5, 100, &d), &items[11]);
+    CU_ASSERT_TRUE(q.lifo);
     /* Emptying the queue resets it. */
     while (fp_wq_pop(&q, 400, true, 5, 100, &d) != NULL) {
     }
