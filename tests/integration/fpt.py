@@ -200,17 +200,23 @@ class Fastproxy:
         return rc
 
 
+def recv_all(s):
+    """Reads s until the peer closes, then closes s; returns the bytes."""
+    chunks = []
+    while True:
+        d = s.recv(1 << 20)
+        if not d:
+            break
+        chunks.append(d)
+    s.close()
+    return b"".join(chunks)
+
+
 def stats(port):
     """Returns the stats page as {name: value}, names with their labels."""
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
     s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-    data = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        data += d
-    s.close()
+    data = recv_all(s)
     body = data.split(b"\r\n\r\n", 1)[1].decode()
     out = {}
     for line in body.splitlines():
@@ -223,13 +229,7 @@ def http_get(port, path="/", host="localhost", timeout=10):
     """One HTTP/1.0-style GET with Connection: close over a raw socket; returns (status, body)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (path, host)).encode())
-    data = b""
-    while True:
-        d = s.recv(1 << 20)
-        if not d:
-            break
-        data += d
-    s.close()
+    data = recv_all(s)
     head, _, body = data.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1]) if head else 0
     return status, body

@@ -66,13 +66,7 @@ def test_200_concurrent(env):
         s.sendall(b"GET /small.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     ok = 0
     for s in socks:
-        data = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            data += d
-        s.close()
+        data = fpt.recv_all(s)
         if data.startswith(b"HTTP/1.1 200") and data.endswith(b"small\n"):
             ok += 1
     assert ok == 200, ok
@@ -95,13 +89,7 @@ def test_dead_server_skipped(env):
         for s in socks:
             s.sendall(b"GET /small.txt HTTP/1.0\r\n\r\n")
         for s in socks:
-            data = b""
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    break
-                data += d
-            s.close()
+            data = fpt.recv_all(s)
             assert data.endswith(b"small\n"), data
         st = fpt.stats(sport)
         assert st["fastproxy_connect_errors"] >= 1, st
