@@ -58,7 +58,6 @@ struct hsess {
     uint32_t                       rsp_fwd;   /* body bytes at rsp's head cleared to send */
     uint64_t                       req_body_sent;
     uint64_t                       rsp_sent; /* response bytes sent to the client */
-    uint32_t                       nb_reqs;
     enum fp_h1_method              method;
     uint8_t                        req_done;
     uint8_t                        rsp_head_done;
@@ -675,7 +674,6 @@ hs_on_req_head(struct hsess *s)
     int               rc;
 
     FP_STAT_INC(w, http_requests);
-    s->nb_reqs++;
     s->t_head_ms = w->io->ops->now_ms(w->io);
     if (s->fe->access_log) {
         const struct fp_h1_msg *m = &s->qp.msg;

@@ -17,8 +17,9 @@ struct fe_listener {
     const struct fp_frontend_conf *fe;
 };
 
+/* Frees every per-server and per-backend array of w (init failure and destroy alike). */
 static void
-free_overload(struct fp_worker *w)
+free_arrays(struct fp_worker *w)
 {
     uint32_t i;
 
@@ -30,9 +31,19 @@ free_overload(struct fp_worker *w)
     free(w->queues);
     free(w->srv_active);
     free(w->srv_limit);
+    free(w->idle_owner);
+    free(w->rr_next);
+    free(w->srv_base);
+    free(w->idle_n);
+    free(w->idle);
     w->queues = NULL;
     w->srv_active = NULL;
     w->srv_limit = NULL;
+    w->idle_owner = NULL;
+    w->rr_next = NULL;
+    w->srv_base = NULL;
+    w->idle_n = NULL;
+    w->idle = NULL;
 }
 
 static void worker_on_shed_timer(struct fp_timer *t);
@@ -148,17 +159,8 @@ fp_worker_init(struct fp_worker *w, unsigned id, unsigned nb_workers, const stru
     return 0;
 
 err_arrays:
-    free_overload(w);
-    free(w->idle_owner);
-    w->idle_owner = NULL;
-    free(w->rr_next);
-    free(w->srv_base);
-    free(w->idle_n);
-    free(w->idle);
-    w->rr_next = NULL;
-    w->srv_base = NULL;
-    w->idle_n = NULL;
-    w->idle = NULL;
+    free_arrays(w);
+    fp_ring_destroy(&w->alog);
     fp_pool_destroy(&w->hdrs);
 err_bufs:
     fp_pool_destroy(&w->bufs);
@@ -434,17 +436,7 @@ fp_worker_destroy(struct fp_worker *w)
     if (w->idle_n != NULL) {
         worker_close_idle(w);
     }
-    free(w->rr_next);
-    w->rr_next = NULL;
-    free(w->srv_base);
-    w->srv_base = NULL;
-    free(w->idle_n);
-    w->idle_n = NULL;
-    free(w->idle);
-    w->idle = NULL;
-    free(w->idle_owner);
-    w->idle_owner = NULL;
-    free_overload(w);
+    free_arrays(w);
     fp_ring_destroy(&w->alog);
     fp_pool_destroy(&w->hdrs);
     fp_pool_destroy(&w->bufs);
