@@ -13,6 +13,10 @@
  * Every scheduled request ends in exactly one bucket: ok (2xx), non2xx, timeout, error
  * (connect, I/O, parse) or dropped (FIFO full). Goodput counts the 2xx responses completed
  * within the arrival window, divided by its length, so the drain after it does not inflate it.
+ * The latency of 2xx responses and that of refusals (non-2xx responses: how fast a client
+ * learns it was shed) are kept apart, each in its own array sized at start; non-2xx responses
+ * are also counted by status (4xx, 5xx, and 502, 503, 504 among them). With -C every request
+ * opens its own connection and asks for close (a connection flood, as from many clients).
  * Responses must carry Content-Length; chunked bodies count as parse errors. All memory is
  * allocated before the first request. The result is one JSON line on stdout.
  *
@@ -74,6 +78,11 @@ struct lg_stats {
     uint64_t ok;
     uint64_t ok_in_window; /* 2xx completed before the end of the arrival window */
     uint64_t non2xx;
+    uint64_t n4xx;
+    uint64_t n5xx;
+    uint64_t n502;
+    uint64_t n503;
+    uint64_t n504;
     uint64_t timeouts;       /* in flight or waiting in the FIFO past the client timeout */
     uint64_t connect_errors; /* connection attempts that failed */
     uint64_t connect_failed; /* requests failed for it (none if none was waiting) */
@@ -92,6 +101,7 @@ struct lg {
     double             duration_s;
     double             timeout_s;
     bool               poisson;
+    bool               conn_per_req; /* -C: one connection per request, Connection: close */
     uint64_t           rng;
     double             t_end;
     double             next_arrival;
@@ -112,6 +122,8 @@ struct lg {
     double            *lat_us; /* latency of each 2xx response */
     uint64_t           lat_len;
     uint64_t           lat_cap;
+    double            *ref_us; /* latency of each non-2xx response (refusal); lat_cap too */
+    uint64_t           ref_len;
     struct lg_stats    st;
     char               scratch[LG_SCRATCH];
 };
@@ -324,6 +336,25 @@ dispatch(struct lg *lg)
 }
 
 static void
+count_refusal(struct lg *lg, int status, double lat_us)
+{
+    struct lg_stats *s = &lg->st;
+
+    s->non2xx++;
+    if (status >= 400 && status < 500) {
+        s->n4xx++;
+    } else if (status >= 500 && status < 600) {
+        s->n5xx++;
+        s->n502 += status == 502;
+        s->n503 += status == 503;
+        s->n504 += status == 504;
+    }
+    if (lg->ref_len < lg->lat_cap) {
+        lg->ref_us[lg->ref_len++] = lat_us;
+    }
+}
+
+static void
 request_done(struct lg *lg, struct lg_conn *c)
 {
     double lat_us = (ev_time() - c->sched) * 1e6;
@@ -337,10 +368,10 @@ request_done(struct lg *lg, struct lg_conn *c)
             lg->lat_us[lg->lat_len++] = lat_us;
         }
     } else {
-        lg->st.non2xx++;
+        count_refusal(lg, c->status, lat_us);
     }
     ev_timer_stop(lg->loop, &c->timer);
-    if (c->close_after) {
+    if (c->close_after || lg->conn_per_req) {
         conn_close(lg, c);
         return;
     }
@@ -560,25 +591,50 @@ percentile(const double *v, uint64_t n, double p)
     return v[(uint64_t)((double)(n - 1) * p / 100.0 + 0.5)];
 }
 
+static double
+sort_and_mean(double *v, uint64_t n)
+{
+    double   sum = 0;
+    uint64_t i;
+
+    qsort(v, n, sizeof(double), cmp_double);
+    for (i = 0; i < n; i++) {
+        sum += v[i];
+    }
+    return n ? sum / (double)n : 0.0;
+}
+
+/* The refusal part of the JSON line: non-2xx counts by status and their latency. */
+static void
+report_refusals(struct lg *lg)
+{
+    const struct lg_stats *s = &lg->st;
+    double                 mean = sort_and_mean(lg->ref_us, lg->ref_len);
+
+    printf(", \"n4xx\": %llu, \"n5xx\": %llu, \"n502\": %llu, \"n503\": %llu, \"n504\": %llu, "
+           "\"refused\": %llu, \"refused_p50_us\": %.0f, \"refused_p90_us\": %.0f, "
+           "\"refused_p99_us\": %.0f, \"refused_max_us\": %.0f, \"refused_mean_us\": %.1f",
+           (unsigned long long)s->n4xx, (unsigned long long)s->n5xx, (unsigned long long)s->n502,
+           (unsigned long long)s->n503, (unsigned long long)s->n504,
+           (unsigned long long)lg->ref_len, percentile(lg->ref_us, lg->ref_len, 50),
+           percentile(lg->ref_us, lg->ref_len, 90), percentile(lg->ref_us, lg->ref_len, 99),
+           lg->ref_len ? lg->ref_us[lg->ref_len - 1] : 0.0, mean);
+}
+
 static void
 report(struct lg *lg)
 {
     const struct lg_stats *s = &lg->st;
     uint64_t               errors = s->connect_failed + s->io_errors + s->parse_errors + s->dropped;
-    double                 sum = 0;
-    uint64_t               i;
+    double                 mean = sort_and_mean(lg->lat_us, lg->lat_len);
 
-    qsort(lg->lat_us, lg->lat_len, sizeof(double), cmp_double);
-    for (i = 0; i < lg->lat_len; i++) {
-        sum += lg->lat_us[i];
-    }
     printf("{\"offered_rps\": %.1f, \"duration_s\": %.3f, \"poisson\": %s, \"scheduled\": %llu, "
            "\"ok\": %llu, \"goodput_rps\": %.1f, \"non2xx\": %llu, \"timeouts\": %llu, "
            "\"errors\": %llu, \"connect_errors\": %llu, \"connect_failed\": %llu, "
            "\"io_errors\": %llu, "
            "\"parse_errors\": %llu, \"dropped\": %llu, \"conns_opened\": %llu, "
            "\"p50_us\": %.0f, \"p90_us\": %.0f, \"p99_us\": %.0f, \"max_us\": %.0f, "
-           "\"mean_us\": %.1f}\n",
+           "\"mean_us\": %.1f, \"conn_per_req\": %s",
            lg->rate, lg->duration_s, lg->poisson ? "true" : "false",
            (unsigned long long)s->scheduled, (unsigned long long)s->ok,
            (double)s->ok_in_window / lg->duration_s, (unsigned long long)s->non2xx,
@@ -588,17 +644,20 @@ report(struct lg *lg)
            (unsigned long long)s->dropped, (unsigned long long)s->conns_opened,
            percentile(lg->lat_us, lg->lat_len, 50), percentile(lg->lat_us, lg->lat_len, 90),
            percentile(lg->lat_us, lg->lat_len, 99), lg->lat_len ? lg->lat_us[lg->lat_len - 1] : 0.0,
-           lg->lat_len ? sum / (double)lg->lat_len : 0.0);
+           mean, lg->conn_per_req ? "true" : "false");
+    report_refusals(lg);
+    printf("}\n");
 }
 
 static void
 usage(FILE *f)
 {
     fprintf(f, "usage: fp-loadgen -p PORT -r RATE [-a ADDR] [-u PATH] [-d SECONDS] [-c CONNS]\n"
-               "                  [-t TIMEOUT_MS] [-P] [-s SEED]\n"
+               "                  [-t TIMEOUT_MS] [-P] [-C] [-s SEED]\n"
                "  open-loop HTTP/1.1 GETs at RATE requests/s (evenly spaced, Poisson with -P)\n"
                "  over at most CONNS connections (default 256), for SECONDS (default 5), each\n"
-               "  with a client timeout (default 1000 ms). Prints one JSON line.\n");
+               "  with a client timeout (default 1000 ms); -C: a new connection per request\n"
+               "  (Connection: close). Prints one JSON line.\n");
 }
 
 static int
@@ -614,7 +673,7 @@ parse_args(struct lg *lg, int argc, char **argv)
     lg->timeout_s = 1;
     lg->nb_conns = 256;
     lg->rng = 0x9e3779b97f4a7c15ULL;
-    while ((opt = getopt(argc, argv, "a:p:u:r:d:c:t:Ps:h")) != -1) {
+    while ((opt = getopt(argc, argv, "a:p:u:r:d:c:t:PCs:h")) != -1) {
         switch (opt) {
         case 'a':
             addr = optarg;
@@ -640,6 +699,9 @@ parse_args(struct lg *lg, int argc, char **argv)
         case 'P':
             lg->poisson = true;
             break;
+        case 'C':
+            lg->conn_per_req = true;
+            break;
         case 's':
             lg->rng = strtoull(optarg, NULL, 0) | 1;
             break;
@@ -663,8 +725,8 @@ parse_args(struct lg *lg, int argc, char **argv)
         return -EINVAL;
     }
     n = snprintf(lg->req, sizeof(lg->req),
-                 "GET %s HTTP/1.1\r\nHost: %s:%ld\r\nUser-Agent: fp-loadgen\r\n\r\n", path, addr,
-                 port);
+                 "GET %s HTTP/1.1\r\nHost: %s:%ld\r\nUser-Agent: fp-loadgen\r\n%s\r\n", path, addr,
+                 port, lg->conn_per_req ? "Connection: close\r\n" : "");
     if (n < 0 || (size_t)n >= sizeof(lg->req)) {
         fprintf(stderr, "fp-loadgen: path too long\n");
         return -EINVAL;
@@ -684,7 +746,8 @@ alloc_all(struct lg *lg)
     lg->fifo = calloc(lg->fifo_cap, sizeof(double));
     lg->lat_cap = (uint64_t)(lg->rate * lg->duration_s * 1.1) + 1024;
     lg->lat_us = calloc(lg->lat_cap, sizeof(double));
-    if (lg->conns == NULL || lg->fifo == NULL || lg->lat_us == NULL) {
+    lg->ref_us = calloc(lg->lat_cap, sizeof(double));
+    if (lg->conns == NULL || lg->fifo == NULL || lg->lat_us == NULL || lg->ref_us == NULL) {
         return -ENOMEM;
     }
     for (i = lg->nb_conns; i > 0; i--) {
@@ -740,6 +803,7 @@ out_free:
         free(lg->conns);
         free(lg->fifo);
         free(lg->lat_us);
+        free(lg->ref_us);
     }
     free(lg);
     return rc;

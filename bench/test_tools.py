@@ -6,8 +6,10 @@ Usage: test_tools.py FP_LOADGEN FP_SLOW_ORIGIN. Starts the slow origin on a free
 and checks what the overload figures rest on: the generator schedules exactly rate x duration
 requests, every scheduled request lands in exactly one bucket, nothing beats the origin's
 service time, the origin's capacity is slots / service time, overload turns into timeouts
-rather than into lost requests, a full origin queue answers 503 (non-2xx), and a dead port is
-counted as connect errors. Bounded to about 10 s; stops what it starts by PID.
+rather than into lost requests, a full origin queue answers 503 (non-2xx, counted by status,
+with the latency of those refusals apart from that of the 2xx), a new connection per request
+(-C) opens one connection per request, and a dead port is counted as connect errors. Bounded
+to about 10 s; stops what it starts by PID.
 """
 
 import json
@@ -73,6 +75,14 @@ def buckets_add_up(r):
     return r["ok"] + r["non2xx"] + r["timeouts"] + r["errors"] == r["scheduled"]
 
 
+def refusals_sane(r):
+    """Every non-2xx has a status class and a latency; percentiles are ordered."""
+    return (r["n4xx"] + r["n5xx"] <= r["non2xx"] and r["n502"] + r["n503"] + r["n504"] <= r["n5xx"]
+            and r["refused"] == r["non2xx"]
+            and r["refused_p50_us"] <= r["refused_p90_us"] <= r["refused_p99_us"]
+            <= r["refused_max_us"])
+
+
 def main(argv):
     lg, so = argv[1], argv[2]
     for exe in (lg, so):
@@ -88,6 +98,9 @@ def main(argv):
               r)
         check(r["p50_us"] >= 10000, "no response faster than the 10 ms service time", r)
         check(r["p99_us"] < 500000, "below capacity: p99 well under the timeout", r)
+        check(r["refused"] == 0 and r["refused_p99_us"] == 0 and r["n5xx"] == 0,
+              "below capacity: no refusal, no refusal latency", r)
+        check(r["conns_opened"] < r["scheduled"] / 4, "keep-alive: connections are reused", r)
 
         r = loadgen(lg, port, "-r", "12800", "-d", "1", "-c", "512", "-t", "300", "-P")
         check(buckets_add_up(r), "overload: every scheduled request in exactly one bucket", r)
@@ -105,6 +118,17 @@ def main(argv):
         check(r["non2xx"] > 0 and buckets_add_up(r), "full origin queue: 503 counted as non-2xx",
               r)
         check(r["ok"] <= 25, "1 slot of 50 ms serves at most 20 requests/s", r)
+        check(r["n503"] == r["non2xx"] and r["n5xx"] == r["non2xx"] and r["n502"] == 0
+              and r["n4xx"] == 0, "refusals counted by status: all 503", r)
+        check(refusals_sane(r) and r["refused_p99_us"] > 0, "refusal latency recorded", r)
+        # The origin answers a 503 at once, well before the 50 ms a served request takes.
+        check(r["refused_p50_us"] < 50000 and r["p50_us"] >= 50000,
+              "refusal latency kept apart from 2xx latency", r)
+        r = loadgen(lg, port, "-r", "200", "-d", "0.5", "-c", "64", "-t", "1000", "-C")
+        answered = r["ok"] + r["non2xx"]
+        check(r["conn_per_req"] and answered > 0 and r["conns_opened"] >= answered
+              and buckets_add_up(r), "-C: one connection per request", r)
+        check(r["n503"] > 0 and refusals_sane(r), "-C: refusals counted", r)
     finally:
         stop(origin)
 
