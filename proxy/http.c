@@ -68,8 +68,7 @@ struct hsess {
     uint8_t                        srv_reused;
     uint8_t                        srv_dirty; /* not reusable (bytes past the response...) */
     uint8_t                        has_slot;  /* counts in w->srv_active[srv_gi] */
-    uint8_t                        queued;    /* in w->queues[be_idx] at q_pos */
-    uint32_t                       q_pos;     /* position in the backend queue (H_QUEUED) */
+    struct fp_waiter               wait;      /* in w->queues[be_idx] while H_QUEUED */
     uint16_t                       status;   /* final status sent, for the log */
     uint64_t                       t_req_ms;  /* first byte of the request */
     uint64_t                       t_head_ms; /* request head parsed */
@@ -288,37 +287,11 @@ hs_log(struct hsess *s)
 
 static void hs_slot_release(struct hsess *s);
 
-static void
-count_qdelay(struct fp_worker *w, uint64_t ms)
-{
-    if (ms <= 1) {
-        FP_STAT_INC(w, qdelay_le_1ms);
-    } else if (ms <= 5) {
-        FP_STAT_INC(w, qdelay_le_5ms);
-    } else if (ms <= 10) {
-        FP_STAT_INC(w, qdelay_le_10ms);
-    } else if (ms <= 50) {
-        FP_STAT_INC(w, qdelay_le_50ms);
-    } else if (ms <= 100) {
-        FP_STAT_INC(w, qdelay_le_100ms);
-    } else if (ms <= 500) {
-        FP_STAT_INC(w, qdelay_le_500ms);
-    } else if (ms <= 1000) {
-        FP_STAT_INC(w, qdelay_le_1s);
-    } else {
-        FP_STAT_INC(w, qdelay_gt_1s);
-    }
-}
-
 /* Takes s out of its backend's queue (it timed out, its client left, or it ends). */
 static void
 hs_unqueue(struct hsess *s)
 {
-    if (s->queued) {
-        s->queued = 0;
-        fp_wq_remove(&s->w->queues[s->be_idx], s->q_pos);
-        fp_worker_queue_gauge(s->w, -1);
-    }
+    fp_worker_unqueue(s->w, &s->wait);
 }
 
 /* ---- ending ---- */
@@ -757,102 +730,50 @@ hs_process_req(struct hsess *s)
 
 /* ---- server connection ---- */
 
-/* Refuses a request taken out of the queue (it is no longer in it). */
-static void
-hs_refuse_queued(struct hsess *victim)
+static struct hsess *
+waiter_sess(struct fp_waiter *wt)
 {
-    victim->queued = 0;
-    fp_worker_queue_gauge(victim->w, -1);
-    if (hs_error(victim, 503) == 0) {
-        hs_update(victim);
+    return (struct hsess *)(void *)((char *)wt - offsetof(struct hsess, wait));
+}
+
+/* The queue dropped this request (old work first): 503 at once. */
+static void
+hs_on_queue_refuse(struct fp_waiter *wt)
+{
+    struct hsess *s = waiter_sess(wt);
+
+    if (hs_error(s, 503) == 0) {
+        hs_update(s);
     }
 }
 
-/*
- * While the queue stands, drops (503) what waited longer than codel_target: old work goes
- * first, and a refusal never waits much longer than the target.
- */
+/* A slot of the backend freed for this queued request: on to a server. */
 static void
-hs_drop_stale(struct fp_worker *w, struct fp_wq *q, uint64_t now)
+hs_on_queue_grant(struct fp_waiter *wt)
 {
-    struct hsess *victim;
+    struct hsess *s = waiter_sess(wt);
 
-    while ((victim = fp_wq_pop_stale(q, now, w->conf->global.overload.codel_target_ms)) !=
-           NULL) {
-        FP_STAT_INC(w, queue_dropped_stale);
-        hs_refuse_queued(victim);
-    }
-}
-
-/*
- * Queues s until a server slot frees. A full queue (queue_size, or while it stands, what the
- * servers drain within codel_interval) drops its oldest request (503) to make room: the newest
- * is the one whose client most likely still waits. Returns 0, or -1 if s ended.
- */
-static int
-hs_enqueue(struct hsess *s)
-{
-    struct fp_worker *w = s->w;
-    struct fp_wq     *q = &w->queues[s->be_idx];
-    uint64_t          now = w->io->ops->now_ms(w->io);
-    uint32_t          cap;
-    struct hsess     *victim;
-    int64_t           pos;
-
-    if (q->cap == 0) {
-        FP_STAT_INC(w, queue_full);
-        return hs_error(s, 503) == 0 ? 0 : -1;
-    }
-    hs_drop_stale(w, q, now);
-    /* What the servers drain in one interval: enough that arrival bursts do not empty a
-     * standing queue (which would make it FIFO again), small enough to bound memory. */
-    cap = fp_wq_standing_cap(q, w->conf->global.overload.codel_interval_ms);
-    while (q->live >= cap && (victim = fp_wq_pop_oldest(q)) != NULL) {
-        FP_STAT_INC(w, queue_dropped_stale);
-        hs_refuse_queued(victim);
-    }
-    pos = fp_wq_push(q, s, now);
-    if (pos == -ENOBUFS) {
-        victim = fp_wq_pop_oldest(q);
-        FP_STAT_INC(w, queue_dropped_oldest);
-        hs_refuse_queued(victim);
-        pos = fp_wq_push(q, s, now);
-    }
-    s->q_pos = (uint32_t)pos;
-    s->queued = 1;
-    s->state = H_QUEUED;
-    FP_STAT_INC(w, queued);
-    fp_worker_queue_gauge(w, 1);
-    hs_arm(s, w->conf->timeouts.queue_ms);
-    return 0;
-}
-
-/* Hands a freed slot of backend be_idx to the request the queue discipline picks. */
-static void
-hs_dequeue(struct fp_worker *w, uint32_t be_idx)
-{
-    const struct fp_overload_conf *o = &w->conf->global.overload;
-    struct fp_wq                  *q = &w->queues[be_idx];
-    uint64_t                       switches = q->lifo_switches;
-    uint64_t                       delay = 0;
-    struct hsess                  *s;
-
-    s = fp_wq_pop(q, w->io->ops->now_ms(w->io), o->discipline == FP_QUEUE_ADAPTIVE_LIFO,
-                  o->codel_target_ms, o->codel_interval_ms, &delay);
-    hs_drop_stale(w, q, w->io->ops->now_ms(w->io));
-    if (s == NULL) {
-        return;
-    }
-    if (q->lifo_switches != switches) {
-        FP_STAT_INC(w, queue_lifo);
-    }
-    s->queued = 0;
-    fp_worker_queue_gauge(w, -1);
-    count_qdelay(w, delay);
     s->state = H_CONNECT;
     if (hs_acquire_server(s) == 0) {
         hs_update(s);
     }
+}
+
+/* Waits for a server slot. Returns 0, or -1 if s ended. */
+static int
+hs_enqueue(struct hsess *s)
+{
+    struct fp_worker *w = s->w;
+
+    s->wait.be_idx = s->be_idx;
+    s->wait.grant = hs_on_queue_grant;
+    s->wait.refuse = hs_on_queue_refuse;
+    if (fp_worker_enqueue(w, &s->wait) != 0) {
+        return hs_error(s, 503) == 0 ? 0 : -1;
+    }
+    s->state = H_QUEUED;
+    hs_arm(s, w->conf->timeouts.queue_ms);
+    return 0;
 }
 
 static void
@@ -862,8 +783,7 @@ hs_slot_release(struct hsess *s)
         return;
     }
     s->has_slot = 0;
-    s->w->srv_active[s->srv_gi]--;
-    hs_dequeue(s->w, s->be_idx);
+    fp_worker_slot_release(s->w, s->be_idx, s->srv_gi, true);
 }
 
 /*
@@ -889,7 +809,7 @@ hs_acquire_server(struct hsess *s)
             break;
         }
         gi = w->srv_base[s->be_idx] + idx;
-        if (w->srv_limit[gi] != 0 && w->srv_active[gi] >= w->srv_limit[gi]) {
+        if (!fp_worker_slot_free(w, gi)) {
             full |= 1ULL << idx;
             continue;
         }
@@ -899,7 +819,7 @@ hs_acquire_server(struct hsess *s)
         s->tried |= 1ULL << idx;
         s->srv_gi = gi;
         s->has_slot = 1;
-        w->srv_active[gi]++;
+        fp_worker_slot_take(w, s->be_idx, gi);
         s->srv = idle_take(w, gi);
         if (s->srv != NULL) {
             FP_STAT_INC(w, srv_conn_reused);
@@ -923,7 +843,7 @@ hs_acquire_server(struct hsess *s)
         }
         s->srv = NULL;
         s->has_slot = 0;
-        w->srv_active[gi]--;
+        fp_worker_slot_release(w, s->be_idx, gi, false);
         if (rc == -ENOBUFS) {
             FP_STAT_INC(w, conn_pool_empty);
             pool_empty = 1;
@@ -936,7 +856,7 @@ hs_acquire_server(struct hsess *s)
     }
     FP_STAT_INC(w, no_server);
     /* A slot this request gave back (a failed retry) is not lost for those waiting. */
-    hs_dequeue(w, s->be_idx);
+    fp_worker_dispatch(w, s->be_idx);
     /* 502 when servers were tried and failed; 503 when none could even be tried. */
     return hs_error(s, s->tried != 0 && !pool_empty ? 502 : 503) == 0 ? 0 : -1;
 }
@@ -957,7 +877,7 @@ hs_server_failed(struct hsess *s, int connect_failed)
     if (retry) {
         /* The slot goes back first: the retry may pick another server, or wait in turn. */
         s->has_slot = 0;
-        s->w->srv_active[s->srv_gi]--;
+        fp_worker_slot_release(s->w, s->be_idx, s->srv_gi, false);
         if (s->srv_reused) {
             /* A dead idle connection is not the server's refusal: it may be tried again. */
             s->tried &= ~(1ULL << (s->srv_gi - s->w->srv_base[s->be_idx]));
@@ -1276,7 +1196,7 @@ hs_cli_read(struct hsess *s)
         s->cli_eof = 1;
         if (s->state == H_QUEUED && n == 0) {
             /* Nobody waits for this answer any more: never send it (abortonclose). */
-            FP_STAT_INC(w, queue_client_gone);
+            FP_BE_STAT_INC(w, s->be_idx, queue_client_gone);
             hs_end(s, 0);
             return -1;
         }
@@ -1376,7 +1296,7 @@ hs_on_timer(struct fp_timer *t)
         hs_end(s, 0);
         return;
     case H_QUEUED:
-        FP_STAT_INC(s->w, queue_timeouts);
+        FP_BE_STAT_INC(s->w, s->be_idx, queue_timeouts);
         if (hs_error(s, 503) < 0) {
             return;
         }
@@ -1385,7 +1305,7 @@ hs_on_timer(struct fp_timer *t)
         FP_STAT_INC(s->w, connect_timeouts);
         hs_close_srv(s, 1);
         s->has_slot = 0;
-        s->w->srv_active[s->srv_gi]--;
+        fp_worker_slot_release(s->w, s->be_idx, s->srv_gi, false);
         if (hs_acquire_server(s) < 0) {
             return;
         }

@@ -34,8 +34,10 @@ struct fp_session {
     uint64_t                       last_ms;    /* last transfer, for the inactivity timeout */
     uint32_t                       timeout_ms; /* what the timer currently enforces */
     uint32_t                       srv_idx;    /* server being used or tried */
+    struct fp_waiter               wait;       /* waiting for a server slot (maxconn) */
     uint64_t                       tried;      /* servers tried so far, bit per server */
     uint8_t                        connecting;
+    uint8_t                        has_slot; /* holds a slot of server srv_idx */
     uint8_t                        cli_eof;  /* client sent FIN */
     uint8_t                        srv_eof;  /* server sent FIN */
     uint8_t                        cli_shut; /* FIN sent to the client */

@@ -4,6 +4,10 @@
  * bounded buffers, honours half-closes (a FIN is passed on once its direction's buffer has
  * drained), retries the next server when a connect fails, and ends on inactivity.
  *
+ * A server's maxconn counts sessions: a session holds a slot of its server from the connect
+ * until it ends, and a session that finds every server full waits in the backend's queue,
+ * with nothing read from its client, for at most timeouts.queue (then it is closed).
+ *
  * Flow control is the buffers: a direction stops reading while its buffer is full, so a slow
  * reader pushes back on a fast writer through TCP's own window, and memory per session is
  * bounded by two buffers. Buffers are taken from the pool only while they hold data.
@@ -11,6 +15,7 @@
 #include "proxy/session.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "net/debug.h"
@@ -24,13 +29,35 @@ enum sess_end {
 static void sess_on_cli(struct fp_conn *c, unsigned events);
 static void sess_on_srv(struct fp_conn *c, unsigned events);
 
+static uint32_t
+sess_be_idx(const struct fp_session *s)
+{
+    return (uint32_t)(s->be - s->w->conf->backends);
+}
+
+/* Gives back s's server slot, if it holds one; dispatch as for fp_worker_slot_release. */
+static void
+sess_slot_release(struct fp_session *s, bool dispatch)
+{
+    uint32_t be_idx = sess_be_idx(s);
+
+    if (s->has_slot) {
+        s->has_slot = 0;
+        fp_worker_slot_release(s->w, be_idx, s->w->srv_base[be_idx] + s->srv_idx, dispatch);
+    }
+}
+
 static void
 sess_end(struct fp_session *s, enum sess_end how)
 {
     struct fp_worker *w = s->w;
     struct fp_io     *io = w->io;
+    uint32_t          be_idx = sess_be_idx(s);
+    uint32_t          gi = w->srv_base[be_idx] + s->srv_idx;
+    bool              had_slot = s->has_slot;
 
     io->ops->timer_stop(io, &s->timer);
+    fp_worker_unqueue(w, &s->wait);
     if (s->srv != NULL) {
         io->ops->close(s->srv, how == SESS_END_ABORT);
         s->srv = NULL;
@@ -43,6 +70,10 @@ sess_end(struct fp_session *s, enum sess_end how)
     fp_worker_buf_release(w, &s->rsp);
     fp_worker_task_del(w, &s->task);
     fp_pool_put(&w->sessions, s);
+    /* Last, once s is gone: the slot's next owner is granted (and may end) right here. */
+    if (had_slot) {
+        fp_worker_slot_release(w, be_idx, gi, true);
+    }
 }
 
 static void
@@ -72,10 +103,16 @@ sess_on_timer(struct fp_timer *t)
     uint64_t           now = io->ops->now_ms(io);
     uint64_t           idle = now - s->last_ms;
 
+    if (s->wait.queued) {
+        FP_BE_STAT_INC(w, sess_be_idx(s), queue_timeouts);
+        sess_end(s, SESS_END_ABORT);
+        return;
+    }
     if (s->connecting) {
         FP_STAT_INC(w, connect_timeouts);
         io->ops->close(s->srv, 1);
         s->srv = NULL;
+        sess_slot_release(s, false);
         sess_connect_next(s);
         return;
     }
@@ -238,6 +275,7 @@ sess_on_srv(struct fp_conn *c, unsigned events)
         FP_STAT_INC(w, connect_errors);
         w->io->ops->close(s->srv, 0);
         s->srv = NULL;
+        sess_slot_release(s, false);
         sess_connect_next(s);
         return;
     }
@@ -258,24 +296,53 @@ sess_on_srv(struct fp_conn *c, unsigned events)
     sess_update(s);
 }
 
+static struct fp_session *
+waiter_sess(struct fp_waiter *wt)
+{
+    return (struct fp_session *)(void *)((char *)wt - offsetof(struct fp_session, wait));
+}
+
+/* A slot freed for this waiting session: on to a server. */
+static void
+sess_on_queue_grant(struct fp_waiter *wt)
+{
+    sess_connect_next(waiter_sess(wt));
+}
+
+/* The queue dropped this session (old work first): close the client, nothing was read. */
+static void
+sess_on_queue_refuse(struct fp_waiter *wt)
+{
+    sess_end(waiter_sess(wt), SESS_END_ABORT);
+}
+
 /*
  * Tries the backend's servers in round-robin order, each at most once per session: a server
  * that refuses or does not answer in time is skipped for this attempt (HAProxy's "redispatch"
- * for a connection that never started).
+ * for a connection that never started). Servers at their maxconn are skipped too; when only
+ * those remain the session waits in the backend's queue.
  */
 static void
 sess_connect_next(struct fp_session *s)
 {
     struct fp_worker *w = s->w;
     struct fp_io     *io = w->io;
-    uint32_t          be_idx = (uint32_t)(s->be - w->conf->backends);
+    uint32_t          be_idx = sess_be_idx(s);
+    uint64_t          full = 0;
     uint32_t          idx;
+    uint32_t          gi;
+    int               pool_empty = 0;
     int               rc;
 
     for (;;) {
-        idx = fp_backend_pick_server(w, be_idx, s->tried);
+        idx = fp_backend_pick_server(w, be_idx, s->tried | full);
         if (idx == UINT32_MAX) {
             break;
+        }
+        gi = w->srv_base[be_idx] + idx;
+        if (!fp_worker_slot_free(w, gi)) {
+            full |= 1ULL << idx;
+            continue;
         }
         if (s->tried != 0) {
             FP_STAT_INC(w, retries);
@@ -284,6 +351,8 @@ sess_connect_next(struct fp_session *s)
         s->srv_idx = idx;
         rc = io->ops->connect(io, &s->be->servers[idx].addr, &s->srv);
         if (rc == 0) {
+            fp_worker_slot_take(w, be_idx, gi);
+            s->has_slot = 1;
             s->srv->handler = sess_on_srv;
             s->srv->data = s;
             s->connecting = 1;
@@ -293,11 +362,23 @@ sess_connect_next(struct fp_session *s)
         s->srv = NULL;
         if (rc == -ENOBUFS) {
             FP_STAT_INC(w, conn_pool_empty);
+            pool_empty = 1;
             break;
         }
         FP_STAT_INC(w, connect_errors);
     }
+    if (full != 0 && !pool_empty) {
+        s->wait.be_idx = be_idx;
+        s->wait.grant = sess_on_queue_grant;
+        s->wait.refuse = sess_on_queue_refuse;
+        if (fp_worker_enqueue(w, &s->wait) == 0) {
+            sess_arm(s, w->conf->timeouts.queue_ms);
+            return;
+        }
+    }
     FP_STAT_INC(w, no_server);
+    /* A slot this session gave back (a failed retry) is not lost for those waiting. */
+    fp_worker_dispatch(w, be_idx);
     sess_end(s, SESS_END_ABORT);
 }
 

@@ -29,6 +29,7 @@ free_arrays(struct fp_worker *w)
         }
     }
     free(w->queues);
+    free(w->be_stats);
     free(w->srv_active);
     free(w->srv_limit);
     free(w->idle_owner);
@@ -37,6 +38,7 @@ free_arrays(struct fp_worker *w)
     free(w->idle_n);
     free(w->idle);
     w->queues = NULL;
+    w->be_stats = NULL;
     w->srv_active = NULL;
     w->srv_limit = NULL;
     w->idle_owner = NULL;
@@ -123,9 +125,10 @@ fp_worker_init(struct fp_worker *w, unsigned id, unsigned nb_workers, const stru
     w->srv_active = calloc(nb_servers + 1, sizeof(*w->srv_active));
     w->srv_limit = calloc(nb_servers + 1, sizeof(*w->srv_limit));
     w->queues = calloc(conf->nb_backends + 1, sizeof(*w->queues));
+    w->be_stats = calloc(conf->nb_backends + 1, sizeof(*w->be_stats));
     if (w->rr_next == NULL || w->srv_base == NULL || w->idle_n == NULL || w->idle == NULL ||
         w->idle_owner == NULL || w->srv_active == NULL || w->srv_limit == NULL ||
-        w->queues == NULL) {
+        w->queues == NULL || w->be_stats == NULL) {
         goto err_arrays;
     }
     /* Share-nothing limits: each worker owns its share of every server's maxconn and of
@@ -223,14 +226,156 @@ worker_on_shed_timer(struct fp_timer *t)
     w->io->ops->timer_arm(w->io, &w->shed_timer, 20);
 }
 
-void
-fp_worker_queue_gauge(struct fp_worker *w, int64_t delta)
-{
-    uint64_t len = FP_STAT_READ(w, queue_len) + (uint64_t)delta;
+/* ---- server slots and backend queues ---- */
 
-    __atomic_store_n(&w->stats.queue_len, len, __ATOMIC_RELAXED);
-    if (len > FP_STAT_READ(w, queue_max)) {
-        __atomic_store_n(&w->stats.queue_max, len, __ATOMIC_RELAXED);
+static void
+queue_gauge(struct fp_worker *w, uint32_t be_idx, int64_t delta)
+{
+    struct fp_backend_stats *bs = &w->be_stats[be_idx];
+    uint64_t                 len = __atomic_load_n(&bs->queue_len, __ATOMIC_RELAXED) +
+                   (uint64_t)delta;
+
+    __atomic_store_n(&bs->queue_len, len, __ATOMIC_RELAXED);
+    if (len > __atomic_load_n(&bs->queue_max, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&bs->queue_max, len, __ATOMIC_RELAXED);
+    }
+}
+
+static void
+count_qdelay(struct fp_worker *w, uint32_t be, uint64_t ms)
+{
+    if (ms <= 1) {
+        FP_BE_STAT_INC(w, be, qdelay_le_1ms);
+    } else if (ms <= 5) {
+        FP_BE_STAT_INC(w, be, qdelay_le_5ms);
+    } else if (ms <= 10) {
+        FP_BE_STAT_INC(w, be, qdelay_le_10ms);
+    } else if (ms <= 50) {
+        FP_BE_STAT_INC(w, be, qdelay_le_50ms);
+    } else if (ms <= 100) {
+        FP_BE_STAT_INC(w, be, qdelay_le_100ms);
+    } else if (ms <= 500) {
+        FP_BE_STAT_INC(w, be, qdelay_le_500ms);
+    } else if (ms <= 1000) {
+        FP_BE_STAT_INC(w, be, qdelay_le_1s);
+    } else {
+        FP_BE_STAT_INC(w, be, qdelay_gt_1s);
+    }
+}
+
+/* Refuses a waiter the queue discipline took out. */
+static void
+refuse_dropped(struct fp_worker *w, struct fp_waiter *victim)
+{
+    victim->queued = 0;
+    queue_gauge(w, victim->be_idx, -1);
+    victim->refuse(victim);
+}
+
+/*
+ * While the queue stands, refuses what waited longer than codel_target: old work goes first,
+ * and a refusal never waits much longer than the target (CoDel's drop at the head).
+ */
+static void
+drop_stale(struct fp_worker *w, uint32_t be_idx, uint64_t now)
+{
+    struct fp_waiter *victim;
+
+    while ((victim = fp_wq_pop_stale(&w->queues[be_idx], now,
+                                     w->conf->global.overload.codel_target_ms)) != NULL) {
+        FP_BE_STAT_INC(w, be_idx, queue_dropped_stale);
+        refuse_dropped(w, victim);
+    }
+}
+
+void
+fp_worker_slot_take(struct fp_worker *w, uint32_t be_idx, uint32_t gi)
+{
+    w->srv_active[gi]++;
+    FP_BE_STAT_INC(w, be_idx, slots_busy);
+}
+
+void
+fp_worker_slot_release(struct fp_worker *w, uint32_t be_idx, uint32_t gi, bool dispatch)
+{
+    w->srv_active[gi]--;
+    FP_BE_STAT_ADD(w, be_idx, slots_busy, (uint64_t)-1);
+    if (dispatch) {
+        fp_worker_dispatch(w, be_idx);
+    }
+}
+
+void
+fp_worker_dispatch(struct fp_worker *w, uint32_t be_idx)
+{
+    const struct fp_overload_conf *o = &w->conf->global.overload;
+    struct fp_wq                  *q = &w->queues[be_idx];
+    uint64_t                       switches = q->lifo_switches;
+    uint64_t                       now = w->io->ops->now_ms(w->io);
+    uint64_t                       delay = 0;
+    struct fp_waiter              *wt;
+
+    if (q->live == 0) {
+        return;
+    }
+    wt = fp_wq_pop(q, now, o->discipline == FP_QUEUE_ADAPTIVE_LIFO, o->codel_target_ms,
+                   o->codel_interval_ms, &delay);
+    drop_stale(w, be_idx, now);
+    if (wt == NULL) {
+        return;
+    }
+    if (q->lifo_switches != switches) {
+        FP_BE_STAT_INC(w, be_idx, queue_lifo);
+    }
+    wt->queued = 0;
+    queue_gauge(w, be_idx, -1);
+    count_qdelay(w, be_idx, delay);
+    wt->grant(wt);
+}
+
+int
+fp_worker_enqueue(struct fp_worker *w, struct fp_waiter *wt)
+{
+    uint32_t          be = wt->be_idx;
+    struct fp_wq     *q = &w->queues[be];
+    uint64_t          now = w->io->ops->now_ms(w->io);
+    uint32_t          cap;
+    struct fp_waiter *victim;
+    int64_t           pos;
+
+    if (q->cap == 0) {
+        FP_BE_STAT_INC(w, be, queue_full);
+        return -ENOBUFS;
+    }
+    drop_stale(w, be, now);
+    /* What the servers drain in one interval: enough that arrival bursts do not empty a
+     * standing queue (which would make it FIFO again), small enough to bound memory. */
+    cap = fp_wq_standing_cap(q, w->conf->global.overload.codel_interval_ms);
+    while (q->live >= cap && (victim = fp_wq_pop_oldest(q)) != NULL) {
+        FP_BE_STAT_INC(w, be, queue_dropped_stale);
+        refuse_dropped(w, victim);
+    }
+    pos = fp_wq_push(q, wt, now);
+    if (pos == -ENOBUFS) {
+        victim = fp_wq_pop_oldest(q);
+        FP_BE_STAT_INC(w, be, queue_dropped_oldest);
+        refuse_dropped(w, victim);
+        pos = fp_wq_push(q, wt, now);
+    }
+    wt->q_pos = (uint32_t)pos;
+    wt->queued = 1;
+    FP_BE_STAT_INC(w, be, queued);
+    queue_gauge(w, be, 1);
+    return 0;
+}
+
+void
+fp_worker_unqueue(struct fp_worker *w, struct fp_waiter *wt)
+{
+    if (wt->queued) {
+        wt->queued = 0;
+        fp_wq_remove(&w->queues[wt->be_idx], wt->q_pos);
+        queue_gauge(w, wt->be_idx, -1);
     }
 }
 

@@ -55,17 +55,24 @@ struct fp_worker_stats {
     uint64_t http_504;         /* server timed out before its response */
     uint64_t http_truncated;   /* response cut short by the server after it started */
     uint64_t alog_dropped;     /* access log lines lost because the log ring was full */
-    /* overload control (docs/overload.md) */
-    uint64_t queue_len;         /* gauge: requests waiting for a server slot */
-    uint64_t queue_max;         /* highest queue_len seen */
-    uint64_t queued;            /* requests that had to wait */
-    uint64_t queue_timeouts;    /* 503: waited timeouts.queue without a slot */
-    uint64_t queue_dropped_oldest; /* 503: oldest request dropped for a newer one */
-    uint64_t queue_full;        /* 503: queue_size 0, nothing to drop */
-    uint64_t queue_dropped_stale; /* 503: waited over codel_target in a standing queue */
-    uint64_t queue_client_gone; /* left the queue because the client closed */
-    uint64_t queue_lifo;        /* times a backend queue turned standing (LIFO) */
-    uint64_t qdelay_le_1ms;     /* queueing delay histogram of served requests */
+    /* overload control (docs/overload.md); the queues' counters are per backend below */
+    uint64_t accept_paused;     /* times the worker stopped accepting at its maxconn */
+    uint64_t shed_503;          /* connections accepted only to be answered 503 */
+};
+
+/* Counters of one backend's server slots and queue in one worker (docs/overload.md). */
+struct fp_backend_stats {
+    uint64_t slots_busy;           /* gauge: requests or sessions holding a server slot */
+    uint64_t queue_len;            /* gauge: waiting for a server slot */
+    uint64_t queue_max;            /* highest queue_len seen */
+    uint64_t queued;               /* had to wait */
+    uint64_t queue_timeouts;       /* refused: waited timeouts.queue without a slot */
+    uint64_t queue_dropped_oldest; /* refused: oldest waiting, dropped for a newer one */
+    uint64_t queue_full;           /* refused: queue_size 0, nothing to drop */
+    uint64_t queue_dropped_stale;  /* refused: waited over codel_target in a standing queue */
+    uint64_t queue_client_gone;    /* left the queue because the client closed */
+    uint64_t queue_lifo;           /* times the queue turned standing (LIFO) */
+    uint64_t qdelay_le_1ms;        /* queueing delay histogram of those served */
     uint64_t qdelay_le_5ms;
     uint64_t qdelay_le_10ms;
     uint64_t qdelay_le_50ms;
@@ -73,8 +80,20 @@ struct fp_worker_stats {
     uint64_t qdelay_le_500ms;
     uint64_t qdelay_le_1s;
     uint64_t qdelay_gt_1s;
-    uint64_t accept_paused;     /* times the worker stopped accepting at its maxconn */
-    uint64_t shed_503;          /* connections accepted only to be answered 503 */
+};
+
+/*
+ * A request (mode http) or a session (mode tcp) that waits for a server slot of its backend.
+ * The owner embeds it and fills the two callbacks; the worker's queue code calls them.
+ */
+struct fp_waiter {
+    /* A slot of the backend was freed for this waiter (no longer queued): pick a server. */
+    void (*grant)(struct fp_waiter *wt);
+    /* The queue dropped this waiter (no longer queued): refuse it. May end its owner. */
+    void (*refuse)(struct fp_waiter *wt);
+    uint32_t be_idx;
+    uint32_t q_pos;  /* position in the backend queue while queued */
+    uint8_t  queued;
 };
 
 /* One access log line, with its NUL, as it travels from a worker to the main thread. */
@@ -87,6 +106,13 @@ struct fp_worker_stats {
                      __atomic_load_n(&(w)->stats.field, __ATOMIC_RELAXED) + (n),            \
                      __ATOMIC_RELAXED)
 #define FP_STAT_INC(w, field) FP_STAT_ADD(w, field, 1)
+
+/* Same, for a counter of backend be of worker w. */
+#define FP_BE_STAT_ADD(w, be, field, n)                                                     \
+    __atomic_store_n(&(w)->be_stats[be].field,                                              \
+                     __atomic_load_n(&(w)->be_stats[be].field, __ATOMIC_RELAXED) + (n),     \
+                     __ATOMIC_RELAXED)
+#define FP_BE_STAT_INC(w, be, field) FP_BE_STAT_ADD(w, be, field, 1)
 
 /* Adds one to the counter at byte offset off of w->stats (for tables of counters). */
 #define fp_worker_stat_inc(w, off)                                                          \
@@ -133,6 +159,7 @@ struct fp_worker {
     uint32_t             *srv_active; /* per server: requests holding a slot */
     uint32_t             *srv_limit;  /* per server: this worker's share of maxconn, 0 = none */
     struct fp_wq         *queues;     /* per backend: requests waiting for a slot */
+    struct fp_backend_stats *be_stats; /* per backend */
     bool                  paused;     /* listeners stopped: at maxconn */
     struct fp_timer       shed_timer; /* while paused: answers 503 past overload.shed_queue */
     bool                  draining;
@@ -161,8 +188,43 @@ void fp_worker_buf_release(struct fp_worker *w, struct fp_buf *b);
  * and the pool hands the same few cache-hot buffers around. */
 void fp_worker_buf_trim(struct fp_worker *w, struct fp_buf *b);
 
-/* Resets the queue-length gauge after a change of q's length. */
-void fp_worker_queue_gauge(struct fp_worker *w, int64_t delta);
+/*
+ * Server slots (per-server maxconn, this worker's share) and the backend queues. A slot is
+ * held from the moment a server is picked until the request (http) or session (tcp) is done
+ * with it; releasing one hands it to the waiter the queue discipline picks.
+ */
+
+/* Returns true if server gi (index into srv_active) has a free slot. */
+static inline bool
+fp_worker_slot_free(const struct fp_worker *w, uint32_t gi)
+{
+    return w->srv_limit[gi] == 0 || w->srv_active[gi] < w->srv_limit[gi];
+}
+
+/* Takes a slot of server gi of backend be_idx (fp_worker_slot_free was true). */
+void fp_worker_slot_take(struct fp_worker *w, uint32_t be_idx, uint32_t gi);
+
+/* Gives back a slot of server gi and grants the backend's next waiter, if any. dispatch false
+ * only gives it back (the caller is about to retry and competes for it itself). */
+void fp_worker_slot_release(struct fp_worker *w, uint32_t be_idx, uint32_t gi, bool dispatch);
+
+/*
+ * Grants a slot of backend be_idx to the next waiter if a server has one free: used after a
+ * slot was given back without dispatch. The waiter's grant may end other sessions.
+ */
+void fp_worker_dispatch(struct fp_worker *w, uint32_t be_idx);
+
+/*
+ * Queues wt (its be_idx set) until a slot of its backend frees. While full (queue_size, or
+ * while the queue stands, what the servers drain within codel_interval) the oldest waiters are
+ * refused first to make room: the newest is the one whose client most likely still waits.
+ * Returns 0 when queued, or -ENOBUFS when the backend has no queue (queue_size 0; counted):
+ * the caller refuses wt itself.
+ */
+int fp_worker_enqueue(struct fp_worker *w, struct fp_waiter *wt);
+
+/* Takes wt out of its queue if it is in one; the caller counts why (timeout, client gone). */
+void fp_worker_unqueue(struct fp_worker *w, struct fp_waiter *wt);
 
 /*
  * Prepares w for worker id: pools for max_sessions client sessions and their buffers.

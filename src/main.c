@@ -42,6 +42,7 @@ struct fp_main {
     ev_io             stats_io;
     int               stats_fd;
     int               stopping;
+    char              stats_body[1 << 18]; /* the stats page, written per request */
 };
 
 static void
@@ -127,7 +128,6 @@ main_on_stats(struct ev_loop *loop, ev_io *w, int revents)
     struct fp_main *m = w->data;
     struct timeval  tv = {1, 0};
     char            req[1024];
-    char            body[16384];
     char            head[128];
     size_t          blen;
     int             hlen;
@@ -140,12 +140,12 @@ main_on_stats(struct ev_loop *loop, ev_io *w, int revents)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     if (recv(fd, req, sizeof(req), 0) > 0) {
-        blen = fp_stats_format(&m->ws, body, sizeof(body));
+        blen = fp_stats_format(&m->ws, m->stats_body, sizeof(m->stats_body));
         hlen = snprintf(head, sizeof(head),
                         "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
                         "Content-Length: %zu\r\nConnection: close\r\n\r\n", blen);
         if (send(fd, head, (size_t)hlen, MSG_NOSIGNAL) == hlen) {
-            send(fd, body, blen, MSG_NOSIGNAL);
+            send(fd, m->stats_body, blen, MSG_NOSIGNAL);
         }
     }
     shutdown(fd, SHUT_WR);

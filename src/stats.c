@@ -2,6 +2,7 @@
 /* Counter formatting. The table ties each counter to its name once, for both outputs. */
 #include "src/stats.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "src/log.h"
@@ -25,15 +26,44 @@ static const struct stat_field fields[] = {
     STAT_FIELD(http_417),        STAT_FIELD(http_431),         STAT_FIELD(http_501),
     STAT_FIELD(http_505),        STAT_FIELD(http_502),         STAT_FIELD(http_503),
     STAT_FIELD(http_504),        STAT_FIELD(http_truncated),   STAT_FIELD(alog_dropped),
-    STAT_FIELD(queue_len),       STAT_FIELD(queue_max),        STAT_FIELD(queued),
-    STAT_FIELD(queue_timeouts),  STAT_FIELD(queue_dropped_oldest), STAT_FIELD(queue_full), STAT_FIELD(queue_dropped_stale),
-    STAT_FIELD(queue_client_gone), STAT_FIELD(queue_lifo),     STAT_FIELD(qdelay_le_1ms),
-    STAT_FIELD(qdelay_le_5ms),   STAT_FIELD(qdelay_le_10ms),   STAT_FIELD(qdelay_le_50ms),
-    STAT_FIELD(qdelay_le_100ms), STAT_FIELD(qdelay_le_500ms),  STAT_FIELD(qdelay_le_1s),
-    STAT_FIELD(qdelay_gt_1s),    STAT_FIELD(accept_paused),    STAT_FIELD(shed_503),
+    STAT_FIELD(accept_paused),    STAT_FIELD(shed_503),
 };
 
 #define NB_FIELDS (sizeof(fields) / sizeof(fields[0]))
+
+/* Per worker and backend. A worker's line sums its backends, except maxima (queue_max). */
+struct be_field {
+    const char *name;
+    size_t      off;
+    bool        is_max;
+};
+
+#define BE_FIELD(f, m) {#f, offsetof(struct fp_backend_stats, f), m}
+
+static const struct be_field be_fields[] = {
+        BE_FIELD(slots_busy, false),          BE_FIELD(queue_len, false),
+        BE_FIELD(queue_max, true),            BE_FIELD(queued, false),
+        BE_FIELD(queue_timeouts, false),      BE_FIELD(queue_dropped_oldest, false),
+        BE_FIELD(queue_full, false),          BE_FIELD(queue_dropped_stale, false),
+        BE_FIELD(queue_client_gone, false),   BE_FIELD(queue_lifo, false),
+        BE_FIELD(qdelay_le_1ms, false),       BE_FIELD(qdelay_le_5ms, false),
+        BE_FIELD(qdelay_le_10ms, false),      BE_FIELD(qdelay_le_50ms, false),
+        BE_FIELD(qdelay_le_100ms, false),     BE_FIELD(qdelay_le_500ms, false),
+        BE_FIELD(qdelay_le_1s, false),        BE_FIELD(qdelay_gt_1s, false),
+};
+
+#define NB_BE_FIELDS (sizeof(be_fields) / sizeof(be_fields[0]))
+
+/* Upper bounds (ms) of the queueing-delay buckets, qdelay_le_1ms .. qdelay_gt_1s in order;
+ * the last one is open (reported as 0: beyond 1 s). */
+static const uint32_t qdelay_bounds[] = {1, 5, 10, 50, 100, 500, 1000, 0};
+
+#define NB_QDELAY (sizeof(qdelay_bounds) / sizeof(qdelay_bounds[0]))
+
+_Static_assert(offsetof(struct fp_backend_stats, qdelay_gt_1s) -
+                               offsetof(struct fp_backend_stats, qdelay_le_1ms) ==
+                       (NB_QDELAY - 1) * sizeof(uint64_t),
+               "the queueing-delay buckets are consecutive, in qdelay_bounds order");
 
 static uint64_t
 read_field(const struct fp_worker *w, size_t off)
@@ -43,12 +73,47 @@ read_field(const struct fp_worker *w, size_t off)
     return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
+static uint64_t
+read_be_field(const struct fp_worker *w, uint32_t be, size_t off)
+{
+    const uint64_t *p = (const uint64_t *)((const char *)&w->be_stats[be] + off);
+
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+/*
+ * The queueing-delay percentile pct of a histogram, as the upper bound (ms) of the bucket it
+ * falls in: -1 when nothing was served, 0 past the last bound.
+ */
+static int64_t
+qdelay_pct(const uint64_t *h, unsigned pct)
+{
+    uint64_t total = 0;
+    uint64_t acc = 0;
+    size_t   i;
+
+    for (i = 0; i < NB_QDELAY; i++) {
+        total += h[i];
+    }
+    if (total == 0) {
+        return -1;
+    }
+    for (i = 0; i < NB_QDELAY; i++) {
+        acc += h[i];
+        if (acc * 100 >= total * pct) {
+            break;
+        }
+    }
+    return i < NB_QDELAY ? qdelay_bounds[i] : 0;
+}
+
 size_t
 fp_stats_format(const struct fp_workers *ws, char *out, size_t size)
 {
     size_t   len = 0;
     size_t   f;
     unsigned i;
+    uint32_t b;
     uint64_t total;
     uint64_t v;
     int      n;
@@ -73,6 +138,41 @@ fp_stats_format(const struct fp_workers *ws, char *out, size_t size)
                    (unsigned long long)v);
         }
         APPEND("fastproxy_%s %llu\n", fields[f].name, (unsigned long long)total);
+    }
+    for (f = 0; f < NB_BE_FIELDS; f++) {
+        total = 0;
+        for (i = 0; i < ws->n; i++) {
+            uint64_t wsum = 0;
+
+            for (b = 0; b < ws->conf->nb_backends; b++) {
+                v = read_be_field(&ws->t[i].w, b, be_fields[f].off);
+                wsum = be_fields[f].is_max ? (v > wsum ? v : wsum) : wsum + v;
+                APPEND("fastproxy_%s{worker=\"%u\",backend=\"%s\"} %llu\n", be_fields[f].name,
+                       i, ws->conf->backends[b].name, (unsigned long long)v);
+            }
+            total = be_fields[f].is_max ? (wsum > total ? wsum : total) : total + wsum;
+            APPEND("fastproxy_%s{worker=\"%u\"} %llu\n", be_fields[f].name, i,
+                   (unsigned long long)wsum);
+        }
+        APPEND("fastproxy_%s %llu\n", be_fields[f].name, (unsigned long long)total);
+    }
+    /* Queueing-delay percentiles of served requests, per worker and backend, from the
+     * histogram (bucket upper bounds, ms; -1: none served yet; 0: over 1 s). */
+    for (i = 0; i < ws->n; i++) {
+        for (b = 0; b < ws->conf->nb_backends; b++) {
+            uint64_t h[NB_QDELAY];
+            size_t   k;
+
+            for (k = 0; k < NB_QDELAY; k++) {
+                h[k] = read_be_field(&ws->t[i].w, b,
+                                     offsetof(struct fp_backend_stats, qdelay_le_1ms) +
+                                             k * sizeof(uint64_t));
+            }
+            APPEND("fastproxy_queue_delay_p50_ms{worker=\"%u\",backend=\"%s\"} %lld\n"
+                   "fastproxy_queue_delay_p99_ms{worker=\"%u\",backend=\"%s\"} %lld\n",
+                   i, ws->conf->backends[b].name, (long long)qdelay_pct(h, 50), i,
+                   ws->conf->backends[b].name, (long long)qdelay_pct(h, 99));
+        }
     }
 #undef APPEND
     return len;

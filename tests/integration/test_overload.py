@@ -121,6 +121,14 @@ def test_drop_oldest_then_lifo(env):
         assert s["fastproxy_queue_lifo"] == 1, s
         assert s["fastproxy_queue_max"] == 3, s
         assert s["fastproxy_queued"] == 4, s
+        # The same, per worker and backend. r2 and r4 were served after waiting between
+        # 100 ms and 1 s (r0 never queued): the histogram and its percentiles say so.
+        b = '{worker="0",backend="app"}'
+        assert s["fastproxy_queue_dropped_oldest" + b] == 1, s
+        assert s["fastproxy_queue_dropped_stale" + b] == 1, s
+        assert s["fastproxy_queue_max" + b] == 3, s
+        assert s["fastproxy_qdelay_le_500ms" + b] + s["fastproxy_qdelay_le_1s" + b] == 2, s
+        assert s["fastproxy_queue_delay_p99_ms" + b] in (500, 1000), s
     finally:
         assert fp.stop() == 0
         origin.stop()

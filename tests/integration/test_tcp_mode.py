@@ -115,6 +115,77 @@ def test_all_servers_dead(env):
         assert fp.stop() == 0
 
 
+def got_closed(s, wait):
+    """True if the proxy closed s (EOF or reset) within wait seconds, False if it stays open."""
+    s.settimeout(wait)
+    try:
+        return s.recv(100) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_maxconn_queue(env):
+    # Server maxconn 1, queue 2: the second and third sessions wait without reaching the
+    # origin, a fourth drops the oldest waiting, a freed slot goes to the next in line, and
+    # the last one waiting is closed at timeouts.queue.
+    echo = fpt.EchoServer()
+    port = fpt.free_port()
+    sport = fpt.free_port()
+    cfg = f"""global:
+  workers: 1
+  overload: {{ queue_discipline: fifo }}
+defaults:
+  timeouts: {{ connect: 2s, client: 10s, server: 10s, queue: 1500ms }}
+frontends:
+  - {{ name: fe, bind: ["127.0.0.1:{port}"], mode: tcp, default_backend: be }}
+backends:
+  - name: be
+    queue_size: 2
+    servers:
+      - {{ name: e, address: "127.0.0.1:{echo.port}", maxconn: 1 }}
+stats:
+  bind: "127.0.0.1:{sport}"
+"""
+    fp = fpt.Fastproxy(env["tmp"], cfg, wait=[port])
+    try:
+        c = []
+        for i in range(4):
+            c.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+            c[i].sendall(b"%d" % i)
+            if i == 0:
+                assert c[0].recv(10) == b"0"
+                # fastproxy's start-up probe may have held the slot a moment: count from here
+                base = echo.connections
+                queued0 = fpt.stats(sport)['fastproxy_queued{worker="0",backend="be"}']
+            time.sleep(0.1)
+        assert got_closed(c[1], 0.5), "oldest waiting session not dropped"
+        assert not got_closed(c[2], 0.1) and not got_closed(c[3], 0.1)
+        st = fpt.stats(sport)
+        assert echo.connections == base, (echo.connections, base)
+        assert st['fastproxy_queue_len{worker="0",backend="be"}'] == 2, st
+        assert st['fastproxy_slots_busy{worker="0",backend="be"}'] == 1, st
+        c[0].shutdown(socket.SHUT_WR)
+        assert fpt.recv_all(c[0]) == b""
+        c[2].settimeout(5)
+        assert c[2].recv(10) == b"2", "next waiting session not granted the freed slot"
+        t0 = time.monotonic()
+        assert got_closed(c[3], 3.0), "queued session outlived timeouts.queue"
+        assert time.monotonic() - t0 > 0.5
+        st = fpt.stats(sport)
+        assert echo.connections == base + 1, (echo.connections, base)
+        for k, v in (("queue_dropped_oldest", 1), ("queue_timeouts", 1), ("queue_max", 2),
+                     ("queued", queued0 + 3), ("queue_len", 0), ("slots_busy", 1)):
+            assert st['fastproxy_%s{worker="0",backend="be"}' % k] == v, (k, st)
+        c[2].close()
+        c[3].close()
+        c[1].close()
+    finally:
+        assert fp.stop() == 0
+        echo.stop()
+
+
 def client_burst(port, n, cpu):
     """n short connections from a process pinned on cpu (loopback delivers on the sender's
     CPU, so this decides which worker the reuseport program picks)."""
@@ -276,6 +347,8 @@ def main():
         r.run("dead server skipped", test_dead_server_skipped, env)
         r.run("all servers dead: client closed", test_all_servers_dead, env)
         r.run("idle timeout ends the session", test_idle_timeout, env)
+        r.run("server maxconn: sessions queue, oldest dropped, queue timeout",
+              test_maxconn_queue, env)
         r.run("SIGTERM drains in-flight transfers, exit 0", test_sigterm_drains, env)
         r.run("SIGTERM grace period expires", test_sigterm_grace_expires, env)
         r.run("sd_notify READY/STOPPING, bind failure exits 2", test_notify_and_bind_failure, env)
