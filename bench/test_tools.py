@@ -8,12 +8,17 @@ requests, every scheduled request lands in exactly one bucket, nothing beats the
 service time, the origin's capacity is slots / service time, overload turns into timeouts
 rather than into lost requests, a full origin queue answers 503 (non-2xx, counted by status,
 with the latency of those refusals apart from that of the 2xx), a new connection per request
-(-C) opens one connection per request, and a dead port is counted as connect errors. Bounded
-to about 10 s; stops what it starts by PID.
+(-C) opens one connection per request, and a dead port is counted as connect errors. With wrk
+installed it also checks how bench/run splits a w2 load over one wrk per core and merges their
+latency histograms (the same percentiles as wrk's own). Bounded to about 12 s; stops what it
+starts by PID.
 """
 
+import importlib.machinery
+import importlib.util
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -83,6 +88,53 @@ def refusals_sane(r):
             <= r["refused_max_us"])
 
 
+def load_bench_run():
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "run")
+    loader = importlib.machinery.SourceFileLoader("bench_run", path)
+    spec = importlib.util.spec_from_loader("bench_run", loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+def check_wrk_split(port):
+    """bench/run's w2 load: one wrk per core, histograms merged as wrk computes percentiles."""
+    br = load_bench_run()
+    g = br.wrk_groups({"load": [0, 1], "split": True}, 101)
+    check(g == [([0], 1, 51), ([1], 1, 50)], "w2 load: one wrk per core, connections split", g)
+    g = br.wrk_groups({"load": [0], "split": False}, 100)
+    check(g == [([0], 1, 100)], "w1 load: one wrk", g)
+    if not shutil.which("wrk"):
+        print("skip: wrk not installed, histogram merge not checked", file=sys.stderr)
+        return
+    url = "http://127.0.0.1:%d/" % port
+    argv = br.wrk_argv([0], 1, 8, 1, True, url)[3:]  # no taskset: any core will do
+    plain = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    check("FPHIST" not in plain.stdout and "FPBENCH" in plain.stdout,
+          "report.lua: no histogram unless asked", plain.stdout[-300:])
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, FPBENCH_HIST="1"))
+    v, h = br.wrk_parse(r.stdout, r.stderr, r.returncode, True)
+    # Split the histogram at the median: the merge must still give wrk's own percentiles (a
+    # max or a mean of per-part percentiles would not).
+    low = {x: n for x, n in h.items() if x <= v["p50"]}
+    high = {x: n for x, n in h.items() if x > v["p50"]}
+    parts = []
+    for part in (low, high):
+        pv = dict(v, max=float(max(part or [0])))
+        for q in (50, 90, 99):
+            pv["p%d" % q] = br.merged_percentile(part, sum(part.values()), q)
+        parts.append((pv, part))
+    m = br.wrk_merge(parts)
+    same = [(m[k], v[w]) for k, w in (("p50_us", "p50"), ("p90_us", "p90"), ("p99_us", "p99"),
+                                       ("max_us", "max"))]
+    check(low and high and all(a == b for a, b in same), "merged histograms: wrk's own percentiles",
+          same)
+    one = v["requests"] / (v["duration_us"] / 1e6)
+    check(abs(m["rps"] - 2 * one) < 1e-6 and m["requests"] == 2 * v["requests"],
+          "merged runs: rates and requests add up", (m["rps"], one))
+
+
 def main(argv):
     lg, so = argv[1], argv[2]
     for exe in (lg, so):
@@ -129,6 +181,12 @@ def main(argv):
         check(r["conn_per_req"] and answered > 0 and r["conns_opened"] >= answered
               and buckets_add_up(r), "-C: one connection per request", r)
         check(r["n503"] > 0 and refusals_sane(r), "-C: refusals counted", r)
+    finally:
+        stop(origin)
+
+    origin, port = start_origin(so, ["-s", "8", "-m", "1"])
+    try:
+        check_wrk_split(port)
     finally:
         stop(origin)
 
