@@ -677,6 +677,7 @@ hs_on_req_head(struct hsess *s)
         return rc;
     }
     s->tried = 0;
+    fp_worker_demand(w, s->be_idx);
     rc = hs_acquire_server(s);
     if (rc == 0 && s->state == H_XFER && s->srv != NULL) {
         /* A reused connection is writable: send now rather than after a poll. */

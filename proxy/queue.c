@@ -11,6 +11,7 @@ fp_wq_init(struct fp_wq *q, uint32_t cap)
 {
     memset(q, 0, sizeof(*q));
     q->cap = cap;
+    q->detect_ms = 25;
     if (cap == 0) {
         return 0;
     }
@@ -43,6 +44,44 @@ trim(struct fp_wq *q)
     while (q->count > 0 && q->items[(q->head + q->count - 1) % q->cap] == NULL) {
         q->count--;
     }
+}
+
+/*
+ * Ends the detection window after detect_ms, or sooner after 64 arrivals (a sharp overload
+ * shows within milliseconds, and 64 arrivals tell it from Poisson noise, whose spread over 64
+ * is about 12 %): did demand outrun service by half, in this window and the one before?
+ */
+static void
+detect(struct fp_wq *q, uint64_t now_ms)
+{
+    if (now_ms - q->ow_start_ms < q->detect_ms && q->ow_demand < 64) {
+        return;
+    }
+    if (q->ow_demand >= 8 && (uint64_t)q->ow_demand * 2 > (uint64_t)q->ow_done * 3) {
+        q->ow_hot = q->ow_hot < 2 ? q->ow_hot + 1 : 2;
+    } else {
+        q->ow_hot = 0;
+    }
+    /* Two windows in a row: a single one happens by chance about once a second near
+     * capacity, and would refuse what a FIFO queue serves a few ms later. */
+    q->overloaded = q->ow_hot >= 2;
+    q->ow_start_ms = now_ms;
+    q->ow_demand = 0;
+    q->ow_done = 0;
+}
+
+void
+fp_wq_demand(struct fp_wq *q, uint64_t now_ms)
+{
+    q->ow_demand++;
+    detect(q, now_ms);
+}
+
+void
+fp_wq_done(struct fp_wq *q, uint64_t now_ms)
+{
+    q->ow_done++;
+    detect(q, now_ms);
 }
 
 int64_t
@@ -104,26 +143,25 @@ fp_wq_pop(struct fp_wq *q, uint64_t now_ms, bool lifo_allowed, uint32_t target_m
     if (q->live == 0) {
         return NULL;
     }
+    /* CoDel's standing queue: the oldest wait above target for a whole interval. It bounds
+     * the queue (fp_wq_standing_cap) but keeps it FIFO: near capacity a FIFO queue keeps
+     * every wait short, where LIFO would starve the oldest into their timeout. */
     oldest_wait = now_ms - q->enq_ms[q->head % q->cap];
-    /* Once standing, the queue stays LIFO until service empties it: a young head only means
-     * that the stale requests were just dropped. A queue that stood less than an interval ago
-     * stands again as soon as its head is above the target (CoDel re-enters its dropping
-     * state quickly after a recent exit), instead of growing a whole interval of FIFO waits. */
-    if (!lifo_allowed) {
+    if (oldest_wait <= target_ms) {
         q->above_since_ms = 0;
-        q->lifo = false;
-    } else if (q->lifo) {
-        /* stays */
-    } else if (oldest_wait <= target_ms) {
-        q->above_since_ms = 0;
-    } else if (q->lifo_exit_ms != 0 && now_ms - q->lifo_exit_ms < interval_ms) {
-        q->lifo = true;
-        q->lifo_switches++;
     } else if (q->above_since_ms == 0) {
         q->above_since_ms = now_ms;
-    } else if (now_ms - q->above_since_ms >= interval_ms) {
-        q->lifo = true;
-        q->lifo_switches++;
+    }
+    q->standing = q->above_since_ms != 0 && now_ms - q->above_since_ms >= interval_ms;
+    /* LIFO exactly while demand outruns service: then the newest requests are the ones still
+     * wanted, and the old ones are refused for their age (fp_wq_pop_stale). */
+    if (lifo_allowed && q->overloaded) {
+        if (!q->lifo) {
+            q->lifo = true;
+            q->lifo_switches++;
+        }
+    } else {
+        q->lifo = false;
     }
     pos = q->lifo ? q->head + q->count - 1 : q->head;
     *delay_ms = now_ms - q->enq_ms[pos % q->cap];
@@ -135,12 +173,8 @@ fp_wq_pop(struct fp_wq *q, uint64_t now_ms, bool lifo_allowed, uint32_t target_m
     q->win_pops++;
     item = take(q, pos);
     if (q->live == 0) {
-        /* Service emptied the queue: it has drained, FIFO again (dropping never resets). */
-        if (q->lifo) {
-            q->lifo_exit_ms = now_ms;
-        }
         q->above_since_ms = 0;
-        q->lifo = false;
+        q->standing = false;
     }
     return item;
 }
@@ -149,7 +183,8 @@ void *
 fp_wq_pop_stale(struct fp_wq *q, uint64_t now_ms, uint32_t target_ms)
 {
     trim(q);
-    if (!q->lifo || q->live == 0 || now_ms - q->enq_ms[q->head % q->cap] <= target_ms) {
+    if (!q->lifo || !q->overloaded || q->live == 0 ||
+        now_ms - q->enq_ms[q->head % q->cap] <= target_ms / 2) {
         return NULL;
     }
     return take(q, q->head);
@@ -160,7 +195,7 @@ fp_wq_standing_cap(const struct fp_wq *q, uint32_t span_ms)
 {
     uint64_t cap;
 
-    if (!q->lifo) {
+    if (!q->lifo && !q->standing) {
         return UINT32_MAX;
     }
     cap = (uint64_t)q->rate_per_s * span_ms / 1000;

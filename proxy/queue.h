@@ -5,11 +5,21 @@
  * (its client left, its queue timeout expired) leaves a hole that the next pop skips, so every
  * operation is O(1) but a pop over holes.
  *
- * Service order (RFC-free, from CoDel, Nichols & Jacobson 2012, and Facebook's adaptive LIFO):
- * first-in first-out while the queue drains, which absorbs bursts fairly; once the oldest
- * request has waited longer than target for a whole interval, the queue is standing and is
- * served last-in first-out, so the requests whose clients most likely still wait are served
- * first and the old ones are dropped. Back to FIFO once the queue has emptied.
+ * Service order (from CoDel, Nichols & Jacobson 2012, and Facebook's adaptive LIFO): first-in
+ * first-out below and at capacity, which absorbs bursts fairly and keeps every wait short;
+ * last-in first-out under overload, so the requests whose clients most likely still wait are
+ * served first while the old ones are refused. Once the oldest request has waited longer than
+ * target for a whole interval the queue is standing (CoDel), and holds at most what service
+ * drains in an interval (fp_wq_standing_cap), its oldest dropped first.
+ *
+ * Overload is told apart from a queue that merely stands near capacity by rates: over windows
+ * of detect_ms (or 64 arrivals, whichever ends first), requests that wanted a server slot
+ * against requests that finished with one. Two windows in a row where demand outran service by
+ * half are overload: the queue turns LIFO at once (no interval of FIFO waits first) and requests that
+ * waited over target / 2 are refused: the newer requests that overtook one are more than the
+ * servers will serve before its client gives up, and its refusal stays fast. Near capacity
+ * (demand about equal to service) nothing is refused for its age: the queue absorbs the random
+ * walk FIFO, bounded by queue_size, timeouts.queue, and what service drains in an interval.
  */
 #ifndef FP_PROXY_QUEUE_H
 #define FP_PROXY_QUEUE_H
@@ -25,12 +35,18 @@ struct fp_wq {
     uint32_t  count; /* slots between head and tail, holes included */
     uint32_t  live;  /* requests waiting */
     uint64_t  above_since_ms; /* 0, or since when the oldest wait exceeds the target */
-    bool      lifo;
-    uint64_t  lifo_switches; /* times the queue turned standing */
-    uint64_t  lifo_exit_ms;  /* when service last emptied a standing queue, 0 if never */
+    bool      standing;      /* oldest wait above target for an interval (CoDel) */
+    bool      lifo;          /* served newest first: overloaded */
+    uint64_t  lifo_switches; /* times the queue turned LIFO */
     uint64_t  win_start_ms;  /* service rate estimate: pops counted over one interval */
     uint32_t  win_pops;
     uint32_t  rate_per_s;    /* pops per second over the last full interval */
+    uint32_t  detect_ms;     /* overload detection window (set after init; default 25) */
+    uint64_t  ow_start_ms;   /* start of the current detection window */
+    uint32_t  ow_demand;     /* requests that wanted a slot in the window */
+    uint32_t  ow_done;       /* requests that finished with a slot in the window */
+    uint32_t  ow_hot;        /* consecutive windows where demand outran service */
+    bool      overloaded;    /* demand outran service in the last window */
 };
 
 /* Allocates room for cap requests (0: a queue that refuses everything). Startup only.
@@ -42,6 +58,12 @@ void fp_wq_destroy(struct fp_wq *q);
 /* Appends item, arrived at now_ms. Returns its position (for fp_wq_remove) or -ENOBUFS when
  * the queue is full (the caller drops the oldest with fp_wq_pop_oldest first). */
 int64_t fp_wq_push(struct fp_wq *q, void *item, uint64_t now_ms);
+
+/* Counts a request that wants a server slot of this queue's backend (served at once or not). */
+void fp_wq_demand(struct fp_wq *q, uint64_t now_ms);
+
+/* Counts a request that finished with its server slot. */
+void fp_wq_done(struct fp_wq *q, uint64_t now_ms);
 
 /* Removes the item at pos (from fp_wq_push) that has not been popped yet. */
 void fp_wq_remove(struct fp_wq *q, uint32_t pos);
@@ -57,15 +79,15 @@ void *fp_wq_pop(struct fp_wq *q, uint64_t now_ms, bool lifo_allowed, uint32_t ta
                 uint32_t interval_ms, uint64_t *delay_ms);
 
 /*
- * While the queue stands (LIFO), requests older than target_ms are not worth serving any
+ * While the queue is overloaded, requests older than target_ms / 2 are not worth serving any
  * more: returns the oldest such item, taken out of the queue, or NULL. The caller refuses it.
  * This is CoDel's drop at the head, which bounds how long a refused request waited.
  */
 void *fp_wq_pop_stale(struct fp_wq *q, uint64_t now_ms, uint32_t target_ms);
 
 /*
- * How many requests may wait while the queue stands: what the measured service rate drains
- * within span_ms (at least 1). UINT32_MAX while the queue does not stand.
+ * How many requests may wait while the queue stands or is overloaded: what the measured
+ * service rate drains within span_ms (at least 1). UINT32_MAX otherwise.
  */
 uint32_t fp_wq_standing_cap(const struct fp_wq *q, uint32_t span_ms);
 

@@ -404,5 +404,6 @@ fp_tcp_session_start(struct fp_worker *w, const struct fp_frontend_conf *fe, str
     /* Client bytes wait in the kernel until the server answers the connect: nothing is
      * read (or buffered) for a session that may not get a server. */
     io->ops->want(c, 0);
+    fp_worker_demand(w, sess_be_idx(s));
     sess_connect_next(s);
 }

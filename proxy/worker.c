@@ -144,6 +144,11 @@ fp_worker_init(struct fp_worker *w, unsigned id, unsigned nb_workers, const stru
         if (fp_wq_init(&w->queues[i], share(be->queue_size, nb_workers)) != 0) {
             goto err_arrays;
         }
+        /* Overload shows within a quarter interval; at least 5 ms so that a window sees
+         * enough arrivals to tell overload from noise. */
+        w->queues[i].detect_ms = conf->global.overload.codel_interval_ms / 4 > 5
+                                         ? conf->global.overload.codel_interval_ms / 4
+                                         : 5;
     }
     for (i = 0; i < nb_servers; i++) {
         w->idle_owner[i].w = w;
@@ -289,6 +294,12 @@ drop_stale(struct fp_worker *w, uint32_t be_idx, uint64_t now)
 }
 
 void
+fp_worker_demand(struct fp_worker *w, uint32_t be_idx)
+{
+    fp_wq_demand(&w->queues[be_idx], w->io->ops->now_ms(w->io));
+}
+
+void
 fp_worker_slot_take(struct fp_worker *w, uint32_t be_idx, uint32_t gi)
 {
     w->srv_active[gi]++;
@@ -301,6 +312,7 @@ fp_worker_slot_release(struct fp_worker *w, uint32_t be_idx, uint32_t gi, bool d
     w->srv_active[gi]--;
     FP_BE_STAT_ADD(w, be_idx, slots_busy, (uint64_t)-1);
     if (dispatch) {
+        fp_wq_done(&w->queues[be_idx], w->io->ops->now_ms(w->io));
         fp_worker_dispatch(w, be_idx);
     }
 }

@@ -201,11 +201,16 @@ fp_worker_slot_free(const struct fp_worker *w, uint32_t gi)
     return w->srv_limit[gi] == 0 || w->srv_active[gi] < w->srv_limit[gi];
 }
 
+/* Counts a new request (or tcp session) of backend be_idx that wants a server slot: the
+ * queue's overload detection weighs these against finished ones. Once per request. */
+void fp_worker_demand(struct fp_worker *w, uint32_t be_idx);
+
 /* Takes a slot of server gi of backend be_idx (fp_worker_slot_free was true). */
 void fp_worker_slot_take(struct fp_worker *w, uint32_t be_idx, uint32_t gi);
 
 /* Gives back a slot of server gi and grants the backend's next waiter, if any. dispatch false
- * only gives it back (the caller is about to retry and competes for it itself). */
+ * only gives it back (the caller is about to retry and competes for it itself); true also
+ * counts a request finished with its slot. */
 void fp_worker_slot_release(struct fp_worker *w, uint32_t be_idx, uint32_t gi, bool dispatch);
 
 /*

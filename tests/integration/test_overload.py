@@ -95,7 +95,7 @@ class Req(threading.Thread):
         s.close()
 
 
-def test_drop_oldest_then_lifo(env):
+def test_drop_oldest_fifo(env):
     origin = RecordingOrigin(0.3)
     port, sport = fpt.free_port(), fpt.free_port()
     fp = fpt.Fastproxy(env["tmp"], cfg(port, origin.port, queue=3, stats=sport), wait=[port])
@@ -108,26 +108,23 @@ def test_drop_oldest_then_lifo(env):
         for r in reqs:
             r.join(10)
         st = [r.status for r in reqs]
-        assert st == [200, 503, 200, 503, 200], st
+        assert st == [200, 503, 200, 200, 200], st
         assert reqs[1].done_at < reqs[0].done_at, "the dropped request was not answered at once"
-        # r2 is served first (FIFO: the delay has only just gone above target); by the next
-        # slot the queue has stood above target for a whole interval: LIFO serves r4, the
-        # newest, and r3, which has waited far longer than the target, is refused at once.
-        assert origin.served == ["/r0", "/r2", "/r4"], origin.served
-        assert reqs[3].done_at - reqs[4].done_at < 0.05
+        # Five requests are no overload to tell from noise: the queue stays FIFO, however long
+        # they wait (LIFO under overload: test_open_loop_overload_bounded).
+        assert origin.served == ["/r0", "/r2", "/r3", "/r4"], origin.served
         s = fpt.stats(sport)
         assert s["fastproxy_queue_dropped_oldest"] == 1, s
-        assert s["fastproxy_queue_dropped_stale"] == 1, s
-        assert s["fastproxy_queue_lifo"] == 1, s
+        assert s["fastproxy_queue_dropped_stale"] == 0, s
+        assert s["fastproxy_queue_lifo"] == 0, s
         assert s["fastproxy_queue_max"] == 3, s
         assert s["fastproxy_queued"] == 4, s
-        # The same, per worker and backend. r2 and r4 were served after waiting between
+        # The same, per worker and backend. r2, r3 and r4 were served after waiting between
         # 100 ms and 1 s (r0 never queued): the histogram and its percentiles say so.
         b = '{worker="0",backend="app"}'
         assert s["fastproxy_queue_dropped_oldest" + b] == 1, s
-        assert s["fastproxy_queue_dropped_stale" + b] == 1, s
         assert s["fastproxy_queue_max" + b] == 3, s
-        assert s["fastproxy_qdelay_le_500ms" + b] + s["fastproxy_qdelay_le_1s" + b] == 2, s
+        assert s["fastproxy_qdelay_le_500ms" + b] + s["fastproxy_qdelay_le_1s" + b] == 3, s
         assert s["fastproxy_queue_delay_p99_ms" + b] in (500, 1000), s
     finally:
         assert fp.stop() == 0
@@ -214,19 +211,26 @@ def test_open_loop_overload_bounded(env):
             time.sleep(0.05)
         out = json.loads(lg.stdout.read().strip().splitlines()[-1])
         s = fpt.stats(sport)
-        print("     offered 1600/s: goodput %.0f/s, 503 %d, timeouts %d, errors %d, p99 ok %.1f ms;"
-              " queue max %d/20 per worker; rss peak %.1f MiB <= bound %d MiB" %
+        print("     offered 1600/s: goodput %.0f/s, 503 %d, timeouts %d, errors %d, p99 ok %.1f ms,"
+              " p99 refused %.1f ms; queue max %d/20 per worker, LIFO switches %d, stale drops"
+              " %d; rss peak %.1f MiB <= bound %d MiB" %
               (out["goodput_rps"], out["non2xx"], out["timeouts"], out["errors"],
-               out["p99_us"] / 1000, s["fastproxy_queue_max"], peak / 2**20, bound >> 20))
+               out["p99_us"] / 1000, out["refused_p99_us"] / 1000, s["fastproxy_queue_max"],
+               s["fastproxy_queue_lifo"], s["fastproxy_queue_dropped_stale"], peak / 2**20,
+               bound >> 20))
         assert out["timeouts"] == 0 and out["errors"] == 0, out
         assert out["ok"] + out["non2xx"] == out["scheduled"], out
         assert out["ok"] > 0 and out["non2xx"] > 0, out
         for w in ("0", "1"):
             assert s['fastproxy_queue_max{worker="%s"}' % w] <= 20, s
         assert peak <= bound, (peak, bound)
-        # Refused requests waited at most the queue timeout: p99 of the successful ones
-        # stays within it plus one service time.
-        assert out["p99_us"] < 300000 + 100000, out
+        # Overload is detected: LIFO serves the newest, the old are refused for their age.
+        # A FIFO queue of 20 per worker at 200/s per worker would make served requests wait
+        # about 100 ms and refused ones up to the 300 ms queue timeout; here both stay short
+        # (bounds loose for sanitizer builds on a shared machine).
+        assert s["fastproxy_queue_lifo"] >= 1 and s["fastproxy_queue_dropped_stale"] > 0, s
+        assert out["p99_us"] < 80000, out
+        assert out["refused_p99_us"] < 50000, out
     finally:
         assert fp.stop() == 0
         origin.stop()
@@ -300,12 +304,12 @@ def main():
     env = {"tmp": tmp, "nginx": nginx}
     r = fpt.Runner()
     try:
-        r.run("full queue drops the oldest; standing queue turns LIFO", test_drop_oldest_then_lifo,
+        r.run("full queue drops the oldest; no overload: FIFO", test_drop_oldest_fifo,
               env)
         r.run("fifo discipline and queue timeout 503", test_fifo_discipline_and_queue_timeout, env)
         r.run("a request whose client left is never forwarded", test_client_left_never_forwarded,
               env)
-        r.run("open loop at 4x capacity: bounded queue, memory, answers",
+        r.run("open loop at 4x capacity: LIFO, old refused fast, bounded queue and memory",
               test_open_loop_overload_bounded, env)
         r.run("flood beyond maxconn: established clients still served", test_flood_beyond_maxconn,
               env)

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* The request queue: capacity, holes, oldest-first drop, and the FIFO/LIFO switch. */
+/* The request queue: capacity, holes, oldest-first drop, overload detection and LIFO. */
 #include <errno.h>
 
 #include "proxy/queue.h"
@@ -64,51 +64,73 @@ test_drop_oldest(void)
     fp_wq_destroy(&q);
 }
 
+/* One detection window of q at now: demand requests wanted a slot, done finished. */
 static void
-test_standing_queue_turns_lifo(void)
+window(struct fp_wq *q, uint64_t now, uint32_t demand, uint32_t done)
+{
+    uint32_t i;
+
+    for (i = 0; i < done; i++) {
+        fp_wq_done(q, now);
+    }
+    for (i = 0; i < demand; i++) {
+        fp_wq_demand(q, now);
+    }
+}
+
+static void
+test_overload_turns_lifo_and_sheds_stale(void)
 {
     struct fp_wq q;
     uint64_t     d = 0;
     int          i;
 
     CU_ASSERT_EQUAL_FATAL(fp_wq_init(&q, 16), 0);
+    q.detect_ms = 25;
     for (i = 0; i < 8; i++) {
         fp_wq_push(&q, &items[i], (uint64_t)i);
     }
-    /* Oldest waited 50 ms > 5 ms target, but not yet for an interval: still FIFO. */
-    CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 50, true, 5, 100, &d), &items[0]);
+    /* Demand at capacity (noise within a half): FIFO, however long the oldest waited. */
+    window(&q, 100, 64, 50);
+    window(&q, 130, 40, 64); /* ends the window above; this one is still open */
+    CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 130, true, 5, 100, &d), &items[0]);
+    CU_ASSERT_EQUAL(d, 130);
     CU_ASSERT_FALSE(q.lifo);
-    /* Still above the target 100 ms later: standing, the newest goes first. */
-    CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 150, true, 5, 100, &d), &items[7]);
+    CU_ASSERT_PTR_NULL(fp_wq_pop_stale(&q, 130, 5));
+    /* One window of twice the service: a chance burst, not yet overload. */
+    window(&q, 160, 64, 32);
+    CU_ASSERT_FALSE(q.overloaded);
+    CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 160, true, 5, 100, &d), &items[1]);
+    CU_ASSERT_FALSE(q.lifo);
+    /* A second one in a row: overloaded, the newest goes first. */
+    window(&q, 170, 64, 32);
+    CU_ASSERT_TRUE(q.overloaded);
+    CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 170, true, 5, 100, &d), &items[7]);
     CU_ASSERT_TRUE(q.lifo);
-    CU_ASSERT_EQUAL(d, 143);
     CU_ASSERT_EQUAL(q.lifo_switches, 1);
-    /* With LIFO not allowed the same state serves FIFO. */
-    CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 150, false, 5, 100, &d), &items[1]);
+    /* With LIFO not allowed (fifo discipline) the same state serves FIFO and sheds nothing. */
+    CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 170, false, 5, 100, &d), &items[2]);
     CU_ASSERT_FALSE(q.lifo);
-    /* Standing again; then the stale ones go and only young requests wait: a young head does
-     * not end the standing state (only an empty queue does), the newest still goes first. */
-    fp_wq_pop(&q, 160, true, 5, 100, &d);
-    fp_wq_pop(&q, 260, true, 5, 100, &d);
-    CU_ASSERT_TRUE(q.lifo);
-    fp_wq_push(&q, &items[10], 259);
-    while (fp_wq_pop_stale(&q, 260, 5) != NULL) {
+    CU_ASSERT_PTR_NULL(fp_wq_pop_stale(&q, 170, 5));
+    /* Overloaded and LIFO: what waited over target / 2 goes, oldest first; 2 ms is kept. */
+    fp_wq_push(&q, &items[10], 168);
+    CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 170, true, 5, 100, &d), &items[10]);
+    fp_wq_push(&q, &items[11], 168);
+    CU_ASSERT_PTR_EQUAL(fp_wq_pop_stale(&q, 170, 5), &items[3]);
+    while (fp_wq_pop_stale(&q, 170, 5) != NULL) {
     }
-    CU_ASSERT_EQUAL(q.live, 1);
-    fp_wq_push(&q, &items[11], 260);
-    CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 261, true, 5, 100, &d), &items[11]);
-    CU_ASSERT_TRUE(q.lifo);
-    /* Emptying the queue resets it. */
-    while (fp_wq_pop(&q, 400, true, 5, 100, &d) != NULL) {
-    }
-    fp_wq_push(&q, &items[9], 401);
-    CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 402, true, 5, 100, &d), &items[9]);
+    CU_ASSERT_EQUAL(q.live, 1); /* items[11] */
+    /* Demand back to what service does: FIFO again at the next window. */
+    window(&q, 200, 64, 64);
+    CU_ASSERT_FALSE(q.overloaded);
+    fp_wq_push(&q, &items[12], 200);
+    CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 201, true, 5, 100, &d), &items[11]);
     CU_ASSERT_FALSE(q.lifo);
     fp_wq_destroy(&q);
 }
 
 static void
-test_standing_queue_sheds_stale_and_caps(void)
+test_standing_queue_caps(void)
 {
     struct fp_wq q;
     uint64_t     d = 0;
@@ -120,19 +142,21 @@ test_standing_queue_sheds_stale_and_caps(void)
     for (i = 0; i < 8; i++) {
         fp_wq_push(&q, &items[i], 0);
     }
-    fp_wq_pop(&q, 10, true, 5, 100, &d);  /* above target: the interval starts */
-    fp_wq_pop(&q, 110, true, 5, 100, &d); /* standing: LIFO; 2 pops in 110 ms */
-    CU_ASSERT_TRUE(q.lifo);
+    fp_wq_pop(&q, 10, true, 5, 100, &d); /* above target: the interval starts */
+    CU_ASSERT_FALSE(q.standing);
+    CU_ASSERT_EQUAL(fp_wq_standing_cap(&q, 100), UINT32_MAX);
+    fp_wq_pop(&q, 110, true, 5, 100, &d); /* above target for an interval: standing */
+    CU_ASSERT_TRUE(q.standing);
+    CU_ASSERT_FALSE(q.lifo); /* standing is not overload: still FIFO, nothing stale */
+    CU_ASSERT_PTR_NULL(fp_wq_pop_stale(&q, 120, 5));
     CU_ASSERT_EQUAL(q.rate_per_s, 9); /* 1 pop over the 100 ms window that closed */
     CU_ASSERT_EQUAL(fp_wq_standing_cap(&q, 5), 1);
     CU_ASSERT_EQUAL(fp_wq_standing_cap(&q, 1000), 9);
-    /* Heads older than the target go, oldest first, and only while the queue stands. */
-    CU_ASSERT_PTR_EQUAL(fp_wq_pop_stale(&q, 120, 5), &items[1]);
-    CU_ASSERT_PTR_EQUAL(fp_wq_pop_stale(&q, 120, 5), &items[2]);
-    fp_wq_push(&q, &items[9], 118);
-    while (fp_wq_pop_stale(&q, 120, 5) != NULL) {
+    /* Service empties it: no longer standing. */
+    while (fp_wq_pop(&q, 120, true, 5, 100, &d) != NULL) {
     }
-    CU_ASSERT_EQUAL(q.live, 1); /* items[9] waited 2 ms: kept */
+    CU_ASSERT_FALSE(q.standing);
+    CU_ASSERT_EQUAL(fp_wq_standing_cap(&q, 100), UINT32_MAX);
     fp_wq_destroy(&q);
 }
 
@@ -154,8 +178,8 @@ main(void)
         {"fifo and capacity", test_fifo_and_capacity},
         {"remove leaves hole", test_remove_leaves_hole},
         {"drop oldest", test_drop_oldest},
-        {"standing queue turns lifo", test_standing_queue_turns_lifo},
-        {"standing queue sheds stale and caps", test_standing_queue_sheds_stale_and_caps},
+        {"overload turns lifo and sheds stale", test_overload_turns_lifo_and_sheds_stale},
+        {"standing queue caps", test_standing_queue_caps},
         {"zero capacity refuses", test_zero_capacity_refuses},
         {NULL, NULL},
     };
