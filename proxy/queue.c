@@ -47,41 +47,51 @@ trim(struct fp_wq *q)
 }
 
 /*
- * Ends the detection window after detect_ms, or sooner after 64 arrivals (a sharp overload
- * shows within milliseconds, and 64 arrivals tell it from Poisson noise, whose spread over 64
- * is about 12 %): did demand outrun service by half, in this window and the one before?
+ * Ends the detection window after detect_ms, or sooner after 128 arrivals (a sharp overload
+ * shows within milliseconds; fewer arrivals, or less than a couple of service times, are too
+ * noisy: completions come in bunches when the servers' slots run in step). Service is what finished plus the slots newly taken: a load that rises to a
+ * level the servers handle fills slots first, which is not overload. Overload starts with a
+ * window where demand was over 1.8 times service (near capacity a window is that far off about
+ * never by chance) and lasts while demand stays over 1.2 times service (a Schmitt
+ * trigger: at 2x a window below 1.2 is as rare).
  */
 static void
-detect(struct fp_wq *q, uint64_t now_ms)
+detect(struct fp_wq *q, uint64_t now_ms, uint32_t busy)
 {
-    if (now_ms - q->ow_start_ms < q->detect_ms && q->ow_demand < 64) {
+    uint64_t demand = (uint64_t)q->ow_demand * 10;
+    int64_t  served = (int64_t)q->ow_done + (int64_t)busy - (int64_t)q->ow_busy0;
+
+    if (now_ms - q->ow_start_ms < q->detect_ms && q->ow_demand < 128) {
         return;
     }
-    if (q->ow_demand >= 8 && (uint64_t)q->ow_demand * 2 > (uint64_t)q->ow_done * 3) {
-        q->ow_hot = q->ow_hot < 2 ? q->ow_hot + 1 : 2;
-    } else {
-        q->ow_hot = 0;
+    if (served < 0) {
+        served = 0;
     }
-    /* Two windows in a row: a single one happens by chance about once a second near
-     * capacity, and would refuse what a FIFO queue serves a few ms later. */
-    q->overloaded = q->ow_hot >= 2;
+    if (q->ow_demand < 8) {
+        q->overloaded = false;
+    } else if (q->overloaded) {
+        q->overloaded = demand > (uint64_t)served * 12;
+    } else {
+        q->overloaded = demand > (uint64_t)served * 18;
+    }
     q->ow_start_ms = now_ms;
     q->ow_demand = 0;
     q->ow_done = 0;
+    q->ow_busy0 = busy;
 }
 
 void
-fp_wq_demand(struct fp_wq *q, uint64_t now_ms)
+fp_wq_demand(struct fp_wq *q, uint64_t now_ms, uint32_t busy)
 {
     q->ow_demand++;
-    detect(q, now_ms);
+    detect(q, now_ms, busy);
 }
 
 void
-fp_wq_done(struct fp_wq *q, uint64_t now_ms)
+fp_wq_done(struct fp_wq *q, uint64_t now_ms, uint32_t busy)
 {
     q->ow_done++;
-    detect(q, now_ms);
+    detect(q, now_ms, busy);
 }
 
 int64_t

@@ -13,9 +13,10 @@
  * drains in an interval (fp_wq_standing_cap), its oldest dropped first.
  *
  * Overload is told apart from a queue that merely stands near capacity by rates: over windows
- * of detect_ms (or 64 arrivals, whichever ends first), requests that wanted a server slot
- * against requests that finished with one. Two windows in a row where demand outran service by
- * half are overload: the queue turns LIFO at once (no interval of FIFO waits first) and requests that
+ * of detect_ms (or 128 arrivals, whichever ends first), requests that wanted a server slot
+ * against requests that finished with one or newly took one. Overload starts with a window where demand was over
+ * 1.8 times service and lasts while it stays over 1.2 times: the queue turns LIFO at once (no
+ * interval of FIFO waits first) and requests that
  * waited over target / 2 are refused: the newer requests that overtook one are more than the
  * servers will serve before its client gives up, and its refusal stays fast. Near capacity
  * (demand about equal to service) nothing is refused for its age: the queue absorbs the random
@@ -45,8 +46,8 @@ struct fp_wq {
     uint64_t  ow_start_ms;   /* start of the current detection window */
     uint32_t  ow_demand;     /* requests that wanted a slot in the window */
     uint32_t  ow_done;       /* requests that finished with a slot in the window */
-    uint32_t  ow_hot;        /* consecutive windows where demand outran service */
-    bool      overloaded;    /* demand outran service in the last window */
+    uint32_t  ow_busy0;      /* server slots held when the window started */
+    bool      overloaded;    /* demand outruns service (see detect() in queue.c) */
 };
 
 /* Allocates room for cap requests (0: a queue that refuses everything). Startup only.
@@ -59,11 +60,12 @@ void fp_wq_destroy(struct fp_wq *q);
  * the queue is full (the caller drops the oldest with fp_wq_pop_oldest first). */
 int64_t fp_wq_push(struct fp_wq *q, void *item, uint64_t now_ms);
 
-/* Counts a request that wants a server slot of this queue's backend (served at once or not). */
-void fp_wq_demand(struct fp_wq *q, uint64_t now_ms);
+/* Counts a request that wants a server slot of this queue's backend (served at once or not);
+ * busy: the backend's slots held now. */
+void fp_wq_demand(struct fp_wq *q, uint64_t now_ms, uint32_t busy);
 
-/* Counts a request that finished with its server slot. */
-void fp_wq_done(struct fp_wq *q, uint64_t now_ms);
+/* Counts a request that finished with its server slot; busy: the backend's slots held now. */
+void fp_wq_done(struct fp_wq *q, uint64_t now_ms, uint32_t busy);
 
 /* Removes the item at pos (from fp_wq_push) that has not been popped yet. */
 void fp_wq_remove(struct fp_wq *q, uint32_t pos);

@@ -301,7 +301,8 @@ drop_stale(struct fp_worker *w, uint32_t be_idx, uint64_t now)
 void
 fp_worker_demand(struct fp_worker *w, uint32_t be_idx)
 {
-    fp_wq_demand(&w->queues[be_idx], w->io->ops->now_ms(w->io));
+    fp_wq_demand(&w->queues[be_idx], w->io->ops->now_ms(w->io),
+                 (uint32_t)FP_BE_STAT_READ(w, be_idx, slots_busy));
 }
 
 void
@@ -317,7 +318,8 @@ fp_worker_slot_release(struct fp_worker *w, uint32_t be_idx, uint32_t gi, bool d
     w->srv_active[gi]--;
     FP_BE_STAT_ADD(w, be_idx, slots_busy, (uint64_t)-1);
     if (dispatch) {
-        fp_wq_done(&w->queues[be_idx], w->io->ops->now_ms(w->io));
+        fp_wq_done(&w->queues[be_idx], w->io->ops->now_ms(w->io),
+                   (uint32_t)FP_BE_STAT_READ(w, be_idx, slots_busy));
         fp_worker_dispatch(w, be_idx);
     }
 }

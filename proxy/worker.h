@@ -113,6 +113,7 @@ struct fp_waiter {
                      __atomic_load_n(&(w)->be_stats[be].field, __ATOMIC_RELAXED) + (n),     \
                      __ATOMIC_RELAXED)
 #define FP_BE_STAT_INC(w, be, field) FP_BE_STAT_ADD(w, be, field, 1)
+#define FP_BE_STAT_READ(w, be, field) __atomic_load_n(&(w)->be_stats[be].field, __ATOMIC_RELAXED)
 
 /* Adds one to the counter at byte offset off of w->stats (for tables of counters). */
 #define fp_worker_stat_inc(w, off)                                                          \

@@ -71,10 +71,10 @@ window(struct fp_wq *q, uint64_t now, uint32_t demand, uint32_t done)
     uint32_t i;
 
     for (i = 0; i < done; i++) {
-        fp_wq_done(q, now);
+        fp_wq_done(q, now, 0);
     }
     for (i = 0; i < demand; i++) {
-        fp_wq_demand(q, now);
+        fp_wq_demand(q, now, 0);
     }
 }
 
@@ -91,19 +91,19 @@ test_overload_turns_lifo_and_sheds_stale(void)
         fp_wq_push(&q, &items[i], (uint64_t)i);
     }
     /* Demand at capacity (noise within a half): FIFO, however long the oldest waited. */
-    window(&q, 100, 64, 50);
-    window(&q, 130, 40, 64); /* ends the window above; this one is still open */
+    window(&q, 100, 128, 100);
+    window(&q, 130, 80, 128); /* ends the window above; this one is still open */
     CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 130, true, 5, 100, &d), &items[0]);
     CU_ASSERT_EQUAL(d, 130);
     CU_ASSERT_FALSE(q.lifo);
     CU_ASSERT_PTR_NULL(fp_wq_pop_stale(&q, 130, 5));
-    /* One window of twice the service: a chance burst, not yet overload. */
-    window(&q, 160, 64, 32);
+    /* A window of 1.5 times the service: a chance excess, not overload. */
+    window(&q, 160, 128, 86);
     CU_ASSERT_FALSE(q.overloaded);
     CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 160, true, 5, 100, &d), &items[1]);
     CU_ASSERT_FALSE(q.lifo);
-    /* A second one in a row: overloaded, the newest goes first. */
-    window(&q, 170, 64, 32);
+    /* Twice the service: overloaded, the newest goes first. */
+    window(&q, 170, 128, 64);
     CU_ASSERT_TRUE(q.overloaded);
     CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 170, true, 5, 100, &d), &items[7]);
     CU_ASSERT_TRUE(q.lifo);
@@ -120,12 +120,36 @@ test_overload_turns_lifo_and_sheds_stale(void)
     while (fp_wq_pop_stale(&q, 170, 5) != NULL) {
     }
     CU_ASSERT_EQUAL(q.live, 1); /* items[11] */
+    /* Overload lasts while demand stays over 1.2 times service. */
+    window(&q, 172, 128, 96);
+    CU_ASSERT_TRUE(q.overloaded);
     /* Demand back to what service does: FIFO again at the next window. */
-    window(&q, 200, 64, 64);
+    window(&q, 200, 128, 128);
     CU_ASSERT_FALSE(q.overloaded);
     fp_wq_push(&q, &items[12], 200);
     CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 201, true, 5, 100, &d), &items[11]);
     CU_ASSERT_FALSE(q.lifo);
+    fp_wq_destroy(&q);
+}
+
+static void
+test_rising_load_fills_slots_first(void)
+{
+    struct fp_wq q;
+    int          i;
+
+    CU_ASSERT_EQUAL_FATAL(fp_wq_init(&q, 16), 0);
+    fp_wq_demand(&q, 100, 0); /* ends the first (empty) window */
+    /* 128 requests, none finished yet, 80 slots newly taken: the servers take the load. */
+    for (i = 0; i < 128; i++) {
+        fp_wq_demand(&q, 101, 80);
+    }
+    CU_ASSERT_FALSE(q.overloaded);
+    /* The same with every slot already held from the start: overload. */
+    for (i = 0; i < 128; i++) {
+        fp_wq_demand(&q, 102, 80);
+    }
+    CU_ASSERT_TRUE(q.overloaded);
     fp_wq_destroy(&q);
 }
 
@@ -179,6 +203,7 @@ main(void)
         {"remove leaves hole", test_remove_leaves_hole},
         {"drop oldest", test_drop_oldest},
         {"overload turns lifo and sheds stale", test_overload_turns_lifo_and_sheds_stale},
+        {"rising load fills slots first", test_rising_load_fills_slots_first},
         {"standing queue caps", test_standing_queue_caps},
         {"zero capacity refuses", test_zero_capacity_refuses},
         {NULL, NULL},
