@@ -47,9 +47,9 @@ trim(struct fp_wq *q)
 }
 
 /*
- * Ends the detection window after detect_ms, or sooner after 128 arrivals (a sharp overload
- * shows within milliseconds; fewer arrivals, or less than a couple of service times, are too
- * noisy: completions come in bunches when the servers' slots run in step). Service is what finished plus the slots newly taken: a load that rises to a
+ * Ends the detection window after detect_ms: shorter windows, of less than a couple of
+ * service times, are too noisy (completions come in bunches when the servers' slots run in
+ * step), and would take a burst the queue absorbs in a few ms for overload. Service is what finished plus the slots newly taken: a load that rises to a
  * level the servers handle fills slots first, which is not overload. Overload starts with a
  * window where demand was over 1.8 times service (near capacity a window is that far off about
  * never by chance) and lasts while demand stays over 1.2 times service (a Schmitt
@@ -61,7 +61,7 @@ detect(struct fp_wq *q, uint64_t now_ms, uint32_t busy)
     uint64_t demand = (uint64_t)q->ow_demand * 10;
     int64_t  served = (int64_t)q->ow_done + (int64_t)busy - (int64_t)q->ow_busy0;
 
-    if (now_ms - q->ow_start_ms < q->detect_ms && q->ow_demand < 128) {
+    if (now_ms - q->ow_start_ms < q->detect_ms) {
         return;
     }
     if (served < 0) {

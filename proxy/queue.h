@@ -13,7 +13,7 @@
  * drains in an interval (fp_wq_standing_cap), its oldest dropped first.
  *
  * Overload is told apart from a queue that merely stands near capacity by rates: over windows
- * of detect_ms (or 128 arrivals, whichever ends first), requests that wanted a server slot
+ * of detect_ms, requests that wanted a server slot
  * against requests that finished with one or newly took one. Overload starts with a window where demand was over
  * 1.8 times service and lasts while it stays over 1.2 times: the queue turns LIFO at once (no
  * interval of FIFO waits first) and requests that

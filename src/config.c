@@ -988,7 +988,7 @@ conf_set_defaults(struct fp_conf *conf)
     conf->global.overload.discipline = FP_QUEUE_ADAPTIVE_LIFO;
     conf->global.overload.codel_target_ms = 5;
     conf->global.overload.codel_interval_ms = 100;
-    conf->global.overload.shed_queue = 64;
+    conf->global.overload.shed_queue = 8;
     conf->timeouts.connect_ms = 5 * 1000;
     conf->timeouts.client_ms = 30 * 1000;
     conf->timeouts.server_ms = 30 * 1000;

@@ -64,18 +64,22 @@ test_drop_oldest(void)
     fp_wq_destroy(&q);
 }
 
-/* One detection window of q at now: demand requests wanted a slot, done finished. */
+/*
+ * One 25 ms detection window of q from start: demand requests wanted a slot, done finished,
+ * busy slots held at its end. Its last request, at start + 25, ends it.
+ */
 static void
-window(struct fp_wq *q, uint64_t now, uint32_t demand, uint32_t done)
+window(struct fp_wq *q, uint64_t start, uint32_t demand, uint32_t done, uint32_t busy)
 {
     uint32_t i;
 
     for (i = 0; i < done; i++) {
-        fp_wq_done(q, now, 0);
+        fp_wq_done(q, start, busy);
     }
-    for (i = 0; i < demand; i++) {
-        fp_wq_demand(q, now, 0);
+    for (i = 0; i + 1 < demand; i++) {
+        fp_wq_demand(q, start, busy);
     }
+    fp_wq_demand(q, start + 25, busy);
 }
 
 static void
@@ -90,44 +94,45 @@ test_overload_turns_lifo_and_sheds_stale(void)
     for (i = 0; i < 8; i++) {
         fp_wq_push(&q, &items[i], (uint64_t)i);
     }
-    /* Demand at capacity (noise within a half): FIFO, however long the oldest waited. */
-    window(&q, 100, 128, 100);
-    window(&q, 130, 80, 128); /* ends the window above; this one is still open */
-    CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 130, true, 5, 100, &d), &items[0]);
-    CU_ASSERT_EQUAL(d, 130);
-    CU_ASSERT_FALSE(q.lifo);
-    CU_ASSERT_PTR_NULL(fp_wq_pop_stale(&q, 130, 5));
-    /* A window of 1.5 times the service: a chance excess, not overload. */
-    window(&q, 160, 128, 86);
+    fp_wq_demand(&q, 100, 0); /* ends the first (empty) window */
+    /* Demand at capacity: FIFO, however long the oldest waited. */
+    window(&q, 100, 128, 100, 0);
     CU_ASSERT_FALSE(q.overloaded);
-    CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 160, true, 5, 100, &d), &items[1]);
+    CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 125, true, 5, 100, &d), &items[0]);
+    CU_ASSERT_EQUAL(d, 125);
+    CU_ASSERT_FALSE(q.lifo);
+    CU_ASSERT_PTR_NULL(fp_wq_pop_stale(&q, 125, 5));
+    /* A window of 1.5 times the service: a chance excess, not overload. */
+    window(&q, 125, 128, 86, 0);
+    CU_ASSERT_FALSE(q.overloaded);
+    CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 150, true, 5, 100, &d), &items[1]);
     CU_ASSERT_FALSE(q.lifo);
     /* Twice the service: overloaded, the newest goes first. */
-    window(&q, 170, 128, 64);
+    window(&q, 150, 128, 64, 0);
     CU_ASSERT_TRUE(q.overloaded);
-    CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 170, true, 5, 100, &d), &items[7]);
+    CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 175, true, 5, 100, &d), &items[7]);
     CU_ASSERT_TRUE(q.lifo);
     CU_ASSERT_EQUAL(q.lifo_switches, 1);
     /* With LIFO not allowed (fifo discipline) the same state serves FIFO and sheds nothing. */
-    CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 170, false, 5, 100, &d), &items[2]);
+    CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 175, false, 5, 100, &d), &items[2]);
     CU_ASSERT_FALSE(q.lifo);
-    CU_ASSERT_PTR_NULL(fp_wq_pop_stale(&q, 170, 5));
+    CU_ASSERT_PTR_NULL(fp_wq_pop_stale(&q, 175, 5));
     /* Overloaded and LIFO: what waited over target / 2 goes, oldest first; 2 ms is kept. */
-    fp_wq_push(&q, &items[10], 168);
-    CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 170, true, 5, 100, &d), &items[10]);
-    fp_wq_push(&q, &items[11], 168);
-    CU_ASSERT_PTR_EQUAL(fp_wq_pop_stale(&q, 170, 5), &items[3]);
-    while (fp_wq_pop_stale(&q, 170, 5) != NULL) {
+    fp_wq_push(&q, &items[10], 173);
+    CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 175, true, 5, 100, &d), &items[10]);
+    fp_wq_push(&q, &items[11], 173);
+    CU_ASSERT_PTR_EQUAL(fp_wq_pop_stale(&q, 175, 5), &items[3]);
+    while (fp_wq_pop_stale(&q, 175, 5) != NULL) {
     }
     CU_ASSERT_EQUAL(q.live, 1); /* items[11] */
     /* Overload lasts while demand stays over 1.2 times service. */
-    window(&q, 172, 128, 96);
+    window(&q, 175, 128, 96, 0);
     CU_ASSERT_TRUE(q.overloaded);
-    /* Demand back to what service does: FIFO again at the next window. */
-    window(&q, 200, 128, 128);
+    /* Demand back to what service does: FIFO again. */
+    window(&q, 200, 128, 128, 0);
     CU_ASSERT_FALSE(q.overloaded);
-    fp_wq_push(&q, &items[12], 200);
-    CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 201, true, 5, 100, &d), &items[11]);
+    fp_wq_push(&q, &items[12], 225);
+    CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 226, true, 5, 100, &d), &items[11]);
     CU_ASSERT_FALSE(q.lifo);
     fp_wq_destroy(&q);
 }
@@ -136,19 +141,14 @@ static void
 test_rising_load_fills_slots_first(void)
 {
     struct fp_wq q;
-    int          i;
 
     CU_ASSERT_EQUAL_FATAL(fp_wq_init(&q, 16), 0);
     fp_wq_demand(&q, 100, 0); /* ends the first (empty) window */
     /* 128 requests, none finished yet, 80 slots newly taken: the servers take the load. */
-    for (i = 0; i < 128; i++) {
-        fp_wq_demand(&q, 101, 80);
-    }
+    window(&q, 100, 128, 0, 80);
     CU_ASSERT_FALSE(q.overloaded);
     /* The same with every slot already held from the start: overload. */
-    for (i = 0; i < 128; i++) {
-        fp_wq_demand(&q, 102, 80);
-    }
+    window(&q, 125, 128, 0, 80);
     CU_ASSERT_TRUE(q.overloaded);
     fp_wq_destroy(&q);
 }
