@@ -47,13 +47,13 @@ trim(struct fp_wq *q)
 }
 
 /*
- * Ends the detection window after detect_ms: shorter windows, of less than a couple of
- * service times, are too noisy (completions come in bunches when the servers' slots run in
- * step), and would take a burst the queue absorbs in a few ms for overload. Service is what finished plus the slots newly taken: a load that rises to a
- * level the servers handle fills slots first, which is not overload. Overload starts with a
- * window where demand was over 1.8 times service (near capacity a window is that far off about
- * never by chance) and lasts while demand stays over 1.2 times service (a Schmitt
- * trigger: at 2x a window below 1.2 is as rare).
+ * Ends the detection window after detect_ms. Shorter windows, of less than a couple of service
+ * times, are too noisy (completions come in bunches when the servers' slots run in step) and
+ * would take a burst that the queue absorbs in a few ms for overload. Service is what finished
+ * plus the slots newly taken: a load that rises to a level the servers handle fills slots
+ * first, which is not overload. Overload starts with a window where demand was over 1.8 times
+ * service (near capacity, not seen by chance in hand runs) and lasts while demand stays over
+ * 1.2 times service (a Schmitt trigger, so that overload does not flicker).
  */
 static void
 detect(struct fp_wq *q, uint64_t now_ms, uint32_t busy)
