@@ -805,15 +805,11 @@ hs_acquire_server(struct hsess *s)
     int                           pool_empty = 0;
 
     for (;;) {
-        idx = fp_backend_pick_server(w, s->be_idx, s->tried | full);
+        idx = fp_worker_pick_slot(w, s->be_idx, s->tried, &full);
         if (idx == UINT32_MAX) {
             break;
         }
         gi = w->srv_base[s->be_idx] + idx;
-        if (!fp_worker_slot_free(w, gi)) {
-            full |= 1ULL << idx;
-            continue;
-        }
         if (s->tried != 0) {
             FP_STAT_INC(w, retries);
         }

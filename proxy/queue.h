@@ -13,14 +13,14 @@
  * drains in an interval (fp_wq_standing_cap), its oldest dropped first.
  *
  * Overload is told apart from a queue that merely stands near capacity by rates: over windows
- * of detect_ms, requests that wanted a server slot
- * against requests that finished with one or newly took one. Overload starts with a window where demand was over
- * 1.8 times service and lasts while it stays over 1.2 times: the queue turns LIFO at once (no
- * interval of FIFO waits first) and requests that
- * waited over target / 2 are refused: the newer requests that overtook one are more than the
- * servers will serve before its client gives up, and its refusal stays fast. Near capacity
- * (demand about equal to service) nothing is refused for its age: the queue absorbs the random
- * walk FIFO, bounded by queue_size, timeouts.queue, and what service drains in an interval.
+ * of detect_ms, requests that wanted a server slot against requests that finished with one or
+ * newly took one. Overload starts with a window where demand was over 1.8 times service and
+ * lasts while it stays over 1.2 times: the queue turns LIFO at once (no interval of FIFO waits
+ * first) and requests that waited over target / 2 are refused: the newer requests that
+ * overtook one are more than the servers will serve before its client gives up, and its
+ * refusal stays fast. Near capacity (demand about equal to service) nothing is refused for its
+ * age: the queue absorbs the random walk FIFO, bounded by queue_size, timeouts.queue, and what
+ * service drains in an interval.
  */
 #ifndef FP_PROXY_QUEUE_H
 #define FP_PROXY_QUEUE_H

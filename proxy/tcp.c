@@ -335,15 +335,11 @@ sess_connect_next(struct fp_session *s)
     int               rc;
 
     for (;;) {
-        idx = fp_backend_pick_server(w, be_idx, s->tried | full);
+        idx = fp_worker_pick_slot(w, be_idx, s->tried, &full);
         if (idx == UINT32_MAX) {
             break;
         }
         gi = w->srv_base[be_idx] + idx;
-        if (!fp_worker_slot_free(w, gi)) {
-            full |= 1ULL << idx;
-            continue;
-        }
         if (s->tried != 0) {
             FP_STAT_INC(w, retries);
         }

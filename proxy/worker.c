@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/backend.h"
 #include "proxy/h1.h"
 #include "proxy/session.h"
 
@@ -251,26 +252,17 @@ queue_gauge(struct fp_worker *w, uint32_t be_idx, int64_t delta)
     }
 }
 
+const uint32_t fp_qdelay_bound_ms[FP_QDELAY_BUCKETS - 1] = {1, 5, 10, 50, 100, 500, 1000};
+
 static void
 count_qdelay(struct fp_worker *w, uint32_t be, uint64_t ms)
 {
-    if (ms <= 1) {
-        FP_BE_STAT_INC(w, be, qdelay_le_1ms);
-    } else if (ms <= 5) {
-        FP_BE_STAT_INC(w, be, qdelay_le_5ms);
-    } else if (ms <= 10) {
-        FP_BE_STAT_INC(w, be, qdelay_le_10ms);
-    } else if (ms <= 50) {
-        FP_BE_STAT_INC(w, be, qdelay_le_50ms);
-    } else if (ms <= 100) {
-        FP_BE_STAT_INC(w, be, qdelay_le_100ms);
-    } else if (ms <= 500) {
-        FP_BE_STAT_INC(w, be, qdelay_le_500ms);
-    } else if (ms <= 1000) {
-        FP_BE_STAT_INC(w, be, qdelay_le_1s);
-    } else {
-        FP_BE_STAT_INC(w, be, qdelay_gt_1s);
+    uint32_t i = 0;
+
+    while (i < FP_QDELAY_BUCKETS - 1 && ms > fp_qdelay_bound_ms[i]) {
+        i++;
     }
+    FP_BE_STAT_INC(w, be, qdelay[i]);
 }
 
 /* Refuses a waiter the queue discipline took out. */
@@ -283,8 +275,8 @@ refuse_dropped(struct fp_worker *w, struct fp_waiter *victim)
 }
 
 /*
- * While the queue stands, refuses what waited longer than codel_target: old work goes first,
- * and a refusal never waits much longer than the target (CoDel's drop at the head).
+ * While the queue is overloaded (LIFO), refuses what waited longer than codel_target / 2: old
+ * work goes first, and a refusal never waits much longer than that (CoDel's drop at the head).
  */
 static void
 drop_stale(struct fp_worker *w, uint32_t be_idx, uint64_t now)
@@ -303,6 +295,25 @@ fp_worker_demand(struct fp_worker *w, uint32_t be_idx)
 {
     fp_wq_demand(&w->queues[be_idx], w->io->ops->now_ms(w->io),
                  (uint32_t)FP_BE_STAT_READ(w, be_idx, slots_busy));
+}
+
+uint32_t
+fp_worker_pick_slot(struct fp_worker *w, uint32_t be_idx, uint64_t tried, uint64_t *full)
+{
+    uint32_t idx;
+    uint32_t gi;
+
+    for (;;) {
+        idx = fp_backend_pick_server(w, be_idx, tried | *full);
+        if (idx == UINT32_MAX) {
+            return idx;
+        }
+        gi = w->srv_base[be_idx] + idx;
+        if (w->srv_limit[gi] == 0 || w->srv_active[gi] < w->srv_limit[gi]) {
+            return idx;
+        }
+        *full |= 1ULL << idx;
+    }
 }
 
 void
@@ -367,8 +378,8 @@ fp_worker_enqueue(struct fp_worker *w, struct fp_waiter *wt)
         return -ENOBUFS;
     }
     drop_stale(w, be, now);
-    /* What the servers drain in one interval: enough that arrival bursts do not empty a
-     * standing queue (which would make it FIFO again), small enough to bound memory. */
+    /* While the queue stands or is overloaded, it holds what the servers drain in one
+     * interval: waits stay within about an interval, and memory is bounded. */
     cap = fp_wq_standing_cap(q, w->conf->global.overload.codel_interval_ms);
     while (q->live >= cap && (victim = fp_wq_pop_oldest(q)) != NULL) {
         FP_BE_STAT_INC(w, be, queue_dropped_stale);

@@ -60,6 +60,8 @@ struct fp_worker_stats {
     uint64_t shed_503;          /* connections accepted only to be answered 503 */
 };
 
+#define FP_QDELAY_BUCKETS 8
+
 /* Counters of one backend's server slots and queue in one worker (docs/overload.md). */
 struct fp_backend_stats {
     uint64_t slots_busy;           /* gauge: requests or sessions holding a server slot */
@@ -72,15 +74,12 @@ struct fp_backend_stats {
     uint64_t queue_dropped_stale;  /* refused: waited over codel_target in a standing queue */
     uint64_t queue_client_gone;    /* left the queue because the client closed */
     uint64_t queue_lifo;           /* times the queue turned standing (LIFO) */
-    uint64_t qdelay_le_1ms;        /* queueing delay histogram of those served */
-    uint64_t qdelay_le_5ms;
-    uint64_t qdelay_le_10ms;
-    uint64_t qdelay_le_50ms;
-    uint64_t qdelay_le_100ms;
-    uint64_t qdelay_le_500ms;
-    uint64_t qdelay_le_1s;
-    uint64_t qdelay_gt_1s;
+    uint64_t qdelay[FP_QDELAY_BUCKETS]; /* queueing delay histogram of those served: bucket i
+                                           up to fp_qdelay_bound_ms[i], the last beyond */
 };
+
+/* Upper bounds (ms) of the queueing-delay buckets but the last, which is open. */
+extern const uint32_t fp_qdelay_bound_ms[FP_QDELAY_BUCKETS - 1];
 
 /*
  * A request (mode http) or a session (mode tcp) that waits for a server slot of its backend.
@@ -195,18 +194,19 @@ void fp_worker_buf_trim(struct fp_worker *w, struct fp_buf *b);
  * with it; releasing one hands it to the waiter the queue discipline picks.
  */
 
-/* Returns true if server gi (index into srv_active) has a free slot. */
-static inline bool
-fp_worker_slot_free(const struct fp_worker *w, uint32_t gi)
-{
-    return w->srv_limit[gi] == 0 || w->srv_active[gi] < w->srv_limit[gi];
-}
+/*
+ * Picks the next server of backend be_idx in round-robin order that is not in tried and has a
+ * free slot; servers at their maxconn are added to *full on the way. Returns its index in the
+ * backend, or UINT32_MAX when none is left (then *full says whether any was only full).
+ */
+uint32_t fp_worker_pick_slot(struct fp_worker *w, uint32_t be_idx, uint64_t tried,
+                             uint64_t *full);
 
 /* Counts a new request (or tcp session) of backend be_idx that wants a server slot: the
  * queue's overload detection weighs these against finished ones. Once per request. */
 void fp_worker_demand(struct fp_worker *w, uint32_t be_idx);
 
-/* Takes a slot of server gi of backend be_idx (fp_worker_slot_free was true). */
+/* Takes a slot of server gi of backend be_idx (one fp_worker_pick_slot found free). */
 void fp_worker_slot_take(struct fp_worker *w, uint32_t be_idx, uint32_t gi);
 
 /* Gives back a slot of server gi and grants the backend's next waiter, if any. dispatch false

@@ -46,24 +46,18 @@ static const struct be_field be_fields[] = {
         BE_FIELD(queue_timeouts, false),      BE_FIELD(queue_dropped_oldest, false),
         BE_FIELD(queue_full, false),          BE_FIELD(queue_dropped_stale, false),
         BE_FIELD(queue_client_gone, false),   BE_FIELD(queue_lifo, false),
-        BE_FIELD(qdelay_le_1ms, false),       BE_FIELD(qdelay_le_5ms, false),
-        BE_FIELD(qdelay_le_10ms, false),      BE_FIELD(qdelay_le_50ms, false),
-        BE_FIELD(qdelay_le_100ms, false),     BE_FIELD(qdelay_le_500ms, false),
-        BE_FIELD(qdelay_le_1s, false),        BE_FIELD(qdelay_gt_1s, false),
+        /* the histogram, bucket by bucket (fp_qdelay_bound_ms) */
+        {"qdelay_le_1ms", offsetof(struct fp_backend_stats, qdelay[0]), false},
+        {"qdelay_le_5ms", offsetof(struct fp_backend_stats, qdelay[1]), false},
+        {"qdelay_le_10ms", offsetof(struct fp_backend_stats, qdelay[2]), false},
+        {"qdelay_le_50ms", offsetof(struct fp_backend_stats, qdelay[3]), false},
+        {"qdelay_le_100ms", offsetof(struct fp_backend_stats, qdelay[4]), false},
+        {"qdelay_le_500ms", offsetof(struct fp_backend_stats, qdelay[5]), false},
+        {"qdelay_le_1s", offsetof(struct fp_backend_stats, qdelay[6]), false},
+        {"qdelay_gt_1s", offsetof(struct fp_backend_stats, qdelay[7]), false},
 };
 
 #define NB_BE_FIELDS (sizeof(be_fields) / sizeof(be_fields[0]))
-
-/* Upper bounds (ms) of the queueing-delay buckets, qdelay_le_1ms .. qdelay_gt_1s in order;
- * the last one is open (reported as 0: beyond 1 s). */
-static const uint32_t qdelay_bounds[] = {1, 5, 10, 50, 100, 500, 1000, 0};
-
-#define NB_QDELAY (sizeof(qdelay_bounds) / sizeof(qdelay_bounds[0]))
-
-_Static_assert(offsetof(struct fp_backend_stats, qdelay_gt_1s) -
-                               offsetof(struct fp_backend_stats, qdelay_le_1ms) ==
-                       (NB_QDELAY - 1) * sizeof(uint64_t),
-               "the queueing-delay buckets are consecutive, in qdelay_bounds order");
 
 static uint64_t
 read_field(const struct fp_worker *w, size_t off)
@@ -92,19 +86,19 @@ qdelay_pct(const uint64_t *h, unsigned pct)
     uint64_t acc = 0;
     size_t   i;
 
-    for (i = 0; i < NB_QDELAY; i++) {
+    for (i = 0; i < FP_QDELAY_BUCKETS; i++) {
         total += h[i];
     }
     if (total == 0) {
         return -1;
     }
-    for (i = 0; i < NB_QDELAY; i++) {
+    for (i = 0; i < FP_QDELAY_BUCKETS; i++) {
         acc += h[i];
         if (acc * 100 >= total * pct) {
             break;
         }
     }
-    return i < NB_QDELAY ? qdelay_bounds[i] : 0;
+    return i < FP_QDELAY_BUCKETS - 1 ? fp_qdelay_bound_ms[i] : 0;
 }
 
 size_t
@@ -160,13 +154,11 @@ fp_stats_format(const struct fp_workers *ws, char *out, size_t size)
      * histogram (bucket upper bounds, ms; -1: none served yet; 0: over 1 s). */
     for (i = 0; i < ws->n; i++) {
         for (b = 0; b < ws->conf->nb_backends; b++) {
-            uint64_t h[NB_QDELAY];
+            uint64_t h[FP_QDELAY_BUCKETS];
             size_t   k;
 
-            for (k = 0; k < NB_QDELAY; k++) {
-                h[k] = read_be_field(&ws->t[i].w, b,
-                                     offsetof(struct fp_backend_stats, qdelay_le_1ms) +
-                                             k * sizeof(uint64_t));
+            for (k = 0; k < FP_QDELAY_BUCKETS; k++) {
+                h[k] = __atomic_load_n(&ws->t[i].w.be_stats[b].qdelay[k], __ATOMIC_RELAXED);
             }
             APPEND("fastproxy_queue_delay_p50_ms{worker=\"%u\",backend=\"%s\"} %lld\n"
                    "fastproxy_queue_delay_p99_ms{worker=\"%u\",backend=\"%s\"} %lld\n",
