@@ -15,6 +15,8 @@
 #ifndef FP_NET_IO_H
 #define FP_NET_IO_H
 
+#include <netinet/in.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -146,10 +148,40 @@ struct fp_io {
     uint64_t                accept_errors;   /* accept() failures other than EAGAIN */
 };
 
+enum fp_dpdk_poll {
+    FP_DPDK_POLL_ADAPTIVE = 0, /* spin while busy, then pause and sleep up to ~100 us */
+    FP_DPDK_POLL_BUSY,         /* spin always: lowest latency, one core at 100 % */
+};
+
+enum fp_dpdk_rss {
+    FP_DPDK_RSS_AUTO = 0,  /* the port's RSS if it reports key and table, else software */
+    FP_DPDK_RSS_HARDWARE,  /* require the port's RSS; fail at start otherwise */
+    FP_DPDK_RSS_SOFTWARE,  /* steer every packet in software (Toeplitz, our key and table) */
+};
+
+#define FP_DPDK_MAX_EAL_ARGS 32
+
+/* The `dpdk:` section (docs/configuration.md); read-only once the workers start. */
+struct fp_dpdk_conf {
+    bool              present; /* the section was given */
+    char             *eal[FP_DPDK_MAX_EAL_ARGS]; /* EAL arguments, without argv[0] */
+    uint32_t          nb_eal;
+    uint16_t          port;       /* DPDK port id */
+    struct in_addr    addr;       /* our IPv4 address on the port */
+    uint8_t           prefix_len; /* 1..32 */
+    struct in_addr    gateway;    /* INADDR_ANY = none */
+    uint32_t          mbufs;      /* packet buffers per worker */
+    enum fp_dpdk_poll poll;
+    enum fp_dpdk_rss  rss;
+};
+
 struct fp_io_conf {
     enum fp_io_kind kind;
     uint32_t        max_conns; /* size of the connection pool (both directions) */
     int             cpu;       /* the worker's CPU, -1 if not pinned */
+    unsigned        id;        /* worker index, 0..nb_workers-1 */
+    unsigned        nb_workers;
+    const struct fp_dpdk_conf *dpdk; /* io: dpdk only; outlives the instance */
     fp_notify_fn    on_notify;
     void           *notify_data;
 };

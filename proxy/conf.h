@@ -129,6 +129,7 @@ struct fp_conf {
     uint32_t                 nb_backends;
     bool                     has_stats;
     struct fp_addr           stats_addr;
+    struct fp_dpdk_conf      dpdk; /* io: dpdk */
 };
 
 #endif /* FP_PROXY_CONF_H */
