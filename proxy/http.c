@@ -70,6 +70,8 @@ struct hsess {
     uint8_t                        has_slot;  /* counts in w->srv_active[srv_gi] */
     struct fp_waiter               wait;      /* in w->queues[be_idx] while H_QUEUED */
     uint16_t                       status;   /* final status sent, for the log */
+    const char                    *term;     /* why the request ended badly, or NULL */
+    enum fp_h1_error               term_err; /* the framing error behind term, if any */
     uint64_t                       t_req_ms;  /* first byte of the request */
     uint64_t                       t_head_ms; /* request head parsed */
     uint64_t                       t_srv_ms;  /* server connection ready */
@@ -242,7 +244,9 @@ ms_since(uint64_t later, uint64_t t)
 /*
  * One line per request, HAProxy-like: client, frontend, backend/server, status, bytes from
  * the client and to it, then Tq (head), Tc (server connection; 0 when reused), Tr (server
- * response head), Tt (total) in ms, and the request line. Formatted straight into the ring
+ * response head), Tt (total) in ms, the request line, and how the request ended: "-", or the
+ * side to blame and why (client-timeout, server-timeout, server-bad-head, server-bad-body,
+ * server-truncated), followed by the framing error in quotes. Formatted straight into the ring
  * slot and handed to the main thread, which writes it: the worker never blocks on the log. A
  * full ring drops the line and counts it.
  */
@@ -273,13 +277,17 @@ hs_log(struct hsess *s)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     strftime(date, sizeof(date), "%d/%b/%Y:%H:%M:%S", &tm);
-    snprintf(line, FP_ALOG_LINE, "%s [%s.%03ld] %s %s/%s %u %llu %llu %d/%d/%d/%d \"%s\"",
+    snprintf(line, FP_ALOG_LINE,
+             "%s [%s.%03ld] %s %s/%s %u %llu %llu %d/%d/%d/%d \"%s\" %s%s%s%s",
              fp_addr_format(&s->cli->peer, peer, sizeof(peer)), date, ts.tv_nsec / 1000000,
              s->fe->name, be->name, srv, s->status, (unsigned long long)s->req_body_sent,
              (unsigned long long)s->rsp_sent, ms_since(s->t_head_ms, s->t_req_ms),
              s->t_srv_ms ? ms_since(s->t_srv_ms, s->t_head_ms) : -1,
              s->t_rsp_ms ? ms_since(s->t_rsp_ms, s->t_srv_ms) : -1, ms_since(now, s->t_req_ms),
-             s->reqline[0] != '\0' ? s->reqline : "-");
+             s->reqline[0] != '\0' ? s->reqline : "-", s->term != NULL ? s->term : "-",
+             s->term_err != FP_H1_E_NONE ? " \"" : "",
+             s->term_err != FP_H1_E_NONE ? fp_h1_error_reason(s->term_err) : "",
+             s->term_err != FP_H1_E_NONE ? "\"" : "");
     fp_ring_sp_commit(&w->alog);
 }
 
@@ -337,8 +345,10 @@ hs_abort_task(struct fp_task *t)
 
 /*
  * Answers status and closes. Once the client has part of a response, a status can no longer
- * be sent: the connection is reset so that the client sees the failure. Returns -1 when the
- * session ended, 0 when the error page is on its way.
+ * be sent: the connection is reset so that the client sees the failure. A server's response
+ * head that is still waiting unsent in hrsp is not part of what the client has: it is
+ * dropped for the error page. Returns -1 when the session ended, 0 when the error page is on
+ * its way.
  */
 static int
 hs_error(struct hsess *s, int status)
@@ -357,10 +367,12 @@ hs_error(struct hsess *s, int status)
     hs_unqueue(s);
     hs_close_srv(s, 1);
     hs_slot_release(s);
-    if (s->rsp_sent > 0 || !fp_buf_empty(&s->hrsp) || s->cli_eof) {
+    /* rsp_got tells a server's head (replaceable) from an error page already queued. */
+    if (s->rsp_sent > 0 || s->cli_eof || (!fp_buf_empty(&s->hrsp) && !s->rsp_got)) {
         hs_end(s, 1);
         return -1;
     }
+    fp_worker_buf_release(w, &s->hrsp);
     /*
      * A request that was framed correctly and read whole leaves the connection usable: a
      * server-side failure or a refusal under overload (5xx) answers it and goes on with the
@@ -921,6 +933,20 @@ hs_srv_write(struct hsess *s)
 
 /* ---- response ---- */
 
+/*
+ * The server broke the response's framing (RFC 9112 §6.3, §7.1): the server connection is
+ * closed, never reused, and the client gets 502 if no byte of the response reached it yet,
+ * a reset otherwise (hs_error()). term and err name the cause in the access log; the caller
+ * counts it. Returns 1 when the session goes on (the error page), -1 when it ended.
+ */
+static int
+hs_bad_response(struct hsess *s, const char *term, enum fp_h1_error err)
+{
+    s->term = term;
+    s->term_err = err;
+    return hs_error(s, 502) == 0 ? 1 : -1;
+}
+
 static int
 hs_build_rsp_head(struct hsess *s, const uint8_t *msg, int final)
 {
@@ -978,8 +1004,8 @@ hs_feed_rsp_body(struct hsess *s)
             s->srv_dirty = 1;
         }
     } else if (st == FP_H1_ERROR) {
-        FP_STAT_INC(s->w, http_truncated);
-        return hs_error(s, 502) == 0 ? 1 : -1;
+        FP_STAT_INC(s->w, http_rsp_bad_body);
+        return hs_bad_response(s, "server-bad-body", s->sb.err);
     }
     return 0;
 }
@@ -996,7 +1022,8 @@ hs_process_rsp(struct hsess *s)
         st = fp_h1_parse(&s->sp, (const char *)msg, fp_buf_len(&s->rsp));
         if (st == FP_H1_NEED_MORE) {
             if (fp_buf_len(&s->rsp) == s->rsp.size) {
-                return hs_error(s, 502) == 0 ? 1 : -1;
+                FP_STAT_INC(s->w, http_rsp_bad_head);
+                return hs_bad_response(s, "server-bad-head", FP_H1_E_HEAD_TOO_LARGE);
             }
             if (fp_buf_room(&s->rsp) == 0) {
                 fp_buf_compact(&s->rsp);
@@ -1004,7 +1031,9 @@ hs_process_rsp(struct hsess *s)
             return 0;
         }
         if (st == FP_H1_ERROR || s->sp.msg.body == FP_H1_BODY_TUNNEL) {
-            return hs_error(s, 502) == 0 ? 1 : -1;
+            /* A tunnel (101, 2xx to CONNECT) is nothing a reverse proxy asked for. */
+            FP_STAT_INC(s->w, http_rsp_bad_head);
+            return hs_bad_response(s, "server-bad-head", s->sp.err);
         }
         /* RFC 9110 §15.2: interim responses are forwarded; the final one follows. */
         final = s->sp.msg.status >= 200;
@@ -1063,7 +1092,7 @@ hs_srv_read(struct hsess *s)
         }
         if (!s->rsp_done) {
             FP_STAT_INC(w, http_truncated);
-            return hs_error(s, 502) == 0 ? 1 : -1;
+            return hs_bad_response(s, "server-truncated", s->sb.err);
         }
         hs_close_srv(s, 0);
         return 0;
@@ -1113,6 +1142,8 @@ hs_txn_done(struct hsess *s)
     s->t_srv_ms = 0;
     s->t_rsp_ms = 0;
     s->reqline[0] = '\0';
+    s->term = NULL;
+    s->term_err = FP_H1_E_NONE;
     hdrs_put(w, &s->sh);
     hs_arm(s, w->conf->timeouts.keep_alive_ms);
     fp_worker_buf_trim(w, &s->req);

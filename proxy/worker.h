@@ -54,6 +54,8 @@ struct fp_worker_stats {
     uint64_t http_503;         /* no server available */
     uint64_t http_504;         /* server timed out before its response */
     uint64_t http_truncated;   /* response cut short by the server after it started */
+    uint64_t http_rsp_bad_head; /* 502: malformed response head, or over the buffer */
+    uint64_t http_rsp_bad_body; /* 502 or reset: broken chunked framing in a response */
     uint64_t alog_dropped;     /* access log lines lost because the log ring was full */
     /* overload control (docs/overload.md); the queues' counters are per backend below */
     uint64_t accept_paused;     /* times the worker stopped accepting at its maxconn */

@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""mode: http framing in both directions (issue 14) and keep-alive and timeout blame (issue 12
+items 2 and 3). A raw-socket origin misbehaves on purpose (chunked to HTTP/1.0, Content-Length
+lists, broken chunk lines) and the checks compare the exact bytes the client receives; a real
+nginx origin closes its connections after two requests, or waits for a body that never comes."""
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
+
+import fpt
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+# Path -> list of (delay in s, bytes) the raw origin sends after the request head.
+SCRIPTS = {
+    b"/ok": [(0, OK)],
+    b"/chunked": [(0, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n"
+                      b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n")],
+    b"/chunked-slow": [(0, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel"),
+                       (0.2, b"lo\r\n"), (0.2, b"6\r\n world\r\n0\r\n\r\n")],
+    b"/chunked-gzip": [(0, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                           b"2\r\nxx\r\n0\r\n\r\n")],
+    b"/head-chunked": [(0, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")],
+    b"/cl-list": [(0, b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello")],
+    b"/cl-twice": [(0, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-B: 2\r\n"
+                       b"content-length: 5\r\n\r\nhello")],
+    b"/cl-differ": [(0, b"HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\nhello")],
+    b"/bad-chunk-size": [(0, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             b"zz\r\nhello\r\n0\r\n\r\n")],
+    b"/chunk-no-crlf": [(0, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            b"5\r\nhelloX0\r\n\r\n")],
+    b"/bad-length": [(0, b"HTTP/1.1 200 OK\r\nContent-Length: 5x\r\n\r\nhello")],
+    b"/bad-chunk-late": [(0, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             b"5\r\nhello\r\n"), (0.3, b"zz\r\n")],
+    b"/early-answer": [(0, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")],
+}
+
+
+class RawOrigin:
+    """Answers each request head with the script named by its path, on a keep-alive
+    connection, and records the request heads it received."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.heads = []
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        buf = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    d = c.recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                self.heads.append(head)
+                path = head.split(b" ")[1]
+                for k, v in (l.split(b":", 1) for l in head.split(b"\r\n")[1:]):
+                    if k.lower() == b"content-length":
+                        n = int(v)
+                        while len(buf) < n:
+                            buf += c.recv(65536)
+                        buf = buf[n:]
+                for delay, data in SCRIPTS.get(path, [(0, OK)]):
+                    time.sleep(delay)
+                    c.sendall(data)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def stop(self):
+        self.sock.close()
+
+
+def exchange(port, data, pause=None, more=None):
+    """Sends data, optionally more after pause, and returns all bytes up to the proxy's close."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(data)
+    if more is not None:
+        time.sleep(pause)
+        s.sendall(more)
+    try:
+        return fpt.recv_all(s)
+    except ConnectionResetError:
+        s.close()
+        return None
+
+
+def page(code, text, conn):
+    body = text.encode() + b"\n"
+    return (b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+            b"Connection: %s\r\n\r\n" % (code, text.encode(), len(body), conn.encode()) + body)
+
+
+def fresh_ok(port):
+    """A following request on a fresh connection is served normally."""
+    assert exchange(port, b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") == \
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+
+
+def stat_delta(env, before, name):
+    return fpt.stats(env["stats_port"])["fastproxy_" + name] - before["fastproxy_" + name]
+
+
+def test_bad_framing_502(env):
+    port = env["raw"]
+    before = fpt.stats(env["stats_port"])
+    for path in (b"/bad-chunk-size", b"/chunk-no-crlf", b"/bad-length"):
+        got = exchange(port, b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path)
+        assert got == page(502, "Bad Gateway", "close"), (path, got)
+        fresh_ok(port)
+    # A keep-alive client keeps its connection after the 502: the request was whole.
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"GET /bad-chunk-size HTTP/1.1\r\nHost: x\r\n\r\n"
+              b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert fpt.recv_all(s) == page(502, "Bad Gateway", "keep-alive") + \
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+    assert stat_delta(env, before, "http_rsp_bad_body") == 3
+    assert stat_delta(env, before, "http_rsp_bad_head") == 1
+    assert stat_delta(env, before, "http_502") == 4
+    time.sleep(0.3)
+    log = env["fp"].read_log()
+    assert '"GET /bad-chunk-size" server-bad-body "invalid chunk size"' in log, log[-2000:]
+    assert '"GET /chunk-no-crlf" server-bad-body "missing CRLF after chunk data"' in log
+    assert '"GET /bad-length" server-bad-head "invalid content-length"' in log
+
+
+def test_bad_framing_after_start_closes(env):
+    port = env["raw"]
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"GET /bad-chunk-late HTTP/1.1\r\nHost: x\r\n\r\n")
+    got = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+    except ConnectionResetError:
+        pass
+    s.close()
+    # The head and the first chunk went out as they came; then the connection is cut, with
+    # no last chunk: the client sees an incomplete body, never a spliced 502.
+    assert got == (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"), got
+    fresh_ok(port)
+
+
+def main():
+    tmp = fpt.tmpdir()
+    origin = RawOrigin()
+    nginx = fpt.Nginx(tmp, dict(("ka%d.txt" % i, b"small\n") for i in range(6)), extra_server="keepalive_requests 2;\n"
+                      "    location /dav/ { dav_methods PUT; create_full_put_path on; }\n")
+    ports = {k: fpt.free_port() for k in ("raw", "web", "stats_port")}
+    cfg = f"""global:
+  workers: 1
+  maxconn: 200
+defaults:
+  timeouts: {{ connect: 2s, client: 3s, server: 12s, http_request: 5s, keep_alive: 5s }}
+frontends:
+  - name: raw
+    bind: ["127.0.0.1:{ports['raw']}"]
+    mode: http
+    access_log: true
+    default_backend: raw
+  - name: web
+    bind: ["127.0.0.1:{ports['web']}"]
+    mode: http
+    access_log: true
+    default_backend: web
+backends:
+  - {{ name: raw, servers: [{{ name: r1, address: "127.0.0.1:{origin.port}" }}] }}
+  - {{ name: web, servers: [{{ name: n1, address: "127.0.0.1:{nginx.port}" }}] }}
+stats:
+  bind: "127.0.0.1:{ports['stats_port']}"
+"""
+    r = fpt.Runner()
+    fp = None
+    try:
+        fp = fpt.Fastproxy(tmp, cfg, wait=[ports["raw"]])
+        env = dict(ports, tmp=tmp, fp=fp, origin=origin, nginx=nginx)
+        r.run("broken response framing before any byte: 502, counted, logged",
+              test_bad_framing_502, env)
+        r.run("broken response framing after the head: client connection cut",
+              test_bad_framing_after_start_closes, env)
+    finally:
+        rc = fp.stop() if fp is not None else -1
+        if rc != 0:
+            print("fastproxy exited %s\n%s" % (rc, fp.read_log()[-3000:] if fp else ""))
+            r.failed += 1
+        origin.stop()
+        nginx.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    r.finish()
+
+
+if __name__ == "__main__":
+    main()
