@@ -1040,7 +1040,10 @@ hs_process_rsp(struct hsess *s)
         if (final) {
             s->status = s->sp.msg.status;
             s->t_rsp_ms = s->w->io->ops->now_ms(s->w->io);
-            s->cli_ka = s->cli_ka && (s->sp.msg.flags & FP_H1_F_KEEP_ALIVE) && s->req_done &&
+            /* The server closing its own connection after this response (RFC 9112 §9.6)
+             * only retires that connection: the client's survives whenever the response is
+             * delimited by something other than the close (§6.3). */
+            s->cli_ka = s->cli_ka && s->sp.msg.body != FP_H1_BODY_CLOSE && s->req_done &&
                         !s->cli_eof && !s->w->draining;
         }
         if (hs_build_rsp_head(s, msg, final) != 0) {

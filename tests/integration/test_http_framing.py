@@ -166,6 +166,25 @@ def test_bad_framing_after_start_closes(env):
     fresh_ok(port)
 
 
+def test_keepalive_survives_server_close(env):
+    """Issue 12 item 2: nginx closes its connection after every second request; the client's
+    connection must not follow it."""
+    if not shutil.which("curl"):
+        return fpt.SKIP
+    urls = ["http://127.0.0.1:%d/ka%d.txt" % (env["web"], i) for i in range(6)]
+    p = subprocess.run(["curl", "-sv"] + urls, capture_output=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == b"small\n" * 6, p.stdout
+    err = p.stderr.decode()
+    assert err.count("Connected to") == 1, err
+    assert err.count("Re-using existing connection") == 5, err
+    assert "Connection: close" not in err, err
+    time.sleep(0.2)
+    conns = [l.split()[0] for l in env["nginx"].access_log() if " /ka" in l]
+    print("     6 requests on 1 client connection -> %d origin connections" % len(set(conns)))
+    assert len(conns) == 6 and len(set(conns)) == 3, conns
+
+
 def main():
     tmp = fpt.tmpdir()
     origin = RawOrigin()
@@ -203,6 +222,8 @@ stats:
               test_bad_framing_502, env)
         r.run("broken response framing after the head: client connection cut",
               test_bad_framing_after_start_closes, env)
+        r.run("client keep-alive survives the server closing after 2 requests",
+              test_keepalive_survives_server_close, env)
     finally:
         rc = fp.stop() if fp is not None else -1
         if rc != 0:
