@@ -22,6 +22,14 @@
  *
  * Timers have a resolution of about a millisecond, so arrivals come in bursts of up to 1 ms;
  * the latency of each request still starts at its own scheduled time.
+ *
+ * With --retries N a logical request is tried up to N more times after a 502, a 503, a reset
+ * or a close before its answer, or a failed connect, like an SDK or a service mesh that
+ * resends a refused request: at once (on the same connection when it stays open, else on the
+ * next free one, ahead of new arrivals) or --retry-delay MS later. The client timeout then
+ * counts from the first attempt: a request still without a 2xx at that deadline is a timeout,
+ * whatever attempt it is on, and its latency is from its first scheduled time. The buckets
+ * above count logical requests (their final outcome); the attempt_* figures count every try.
  */
 
 #include <arpa/inet.h>
@@ -57,6 +65,7 @@ struct lg;
 
 struct lg_conn {
     struct lg         *lg;
+    uint32_t           attempt; /* tries of the request in flight before this one */
     ev_io              io;
     ev_timer           timer; /* client timeout of the request in flight */
     int                fd;
@@ -90,6 +99,24 @@ struct lg_stats {
     uint64_t parse_errors;   /* malformed or unsupported response */
     uint64_t dropped;        /* FIFO full */
     uint64_t conns_opened;
+    /* per attempt (with --retries): every try, the first included */
+    uint64_t attempts;
+    uint64_t att_ok;
+    uint64_t att_502;
+    uint64_t att_503;
+    uint64_t att_other;      /* other non-2xx answers */
+    uint64_t att_io;         /* reset or close before a whole answer */
+    uint64_t att_connect;    /* connect failed */
+    uint64_t retries;        /* tries after the first */
+    uint64_t ok_retried;     /* logical requests that got their 2xx on a retry */
+    uint64_t retry_deadline; /* retries not made: the deadline had passed */
+};
+
+/* A logical request waiting for a connection (or for its retry delay to pass). */
+struct lg_pending {
+    double   sched;   /* its first scheduled arrival: latency and deadline count from it */
+    double   ready;   /* when its retry may go out (delayed ring only) */
+    uint32_t attempt; /* tries so far */
 };
 
 struct lg {
@@ -100,6 +127,8 @@ struct lg {
     double             rate;
     double             duration_s;
     double             timeout_s;
+    uint32_t           max_retries;   /* --retries */
+    double             retry_delay_s; /* --retry-delay; 0: at once */
     bool               poisson;
     bool               conn_per_req; /* -C: one connection per request, Connection: close */
     uint64_t           rng;
@@ -108,6 +137,7 @@ struct lg {
     bool               arrivals_done;
     ev_timer           arrival;
     ev_timer           sweep;
+    ev_timer           retry_timer; /* next delayed retry due */
     struct lg_conn    *conns;
     uint32_t           nb_conns;
     uint32_t           nb_open; /* connecting, idle or busy */
@@ -115,10 +145,13 @@ struct lg {
     uint32_t           nb_busy;
     struct lg_conn    *idle; /* doubly linked */
     struct lg_conn    *free; /* singly linked through next */
-    double            *fifo; /* scheduled times waiting for a connection */
+    struct lg_pending *fifo; /* requests waiting for a connection */
     uint32_t           fifo_cap;
     uint32_t           fifo_head;
     uint32_t           fifo_len;
+    struct lg_pending *delayed; /* retries waiting out --retry-delay, in ready order */
+    uint32_t           delayed_head;
+    uint32_t           delayed_len;
     double            *lat_us; /* latency of each 2xx response */
     uint64_t           lat_len;
     uint64_t           lat_cap;
@@ -195,14 +228,14 @@ conn_close(struct lg *lg, struct lg_conn *c)
     lg->free = c;
 }
 
-static double
+static struct lg_pending
 fifo_pop(struct lg *lg)
 {
-    double t = lg->fifo[lg->fifo_head];
+    struct lg_pending p = lg->fifo[lg->fifo_head];
 
     lg->fifo_head = (lg->fifo_head + 1) % lg->fifo_cap;
     lg->fifo_len--;
-    return t;
+    return p;
 }
 
 static void
@@ -213,15 +246,32 @@ fifo_push(struct lg *lg, double t)
         lg->st.dropped++;
         return;
     }
-    lg->fifo[(lg->fifo_head + lg->fifo_len) % lg->fifo_cap] = t;
+    lg->fifo[(lg->fifo_head + lg->fifo_len) % lg->fifo_cap] =
+            (struct lg_pending){.sched = t, .ready = 0, .attempt = 0};
     lg->fifo_len++;
 }
 
-/* Requests that waited for a connection longer than the client timeout are timeouts. */
+/* An immediate retry goes ahead of new arrivals: the client resends at once. */
+static void
+fifo_push_front(struct lg *lg, struct lg_pending p)
+{
+    if (lg->fifo_len == lg->fifo_cap) {
+        lg->st.dropped++;
+        return;
+    }
+    lg->fifo_head = (lg->fifo_head + lg->fifo_cap - 1) % lg->fifo_cap;
+    lg->fifo[lg->fifo_head] = p;
+    lg->fifo_len++;
+}
+
+/*
+ * Requests that waited for a connection past their deadline are timeouts. Retries go to the
+ * front, so the FIFO stays about in deadline order; one that is not expires at the front.
+ */
 static void
 fifo_expire(struct lg *lg, double now)
 {
-    while (lg->fifo_len > 0 && lg->fifo[lg->fifo_head] + lg->timeout_s <= now) {
+    while (lg->fifo_len > 0 && lg->fifo[lg->fifo_head].sched + lg->timeout_s <= now) {
         (void)fifo_pop(lg);
         lg->st.timeouts++;
     }
@@ -238,6 +288,53 @@ conn_set_events(struct lg *lg, struct lg_conn *c, int events)
     ev_io_start(lg->loop, &c->io);
 }
 
+static void retry_arm(struct lg *lg);
+
+/*
+ * A try of the logical request (first scheduled at sched, attempt tries before this one)
+ * failed in a way a retrying client resends. Returns true when it is retried (at once, or
+ * after the retry delay), false when the caller counts its final outcome.
+ */
+static bool
+retry(struct lg *lg, double sched, uint32_t attempt)
+{
+    struct lg_pending p = {.sched = sched, .ready = 0, .attempt = attempt + 1};
+    double            now = ev_time();
+
+    if (attempt >= lg->max_retries) {
+        return false;
+    }
+    if (sched + lg->timeout_s <= now + lg->retry_delay_s) {
+        lg->st.retry_deadline++;
+        return false;
+    }
+    if (lg->retry_delay_s <= 0) {
+        fifo_push_front(lg, p);
+        return true;
+    }
+    if (lg->delayed_len == lg->fifo_cap) {
+        lg->st.dropped++;
+        return true;
+    }
+    p.ready = now + lg->retry_delay_s;
+    lg->delayed[(lg->delayed_head + lg->delayed_len) % lg->fifo_cap] = p;
+    lg->delayed_len++;
+    if (lg->delayed_len == 1) {
+        retry_arm(lg);
+    }
+    return true;
+}
+
+/* The request in flight on c was reset or its connection closed before a whole answer. */
+static void
+attempt_io_failed(struct lg *lg, struct lg_conn *c)
+{
+    lg->st.att_io++;
+    if (!retry(lg, c->sched, c->attempt)) {
+        lg->st.io_errors++;
+    }
+}
+
 static void
 conn_send(struct lg *lg, struct lg_conn *c)
 {
@@ -250,7 +347,7 @@ conn_send(struct lg *lg, struct lg_conn *c)
                 conn_set_events(lg, c, EV_READ | EV_WRITE);
                 return;
             }
-            lg->st.io_errors++;
+            attempt_io_failed(lg, c);
             conn_close(lg, c);
             return;
         }
@@ -260,14 +357,19 @@ conn_send(struct lg *lg, struct lg_conn *c)
 }
 
 static void
-conn_start_request(struct lg *lg, struct lg_conn *c, double sched)
+conn_start_request(struct lg *lg, struct lg_conn *c, struct lg_pending p)
 {
-    double after = sched + lg->timeout_s - ev_now(lg->loop);
+    double after = p.sched + lg->timeout_s - ev_now(lg->loop);
 
     idle_remove(lg, c);
     c->state = LG_CONN_BUSY;
     lg->nb_busy++;
-    c->sched = sched;
+    lg->st.attempts++;
+    if (p.attempt > 0) {
+        lg->st.retries++;
+    }
+    c->sched = p.sched;
+    c->attempt = p.attempt;
     c->sent = 0;
     c->hdr_done = false;
     c->close_after = false;
@@ -314,10 +416,15 @@ conn_open(struct lg *lg)
 static void
 fail_one_waiting(struct lg *lg)
 {
+    struct lg_pending p;
+
     lg->st.connect_errors++;
     if (lg->fifo_len > 0) {
-        (void)fifo_pop(lg);
-        lg->st.connect_failed++;
+        p = fifo_pop(lg);
+        lg->st.att_connect++;
+        if (!retry(lg, p.sched, p.attempt)) {
+            lg->st.connect_failed++;
+        }
     }
 }
 
@@ -358,17 +465,31 @@ static void
 request_done(struct lg *lg, struct lg_conn *c)
 {
     double lat_us = (ev_time() - c->sched) * 1e6;
+    bool   retried = false;
 
     if (c->status >= 200 && c->status < 300) {
+        lg->st.att_ok++;
+    } else if (c->status == 502) {
+        lg->st.att_502++;
+    } else if (c->status == 503) {
+        lg->st.att_503++;
+    } else {
+        lg->st.att_other++;
+    }
+    if (c->status == 502 || c->status == 503) {
+        retried = retry(lg, c->sched, c->attempt);
+    }
+    if (c->status >= 200 && c->status < 300) {
         lg->st.ok++;
+        lg->st.ok_retried += c->attempt > 0;
         if (ev_time() <= lg->t_end) {
             lg->st.ok_in_window++;
         }
         if (lg->lat_len < lg->lat_cap) {
             lg->lat_us[lg->lat_len++] = lat_us;
         }
-    } else {
-        count_refusal(lg, c->status, lat_us);
+    } else if (!retried) {
+        count_refusal(lg, c->status, lat_us); /* a retried one counts when its last try ends */
     }
     ev_timer_stop(lg->loop, &c->timer);
     if (c->close_after || lg->conn_per_req) {
@@ -474,7 +595,7 @@ conn_read(struct lg *lg, struct lg_conn *c)
             return;
         }
         if (n <= 0) {
-            lg->st.io_errors++;
+            attempt_io_failed(lg, c);
             conn_close(lg, c);
             return;
         }
@@ -560,6 +681,47 @@ arrival_cb(struct ev_loop *loop, ev_timer *w, int revents)
     ev_timer_start(loop, w);
 }
 
+/* Delayed retries whose delay has passed join the front of the FIFO, oldest first. */
+static void
+retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct lg        *lg = w->data;
+    double            now = ev_time();
+    struct lg_pending p;
+    uint32_t          n = 0;
+
+    (void)loop;
+    (void)revents;
+    /* Due retries keep their order among themselves, ahead of new arrivals. */
+    while (n < lg->delayed_len && lg->delayed[(lg->delayed_head + n) % lg->fifo_cap].ready <= now) {
+        n++;
+    }
+    while (n > 0) {
+        n--;
+        p = lg->delayed[(lg->delayed_head + n) % lg->fifo_cap];
+        fifo_push_front(lg, p);
+    }
+    while (lg->delayed_len > 0 && lg->delayed[lg->delayed_head].ready <= now) {
+        lg->delayed_head = (lg->delayed_head + 1) % lg->fifo_cap;
+        lg->delayed_len--;
+    }
+    retry_arm(lg);
+    dispatch(lg);
+}
+
+static void
+retry_arm(struct lg *lg)
+{
+    double after;
+
+    if (lg->delayed_len == 0 || ev_is_active(&lg->retry_timer)) {
+        return;
+    }
+    after = lg->delayed[lg->delayed_head].ready - ev_now(lg->loop);
+    ev_timer_set(&lg->retry_timer, after > 0 ? after : 0, 0);
+    ev_timer_start(lg->loop, &lg->retry_timer);
+}
+
 static void
 sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -567,7 +729,7 @@ sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
     (void)revents;
     fifo_expire(lg, ev_time());
-    if (lg->arrivals_done && lg->fifo_len == 0 && lg->nb_busy == 0) {
+    if (lg->arrivals_done && lg->fifo_len == 0 && lg->nb_busy == 0 && lg->delayed_len == 0) {
         ev_timer_stop(loop, w);
         ev_break(loop, EVBREAK_ALL);
     }
@@ -646,6 +808,17 @@ report(struct lg *lg)
            percentile(lg->lat_us, lg->lat_len, 99), lg->lat_len ? lg->lat_us[lg->lat_len - 1] : 0.0,
            mean, lg->conn_per_req ? "true" : "false");
     report_refusals(lg);
+    printf(", \"retries_max\": %u, \"retry_delay_ms\": %.0f, \"attempts\": %llu, "
+           "\"attempts_per_req\": %.3f, \"retries\": %llu, \"ok_retried\": %llu, "
+           "\"retry_deadline\": %llu, \"att_ok\": %llu, \"att_502\": %llu, \"att_503\": %llu, "
+           "\"att_other\": %llu, \"att_io\": %llu, \"att_connect\": %llu",
+           lg->max_retries, lg->retry_delay_s * 1000, (unsigned long long)s->attempts,
+           s->scheduled ? (double)s->attempts / (double)s->scheduled : 0.0,
+           (unsigned long long)s->retries, (unsigned long long)s->ok_retried,
+           (unsigned long long)s->retry_deadline, (unsigned long long)s->att_ok,
+           (unsigned long long)s->att_502, (unsigned long long)s->att_503,
+           (unsigned long long)s->att_other, (unsigned long long)s->att_io,
+           (unsigned long long)s->att_connect);
     printf("}\n");
 }
 
@@ -653,11 +826,14 @@ static void
 usage(FILE *f)
 {
     fprintf(f, "usage: fp-loadgen -p PORT -r RATE [-a ADDR] [-u PATH] [-d SECONDS] [-c CONNS]\n"
-               "                  [-t TIMEOUT_MS] [-P] [-C] [-s SEED]\n"
+               "                  [-t TIMEOUT_MS] [-P] [-C] [-s SEED] [--retries N]\n"
+               "                  [--retry-delay MS]\n"
                "  open-loop HTTP/1.1 GETs at RATE requests/s (evenly spaced, Poisson with -P)\n"
                "  over at most CONNS connections (default 256), for SECONDS (default 5), each\n"
                "  with a client timeout (default 1000 ms); -C: a new connection per request\n"
-               "  (Connection: close). Prints one JSON line.\n");
+               "  (Connection: close). --retries: resend a request answered 502 or 503, reset,\n"
+               "  closed or not connected up to N more times, at once or MS later, within the\n"
+               "  timeout counted from the first try. Prints one JSON line.\n");
 }
 
 static int
@@ -673,8 +849,21 @@ parse_args(struct lg *lg, int argc, char **argv)
     lg->timeout_s = 1;
     lg->nb_conns = 256;
     lg->rng = 0x9e3779b97f4a7c15ULL;
-    while ((opt = getopt(argc, argv, "a:p:u:r:d:c:t:PCs:h")) != -1) {
+    static const struct option longopts[] = {
+            {"retries", required_argument, NULL, 'R'},
+            {"retry-delay", required_argument, NULL, 'D'},
+            {"help", no_argument, NULL, 'h'},
+            {NULL, 0, NULL, 0},
+    };
+
+    while ((opt = getopt_long(argc, argv, "a:p:u:r:d:c:t:PCs:h", longopts, NULL)) != -1) {
         switch (opt) {
+        case 'R':
+            lg->max_retries = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'D':
+            lg->retry_delay_s = strtod(optarg, NULL) / 1000.0;
+            break;
         case 'a':
             addr = optarg;
             break;
@@ -714,7 +903,8 @@ parse_args(struct lg *lg, int argc, char **argv)
         }
     }
     if (port <= 0 || port > 65535 || lg->rate <= 0 || lg->duration_s <= 0 || lg->timeout_s <= 0 ||
-        lg->nb_conns == 0 || lg->rate * lg->duration_s > 1e9) {
+        lg->nb_conns == 0 || lg->rate * lg->duration_s > 1e9 || lg->max_retries > 100 ||
+        lg->retry_delay_s < 0) {
         usage(stderr);
         return -EINVAL;
     }
@@ -743,11 +933,13 @@ alloc_all(struct lg *lg)
 
     lg->conns = calloc(lg->nb_conns, sizeof(*lg->conns));
     lg->fifo_cap = (uint32_t)(lg->rate * lg->timeout_s * 1.5) + 1024;
-    lg->fifo = calloc(lg->fifo_cap, sizeof(double));
+    lg->fifo = calloc(lg->fifo_cap, sizeof(*lg->fifo));
+    lg->delayed = calloc(lg->fifo_cap, sizeof(*lg->delayed));
     lg->lat_cap = (uint64_t)(lg->rate * lg->duration_s * 1.1) + 1024;
     lg->lat_us = calloc(lg->lat_cap, sizeof(double));
     lg->ref_us = calloc(lg->lat_cap, sizeof(double));
-    if (lg->conns == NULL || lg->fifo == NULL || lg->lat_us == NULL || lg->ref_us == NULL) {
+    if (lg->conns == NULL || lg->fifo == NULL || lg->delayed == NULL || lg->lat_us == NULL ||
+        lg->ref_us == NULL) {
         return -ENOMEM;
     }
     for (i = lg->nb_conns; i > 0; i--) {
@@ -791,6 +983,8 @@ main(int argc, char **argv)
     ev_timer_init(&lg->arrival, arrival_cb, 0, 0);
     lg->arrival.data = lg;
     ev_timer_start(lg->loop, &lg->arrival);
+    ev_timer_init(&lg->retry_timer, retry_cb, 0, 0);
+    lg->retry_timer.data = lg;
     ev_timer_init(&lg->sweep, sweep_cb, LG_SWEEP_S, LG_SWEEP_S);
     lg->sweep.data = lg;
     ev_timer_start(lg->loop, &lg->sweep);
@@ -802,6 +996,7 @@ out_free:
     if (lg != NULL) {
         free(lg->conns);
         free(lg->fifo);
+        free(lg->delayed);
         free(lg->lat_us);
         free(lg->ref_us);
     }

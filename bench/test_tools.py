@@ -176,6 +176,22 @@ def main(argv):
         # The origin answers a 503 at once, well before the 50 ms a served request takes.
         check(r["refused_p50_us"] < 50000 and r["p50_us"] >= 50000,
               "refusal latency kept apart from 2xx latency", r)
+        # Retries: a 503 is resent (here at once, up to 3 times) within the deadline counted
+        # from the first try; buckets still count logical requests, attempts every try.
+        r = loadgen(lg, port, "-r", "200", "-d", "1", "-c", "64", "-t", "1000", "--retries",
+                    "3")
+        check(buckets_add_up(r) and r["scheduled"] in (200, 201),
+              "--retries: every logical request in exactly one bucket", r)
+        check(r["retries"] > 0 and r["attempts"] == r["scheduled"] + r["retries"]
+              and r["att_503"] > r["non2xx"], "--retries: refused tries resent, counted per try", r)
+        check(r["attempts"] <= 4 * r["scheduled"] and r["ok_retried"] <= r["ok"],
+              "--retries 3: at most 4 tries per request", r)
+        r = loadgen(lg, port, "-r", "100", "-d", "0.5", "-c", "64", "-t", "1000", "--retries",
+                    "2", "--retry-delay", "60")
+        check(buckets_add_up(r) and r["retries"] > 0 and r["retry_delay_ms"] == 60,
+              "--retry-delay: retries later, every request in one bucket", r)
+        check(r["ok_retried"] == 0 or r["max_us"] >= 60000,
+              "--retry-delay: latency of a retried 2xx counts from the first try", r)
         r = loadgen(lg, port, "-r", "200", "-d", "0.5", "-c", "64", "-t", "1000", "-C")
         answered = r["ok"] + r["non2xx"]
         check(r["conn_per_req"] and answered > 0 and r["conns_opened"] >= answered
