@@ -159,7 +159,11 @@ enum fp_dpdk_rss {
     FP_DPDK_RSS_SOFTWARE,  /* steer every packet in software (Toeplitz, our key and table) */
 };
 
-#define FP_DPDK_MAX_EAL_ARGS 32
+#define FP_DPDK_MAX_EAL_ARGS  32
+#define FP_DPDK_MAX_PORT      1023   /* highest port id the config accepts */
+#define FP_DPDK_MIN_MBUFS     1024   /* fills an RX ring of 512 plus TX and bursts in flight */
+#define FP_DPDK_MAX_MBUFS     262144 /* about 550 MiB of 2 KiB buffers per worker */
+#define FP_DPDK_MAX_SRC_ADDRS 8
 
 /* The `dpdk:` section (docs/configuration.md); read-only once the workers start. */
 struct fp_dpdk_conf {
@@ -170,6 +174,10 @@ struct fp_dpdk_conf {
     struct in_addr    addr;       /* our IPv4 address on the port */
     uint8_t           prefix_len; /* 1..32 */
     struct in_addr    gateway;    /* INADDR_ANY = none */
+    /* More local addresses on the same subnet for backend connections, when a worker has
+     * used up the ports of addr that hash to its queue (issue 11 item 4); answered in ARP. */
+    struct in_addr    src_addrs[FP_DPDK_MAX_SRC_ADDRS];
+    uint32_t          nb_src_addrs;
     uint32_t          mbufs;      /* packet buffers per worker */
     enum fp_dpdk_poll poll;
     enum fp_dpdk_rss  rss;

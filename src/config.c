@@ -8,6 +8,7 @@
  */
 #include "src/config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -17,12 +18,15 @@
 
 #include <yaml.h>
 
+#include "fp_build_config.h"
+
 struct cfg {
     const char      *file;
     char            *err;
     size_t           errlen;
     yaml_document_t *doc;
     struct fp_conf  *conf;
+    yaml_node_t     *io_node; /* global.io, for messages about io: dpdk */
 };
 
 typedef int (*cfg_key_fn)(struct cfg *c, yaml_node_t *val, void *obj);
@@ -404,6 +408,7 @@ g_io(struct cfg *c, yaml_node_t *n, void *obj)
         {"kernel", FP_IO_KERNEL}, {"dpdk", FP_IO_DPDK}, {NULL, 0}};
     int v;
 
+    c->io_node = n;
     if (get_enum(c, n, "io", ios, &v) != 0) {
         return -1;
     }
@@ -890,6 +895,377 @@ static const struct cfg_key backend_keys[] = {
     {NULL, NULL, 0},
 };
 
+/* ---- dpdk ---- */
+
+/* Parses a dotted IPv4 address (no port, no prefix) into *out. */
+static int
+get_ipv4(struct cfg *c, yaml_node_t *n, const char *what, struct in_addr *out)
+{
+    const char *s = scalar(c, n, "an IPv4 address");
+
+    if (s == NULL) {
+        return -1;
+    }
+    if (inet_pton(AF_INET, s, out) != 1) {
+        return cfg_error(c, n, "bad %s '%s' (expected an IPv4 address A.B.C.D)", what, s);
+    }
+    return 0;
+}
+
+static int
+dp_eal(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    struct fp_dpdk_conf *d = obj;
+    yaml_node_t         *it;
+    const char          *s;
+    size_t               i;
+
+    if (need_seq(c, n, "eal", 0) != 0) {
+        return -1;
+    }
+    if (seq_len(n) > FP_DPDK_MAX_EAL_ARGS) {
+        return cfg_error(c, n, "eal: at most %d arguments", FP_DPDK_MAX_EAL_ARGS);
+    }
+    for (i = 0; i < seq_len(n); i++) {
+        it = seq_item(c, n, i);
+        s = scalar(c, it, "a string");
+        if (s == NULL) {
+            return -1;
+        }
+        if (s[0] == '\0' || strlen(s) > 255) {
+            return cfg_error(c, it, "an eal argument must have 1 to 255 characters");
+        }
+        /* The list is an argv, not a shell line: "-m 512" is one argument, which EAL rejects. */
+        if (strpbrk(s, " \t\n") != NULL) {
+            return cfg_error(c, it, "eal argument '%s' has a space: give each argument as its "
+                             "own list item", s);
+        }
+        d->eal[i] = strdup(s);
+        if (d->eal[i] == NULL) {
+            return cfg_error(c, it, "out of memory");
+        }
+        d->nb_eal++;
+    }
+    return 0;
+}
+
+static int
+dp_port(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    uint32_t v;
+
+    if (get_u32(c, n, 0, FP_DPDK_MAX_PORT, &v) != 0) {
+        return -1;
+    }
+    ((struct fp_dpdk_conf *)obj)->port = (uint16_t)v;
+    return 0;
+}
+
+/* The netmask of a prefix length 0..32, in host order. */
+static uint32_t
+prefix_mask(unsigned len)
+{
+    return len == 0 ? 0 : 0xffffffffu << (32 - len);
+}
+
+static int
+dp_address(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    struct fp_dpdk_conf *d = obj;
+    const char          *s = scalar(c, n, "an address with a prefix length");
+    const char          *slash;
+    char                 host[INET_ADDRSTRLEN];
+    char                *end;
+    unsigned long        len;
+    uint32_t             a;
+    uint32_t             hostmask;
+
+    if (s == NULL) {
+        return -1;
+    }
+    slash = strchr(s, '/');
+    if (slash == NULL || (size_t)(slash - s) >= sizeof(host) || slash[1] < '0' ||
+        slash[1] > '9') {
+        return cfg_error(c, n, "bad address '%s' (expected A.B.C.D/LEN, e.g. 10.77.0.2/24)", s);
+    }
+    memcpy(host, s, (size_t)(slash - s));
+    host[slash - s] = '\0';
+    len = strtoul(slash + 1, &end, 10);
+    if (inet_pton(AF_INET, host, &d->addr) != 1 || *end != '\0') {
+        return cfg_error(c, n, "bad address '%s' (expected A.B.C.D/LEN, e.g. 10.77.0.2/24)", s);
+    }
+    if (len < 1 || len > 32) {
+        return cfg_error(c, n, "prefix length /%lu is out of range (1 to 32)", len);
+    }
+    d->prefix_len = (uint8_t)len;
+    a = ntohl(d->addr.s_addr);
+    hostmask = ~prefix_mask((unsigned)len);
+    /* RFC 3021: on /31 and /32 every address is a host; otherwise the all-zeros and all-ones
+     * host parts name the network and its broadcast. */
+    if (a == 0 || (a >> 24) == 127 || (a >> 28) >= 14 ||
+        (len <= 30 && ((a & hostmask) == 0 || (a & hostmask) == hostmask))) {
+        return cfg_error(c, n, "'%s' is not a usable host address", s);
+    }
+    return 0;
+}
+
+static int
+dp_gateway(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    struct fp_dpdk_conf *d = obj;
+
+    if (get_ipv4(c, n, "gateway", &d->gateway) != 0) {
+        return -1;
+    }
+    if (d->gateway.s_addr == htonl(INADDR_ANY)) {
+        return cfg_error(c, n, "gateway 0.0.0.0: leave the key out for no gateway");
+    }
+    return 0;
+}
+
+static int
+dp_source_addresses(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    struct fp_dpdk_conf *d = obj;
+    size_t               i;
+
+    if (need_seq(c, n, "source_addresses", 1) != 0) {
+        return -1;
+    }
+    if (seq_len(n) > FP_DPDK_MAX_SRC_ADDRS) {
+        return cfg_error(c, n, "source_addresses: at most %d addresses", FP_DPDK_MAX_SRC_ADDRS);
+    }
+    for (i = 0; i < seq_len(n); i++) {
+        if (get_ipv4(c, seq_item(c, n, i), "source address", &d->src_addrs[i]) != 0) {
+            return -1;
+        }
+        d->nb_src_addrs++;
+    }
+    return 0;
+}
+
+static int
+dp_mbufs(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    return get_u32(c, n, FP_DPDK_MIN_MBUFS, FP_DPDK_MAX_MBUFS,
+                   &((struct fp_dpdk_conf *)obj)->mbufs);
+}
+
+static int
+dp_poll(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    static const struct cfg_enum polls[] = {
+        {"busy", FP_DPDK_POLL_BUSY}, {"adaptive", FP_DPDK_POLL_ADAPTIVE}, {NULL, 0}};
+    int v;
+
+    if (get_enum(c, n, "poll", polls, &v) != 0) {
+        return -1;
+    }
+    ((struct fp_dpdk_conf *)obj)->poll = (enum fp_dpdk_poll)v;
+    return 0;
+}
+
+static int
+dp_rss(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    static const struct cfg_enum modes[] = {{"auto", FP_DPDK_RSS_AUTO},
+                                            {"hardware", FP_DPDK_RSS_HARDWARE},
+                                            {"software", FP_DPDK_RSS_SOFTWARE},
+                                            {NULL, 0}};
+    int v;
+
+    if (get_enum(c, n, "rss", modes, &v) != 0) {
+        return -1;
+    }
+    ((struct fp_dpdk_conf *)obj)->rss = (enum fp_dpdk_rss)v;
+    return 0;
+}
+
+static const struct cfg_key dpdk_keys[] = {
+    {"eal", dp_eal, 0},
+    {"port", dp_port, 0},
+    {"address", dp_address, 1},
+    {"gateway", dp_gateway, 0},
+    {"source_addresses", dp_source_addresses, 0},
+    {"mbufs", dp_mbufs, 0},
+    {"poll", dp_poll, 0},
+    {"rss", dp_rss, 0},
+    {NULL, NULL, 0},
+};
+
+/* Returns the value of key in the mapping n, or NULL. For positions in checks after a walk. */
+static yaml_node_t *
+map_value(struct cfg *c, yaml_node_t *n, const char *key)
+{
+    yaml_node_pair_t *p;
+    yaml_node_t      *k;
+
+    if (n == NULL || n->type != YAML_MAPPING_NODE) {
+        return NULL;
+    }
+    for (p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        k = yaml_document_get_node(c->doc, p->key);
+        if (k->type == YAML_SCALAR_NODE && strcmp((char *)k->data.scalar.value, key) == 0) {
+            return yaml_document_get_node(c->doc, p->value);
+        }
+    }
+    return NULL;
+}
+
+static bool
+dpdk_on_link(const struct fp_dpdk_conf *d, struct in_addr a)
+{
+    uint32_t mask = prefix_mask(d->prefix_len);
+
+    return (ntohl(a.s_addr) & mask) == (ntohl(d->addr.s_addr) & mask);
+}
+
+/* The checks that need the whole section: the gateway and the source addresses are on the
+ * port's subnet, and no address is given twice. */
+static int
+dpdk_check_section(struct cfg *c, yaml_node_t *n, const struct fp_dpdk_conf *d)
+{
+    yaml_node_t   *srcs = map_value(c, n, "source_addresses");
+    char           net[INET_ADDRSTRLEN];
+    struct in_addr na;
+    uint32_t       i;
+    uint32_t       j;
+
+    na.s_addr = htonl(ntohl(d->addr.s_addr) & prefix_mask(d->prefix_len));
+    inet_ntop(AF_INET, &na, net, sizeof(net));
+    if (d->gateway.s_addr != htonl(INADDR_ANY)) {
+        if (!dpdk_on_link(d, d->gateway)) {
+            return cfg_error(c, map_value(c, n, "gateway"), "gateway is not on %s/%u, the "
+                             "subnet of address", net, d->prefix_len);
+        }
+        if (d->gateway.s_addr == d->addr.s_addr) {
+            return cfg_error(c, map_value(c, n, "gateway"), "gateway is our own address");
+        }
+    }
+    for (i = 0; i < d->nb_src_addrs; i++) {
+        if (!dpdk_on_link(d, d->src_addrs[i])) {
+            return cfg_error(c, seq_item(c, srcs, i), "source address is not on %s/%u, the "
+                             "subnet of address", net, d->prefix_len);
+        }
+        if (d->src_addrs[i].s_addr == d->addr.s_addr ||
+            d->src_addrs[i].s_addr == d->gateway.s_addr) {
+            return cfg_error(c, seq_item(c, srcs, i), "source address repeats address or "
+                             "gateway");
+        }
+        for (j = 0; j < i; j++) {
+            if (d->src_addrs[i].s_addr == d->src_addrs[j].s_addr) {
+                return cfg_error(c, seq_item(c, srcs, i), "source address is listed twice");
+            }
+        }
+    }
+    return 0;
+}
+
+static int
+r_dpdk(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    struct fp_dpdk_conf *d = &c->conf->dpdk;
+
+    d->present = true;
+    if (parse_map(c, n, dpdk_keys, d, "dpdk") != 0) {
+        return -1;
+    }
+    return dpdk_check_section(c, n, d);
+}
+
+/* Under io: dpdk every frontend listens in the user-space stack, which owns one IPv4 address:
+ * a bind must name it or 0.0.0.0. Servers are reached through the same stack. */
+static int
+dpdk_check_binds(struct cfg *c, yaml_node_t *root)
+{
+    const struct fp_dpdk_conf *d = &c->conf->dpdk;
+    const struct fp_addr      *a;
+    yaml_node_t               *fes = map_value(c, root, "frontends");
+    yaml_node_t               *bind;
+    yaml_node_t               *at;
+    char                       ip[INET_ADDRSTRLEN];
+    uint32_t                   i;
+    uint32_t                   k;
+
+    inet_ntop(AF_INET, &d->addr, ip, sizeof(ip));
+    for (i = 0; i < c->conf->nb_frontends; i++) {
+        bind = map_value(c, seq_item(c, fes, i), "bind");
+        for (k = 0; k < c->conf->frontends[i].nb_binds; k++) {
+            a = &c->conf->frontends[i].binds[k];
+            at = bind->type == YAML_SEQUENCE_NODE ? seq_item(c, bind, k) : bind;
+            if (a->u.sa.sa_family != AF_INET) {
+                return cfg_error(c, at, "io: dpdk binds IPv4 only (the stack is IPv4)");
+            }
+            if (a->u.sin.sin_addr.s_addr != htonl(INADDR_ANY) &&
+                a->u.sin.sin_addr.s_addr != d->addr.s_addr) {
+                return cfg_error(c, at, "io: dpdk can bind only %s (dpdk.address) or 0.0.0.0",
+                                 ip);
+            }
+        }
+    }
+    return 0;
+}
+
+static int
+dpdk_check_servers(struct cfg *c, yaml_node_t *root)
+{
+    const struct fp_dpdk_conf *d = &c->conf->dpdk;
+    const struct fp_addr      *a;
+    yaml_node_t               *bes = map_value(c, root, "backends");
+    yaml_node_t               *srvs;
+    yaml_node_t               *at;
+    uint32_t                   i;
+    uint32_t                   j;
+    uint32_t                   k;
+
+    for (i = 0; i < c->conf->nb_backends; i++) {
+        srvs = map_value(c, seq_item(c, bes, i), "servers");
+        for (j = 0; j < c->conf->backends[i].nb_servers; j++) {
+            a = &c->conf->backends[i].servers[j].addr;
+            at = map_value(c, seq_item(c, srvs, j), "address");
+            if (a->u.sa.sa_family != AF_INET) {
+                return cfg_error(c, at, "io: dpdk reaches IPv4 servers only");
+            }
+            if (a->u.sin.sin_addr.s_addr == d->addr.s_addr) {
+                return cfg_error(c, at, "server address is the stack's own address");
+            }
+            for (k = 0; k < d->nb_src_addrs; k++) {
+                if (a->u.sin.sin_addr.s_addr == d->src_addrs[k].s_addr) {
+                    return cfg_error(c, at, "server address is one of dpdk.source_addresses");
+                }
+            }
+            if (!dpdk_on_link(d, a->u.sin.sin_addr) && d->gateway.s_addr == htonl(INADDR_ANY)) {
+                return cfg_error(c, at, "server is not on the subnet of dpdk.address and "
+                                 "dpdk has no gateway");
+            }
+        }
+    }
+    return 0;
+}
+
+/* io: dpdk needs the section, a build with DPDK, and binds and servers the stack can serve. */
+static int
+dpdk_check(struct cfg *c)
+{
+    yaml_node_t *root = yaml_document_get_root_node(c->doc);
+
+    if (c->conf->global.io != FP_IO_DPDK) {
+        return 0; /* a dpdk: section is checked, then ignored under io: kernel */
+    }
+    if (!c->conf->dpdk.present) {
+        return cfg_error(c, c->io_node, "io: dpdk needs a dpdk: section (docs/dpdk.md)");
+    }
+    if (dpdk_check_binds(c, root) != 0 || dpdk_check_servers(c, root) != 0) {
+        return -1;
+    }
+#if !FP_HAVE_DPDK
+    return cfg_error(c, c->io_node, "io: dpdk: this fastproxy was built without DPDK "
+                     "(meson -Ddpdk=disabled or libdpdk missing); use io: kernel");
+#else
+    return 0;
+#endif
+}
+
 /* ---- stats and the root ---- */
 
 static int
@@ -973,7 +1349,8 @@ r_stats(struct cfg *c, yaml_node_t *n, void *obj)
 
 static const struct cfg_key root_keys[] = {
     {"global", r_global, 0},       {"defaults", r_defaults, 0}, {"frontends", r_frontends, 1},
-    {"backends", r_backends, 1},   {"stats", r_stats, 0},       {NULL, NULL, 0},
+    {"backends", r_backends, 1},   {"stats", r_stats, 0},       {"dpdk", r_dpdk, 0},
+    {NULL, NULL, 0},
 };
 
 static void
@@ -995,6 +1372,10 @@ conf_set_defaults(struct fp_conf *conf)
     conf->timeouts.http_request_ms = 10 * 1000;
     conf->timeouts.keep_alive_ms = 60 * 1000;
     conf->timeouts.queue_ms = 1000;
+    conf->dpdk.port = 0;
+    conf->dpdk.mbufs = 8192;
+    conf->dpdk.poll = FP_DPDK_POLL_ADAPTIVE;
+    conf->dpdk.rss = FP_DPDK_RSS_AUTO;
 }
 
 static int
@@ -1081,7 +1462,7 @@ conf_load_parser(struct fp_conf *conf, const char *name, yaml_parser_t *parser, 
 {
     yaml_document_t doc;
     yaml_node_t    *root;
-    struct cfg      c = {name, err, errlen, &doc, conf};
+    struct cfg      c = {name, err, errlen, &doc, conf, NULL};
     int             rc = -1;
 
     memset(conf, 0, sizeof(*conf));
@@ -1100,7 +1481,8 @@ conf_load_parser(struct fp_conf *conf, const char *name, yaml_parser_t *parser, 
         snprintf(err, errlen, "%s:1:1: the file is empty", name);
         goto out;
     }
-    if (parse_map(&c, root, root_keys, conf, "the configuration") != 0 || conf_check(&c) != 0) {
+    if (parse_map(&c, root, root_keys, conf, "the configuration") != 0 || conf_check(&c) != 0 ||
+        dpdk_check(&c) != 0) {
         goto out;
     }
     rc = 0;
@@ -1184,6 +1566,9 @@ fp_conf_free(struct fp_conf *conf)
         free(conf->backends[i].name);
     }
     free(conf->backends);
+    for (i = 0; i < conf->dpdk.nb_eal; i++) {
+        free(conf->dpdk.eal[i]);
+    }
     free(conf->file);
     memset(conf, 0, sizeof(*conf));
 }

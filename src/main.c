@@ -4,6 +4,7 @@
  * the graceful stop) and the exit status: 0 clean stop, 1 configuration error, 2 runtime
  * failure. The data path runs in the worker threads (src/workers.c).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -183,6 +184,41 @@ main_open_stats(struct fp_main *m, char *err, size_t errlen)
     return 0;
 }
 
+static void
+main_print_dpdk(const struct fp_conf *conf)
+{
+    static const char *const polls[] = {"adaptive", "busy"};
+    static const char *const rss[] = {"auto", "hardware", "software"};
+    const struct fp_dpdk_conf *d = &conf->dpdk;
+    char                       a[INET_ADDRSTRLEN];
+    char                       gw[INET_ADDRSTRLEN] = "none";
+    uint32_t                   i;
+
+    if (conf->global.io != FP_IO_DPDK) {
+        if (d->present) {
+            printf("note: the dpdk: section is ignored under io: kernel\n");
+        }
+        return;
+    }
+    inet_ntop(AF_INET, &d->addr, a, sizeof(a));
+    if (d->gateway.s_addr != htonl(INADDR_ANY)) {
+        inet_ntop(AF_INET, &d->gateway, gw, sizeof(gw));
+    }
+    printf("io dpdk: port %u, address %s/%u, gateway %s, %u mbufs per worker, poll %s, rss %s\n"
+           "eal:", d->port, a, d->prefix_len, gw, d->mbufs, polls[d->poll], rss[d->rss]);
+    for (i = 0; i < d->nb_eal; i++) {
+        printf(" %s", d->eal[i]);
+    }
+    printf("\n");
+    for (i = 0; i < d->nb_src_addrs; i++) {
+        printf("%s %s", i == 0 ? "source addresses:" : "", inet_ntop(AF_INET, &d->src_addrs[i],
+                                                                     a, sizeof(a)));
+    }
+    if (d->nb_src_addrs > 0) {
+        printf("\n");
+    }
+}
+
 static int
 main_print_check(const struct fp_conf *conf)
 {
@@ -203,6 +239,7 @@ main_print_check(const struct fp_conf *conf)
            "memory bound: %zu MiB (every pool full; resident memory never exceeds it)\n",
            conf->file, conf->nb_frontends, conf->nb_backends, n, plan.workers, plan.maxconn,
            plan.per_worker, conf->global.bufsize, (plan.mem_bound + (1 << 20) - 1) >> 20);
+    main_print_dpdk(conf);
     return EXIT_OK;
 }
 

@@ -27,6 +27,19 @@ def fastproxy_path():
     return p
 
 
+def build_has_dpdk():
+    """True when fastproxy was built with DPDK (meson sets FP_HAVE_DPDK for the tests; run by
+    hand, the binary's own -c on conf/proxy-dpdk.yaml tells)."""
+    v = os.environ.get("FP_HAVE_DPDK")
+    if v in ("0", "1"):
+        return v == "1"
+    root = os.environ.get("FP_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
+    p = subprocess.run([fastproxy_path(), "-c", "-f", os.path.join(root, "conf",
+                                                                   "proxy-dpdk.yaml")],
+                       capture_output=True, text=True, timeout=10)
+    return "built without DPDK" not in p.stderr
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

@@ -34,6 +34,9 @@ def test_shipped_configs_valid():
     assert files, "no config in conf/"
     for f in files:
         p = run("-c", "-f", f)
+        if not fpt.build_has_dpdk() and "io: dpdk" in open(f).read():
+            assert p.returncode == 1 and "built without DPDK" in p.stderr, (f, p.stderr)
+            continue
         assert p.returncode == 0, (f, p.stderr)
         assert "configuration valid" in p.stdout, p.stdout
 
@@ -50,6 +53,33 @@ def test_broken_configs_rejected():
         # Running (not only checking) a broken config is the same error, exit 1.
         p = run("-f", f)
         assert p.returncode == 1 and p.stderr.strip() == "%s:%s" % (f, expect), p.stderr
+
+
+def test_dpdk_check():
+    """-c on io: dpdk prints the port setup, or says the build has no DPDK (exit 1)."""
+    f = os.path.join(ROOT, "conf", "proxy-dpdk.yaml")
+    p = run("-c", "-f", f)
+    if not fpt.build_has_dpdk():
+        assert p.returncode == 1, p
+        assert p.stderr.strip() == ("%s:6:7: io: dpdk: this fastproxy was built without DPDK "
+                                    "(meson -Ddpdk=disabled or libdpdk missing); use io: kernel"
+                                    % f), p.stderr
+        return
+    assert p.returncode == 0, p.stderr
+    assert "io dpdk: port 0, address 10.77.0.2/24, gateway 10.77.0.1, 8192 mbufs per worker, " \
+        "poll adaptive, rss auto" in p.stdout, p.stdout
+    assert "eal: --no-huge -m 512 --no-shconf --no-pci --vdev=net_tap0,iface=fp0" in p.stdout
+    # The same section under io: kernel is checked, then ignored, and -c says so.
+    tmp = fpt.tmpdir()
+    path = os.path.join(tmp, "k.yaml")
+    with open(f) as fh:
+        text = fh.read().replace("io: dpdk", "io: kernel").replace("10.77.0.2:8080",
+                                                                    "127.0.0.1:8080")
+    with open(path, "w") as fh:
+        fh.write(text)
+    p = run("-c", "-f", path)
+    shutil.rmtree(tmp, ignore_errors=True)
+    assert p.returncode == 0 and "the dpdk: section is ignored under io: kernel" in p.stdout, p
 
 
 def test_missing_file():
@@ -81,6 +111,7 @@ def main():
     r.run("-V, -h and usage errors", test_version_and_help)
     r.run("fastproxy -c on every conf/*.yaml exits 0", test_shipped_configs_valid)
     r.run("broken configs exit 1 with FILE:LINE:COL", test_broken_configs_rejected)
+    r.run("-c on io: dpdk: port setup, or no DPDK in this build", test_dpdk_check)
     r.run("missing config file exits 1", test_missing_file)
     r.run("systemd-analyze verify fastproxy.service", test_systemd_unit_verifies)
     r.finish()

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* The config loader: every error class with its exact position, and the values it stores. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
+
+#include "fp_build_config.h"
 
 #include "src/config.h"
 #include "tests/unit/cu_main.h"
@@ -257,6 +260,204 @@ test_parse_addr(void)
     CU_ASSERT_EQUAL(fp_addr_parse(&a, "::1:80"), 0); /* the last colon splits the port */
 }
 
+/* ---- the dpdk: section ---- */
+
+#define DPDK_TAIL                                                                           \
+    "frontends:\n"                                                                          \
+    "  - { name: web, bind: \"10.77.0.2:8080\", default_backend: app }\n"                   \
+    "backends:\n"                                                                           \
+    "  - name: app\n"                                                                       \
+    "    servers:\n"                                                                        \
+    "      - { name: s1, address: \"10.77.0.1:8080\" }\n"
+
+/*
+ * Loads a valid io: dpdk configuration. Returns 0 in a build with DPDK. In a build without,
+ * checks that the loader says so at the io key, and returns -1: the caller skips the values.
+ */
+static int
+load_dpdk(struct fp_conf *c, const char *text)
+{
+    int rc = load(c, text);
+
+#if FP_HAVE_DPDK
+    CU_ASSERT_EQUAL(rc, 0);
+    if (rc != 0) {
+        fprintf(stderr, "\n  unexpected: %s\n", err);
+    }
+#else
+    CU_ASSERT_EQUAL(rc, -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, ": io: dpdk: this fastproxy was built without DPDK"));
+#endif
+    return rc;
+}
+
+static void
+test_dpdk_full(void)
+{
+    struct fp_conf c;
+    const char    *text = "global: { io: dpdk, workers: 2 }\n"
+                          "dpdk:\n"
+                          "  eal: [\"--no-huge\", \"-m\", 512, \"--vdev=net_tap0,iface=fp0\"]\n"
+                          "  port: 1\n"
+                          "  address: 10.77.0.2/24\n"
+                          "  gateway: 10.77.0.1\n"
+                          "  source_addresses: [10.77.0.3, 10.77.0.4]\n"
+                          "  mbufs: 4095\n"
+                          "  poll: busy\n"
+                          "  rss: software\n" DPDK_TAIL;
+
+    if (load_dpdk(&c, text) != 0) {
+        return;
+    }
+    CU_ASSERT_EQUAL(c.global.io, FP_IO_DPDK);
+    CU_ASSERT_TRUE(c.dpdk.present);
+    CU_ASSERT_EQUAL_FATAL(c.dpdk.nb_eal, 4);
+    CU_ASSERT_STRING_EQUAL(c.dpdk.eal[0], "--no-huge");
+    CU_ASSERT_STRING_EQUAL(c.dpdk.eal[2], "512");
+    CU_ASSERT_STRING_EQUAL(c.dpdk.eal[3], "--vdev=net_tap0,iface=fp0");
+    CU_ASSERT_EQUAL(c.dpdk.port, 1);
+    CU_ASSERT_EQUAL(c.dpdk.addr.s_addr, htonl(0x0a4d0002));
+    CU_ASSERT_EQUAL(c.dpdk.prefix_len, 24);
+    CU_ASSERT_EQUAL(c.dpdk.gateway.s_addr, htonl(0x0a4d0001));
+    CU_ASSERT_EQUAL(c.dpdk.nb_src_addrs, 2);
+    CU_ASSERT_EQUAL(c.dpdk.src_addrs[1].s_addr, htonl(0x0a4d0004));
+    CU_ASSERT_EQUAL(c.dpdk.mbufs, 4095);
+    CU_ASSERT_EQUAL(c.dpdk.poll, FP_DPDK_POLL_BUSY);
+    CU_ASSERT_EQUAL(c.dpdk.rss, FP_DPDK_RSS_SOFTWARE);
+    fp_conf_free(&c);
+}
+
+static void
+test_dpdk_defaults(void)
+{
+    struct fp_conf c;
+
+    if (load_dpdk(&c, "global: { io: dpdk }\ndpdk: { address: 10.77.0.2/24 }\n"
+                      "frontends:\n  - { name: w, bind: \"*:80\", default_backend: a }\n"
+                      "backends:\n  - { name: a, servers: [{ name: s, address: \"10.77.0.9:1\" "
+                      "}] }\n") != 0) {
+        return;
+    }
+    CU_ASSERT_EQUAL(c.dpdk.nb_eal, 0);
+    CU_ASSERT_EQUAL(c.dpdk.port, 0);
+    CU_ASSERT_EQUAL(c.dpdk.gateway.s_addr, htonl(INADDR_ANY));
+    CU_ASSERT_EQUAL(c.dpdk.nb_src_addrs, 0);
+    CU_ASSERT_EQUAL(c.dpdk.mbufs, 8192);
+    CU_ASSERT_EQUAL(c.dpdk.poll, FP_DPDK_POLL_ADAPTIVE);
+    CU_ASSERT_EQUAL(c.dpdk.rss, FP_DPDK_RSS_AUTO);
+    fp_conf_free(&c);
+}
+
+/* A dpdk: section under io: kernel is checked, then ignored (switching io is a one-line edit). */
+static void
+test_dpdk_section_under_kernel(void)
+{
+    struct fp_conf c;
+
+    CU_ASSERT_EQUAL_FATAL(load(&c, "dpdk: { address: 10.77.0.2/24, poll: busy }\n" GOOD_TAIL), 0);
+    CU_ASSERT_EQUAL(c.global.io, FP_IO_KERNEL);
+    CU_ASSERT_TRUE(c.dpdk.present);
+    CU_ASSERT_EQUAL(c.dpdk.poll, FP_DPDK_POLL_BUSY);
+    fp_conf_free(&c);
+    expect_error("dpdk: { address: 10.77.0.2/24, mbufs: 10 }\n" GOOD_TAIL,
+                 "t.yaml:1:39: 10 is out of range (1024 to 262144)");
+}
+
+static void
+test_dpdk_section_errors(void)
+{
+    expect_error("dpdk: { adress: 10.77.0.2/24 }\n" GOOD_TAIL,
+                 "t.yaml:1:9: unknown key 'adress' in dpdk");
+    expect_error("dpdk: { port: 1 }\n" GOOD_TAIL, "t.yaml:1:7: missing key 'address' in dpdk");
+    expect_error("dpdk: [1]\n" GOOD_TAIL,
+                 "t.yaml:1:7: wrong type: dpdk must be a mapping, found a list");
+    expect_error("dpdk: { address: 10.77.0.2 }\n" GOOD_TAIL,
+                 "t.yaml:1:18: bad address '10.77.0.2' (expected A.B.C.D/LEN, e.g. 10.77.0.2/24)");
+    expect_error("dpdk: { address: 10.77.0.300/24 }\n" GOOD_TAIL,
+                 "t.yaml:1:18: bad address '10.77.0.300/24' (expected A.B.C.D/LEN, e.g. "
+                 "10.77.0.2/24)");
+    expect_error("dpdk: { address: 10.77.0.2/24x }\n" GOOD_TAIL,
+                 "t.yaml:1:18: bad address '10.77.0.2/24x' (expected A.B.C.D/LEN, e.g. "
+                 "10.77.0.2/24)");
+    expect_error("dpdk: { address: 10.77.0.2/33 }\n" GOOD_TAIL,
+                 "t.yaml:1:18: prefix length /33 is out of range (1 to 32)");
+    expect_error("dpdk: { address: 10.77.0.0/24 }\n" GOOD_TAIL,
+                 "t.yaml:1:18: '10.77.0.0/24' is not a usable host address");
+    expect_error("dpdk: { address: 10.77.0.255/24 }\n" GOOD_TAIL,
+                 "t.yaml:1:18: '10.77.0.255/24' is not a usable host address");
+    expect_error("dpdk: { address: 127.0.0.2/8 }\n" GOOD_TAIL,
+                 "t.yaml:1:18: '127.0.0.2/8' is not a usable host address");
+    expect_error("dpdk: { address: 10.77.0.2/24, gateway: 10.78.0.1 }\n" GOOD_TAIL,
+                 "t.yaml:1:41: gateway is not on 10.77.0.0/24, the subnet of address");
+    expect_error("dpdk: { address: 10.77.0.2/24, gateway: 10.77.0.2 }\n" GOOD_TAIL,
+                 "t.yaml:1:41: gateway is our own address");
+    expect_error("dpdk: { address: 10.77.0.2/24, gateway: gw.example }\n" GOOD_TAIL,
+                 "t.yaml:1:41: bad gateway 'gw.example' (expected an IPv4 address A.B.C.D)");
+    expect_error("dpdk: { address: 10.77.0.2/24, source_addresses: [10.77.0.3, 10.77.0.3] }\n"
+                 GOOD_TAIL, "t.yaml:1:62: source address is listed twice");
+    expect_error("dpdk: { address: 10.77.0.2/24, source_addresses: [10.1.0.3] }\n" GOOD_TAIL,
+                 "t.yaml:1:51: source address is not on 10.77.0.0/24, the subnet of address");
+    expect_error("dpdk: { address: 10.77.0.2/24, mbufs: 1000000 }\n" GOOD_TAIL,
+                 "t.yaml:1:39: 1000000 is out of range (1024 to 262144)");
+    expect_error("dpdk: { address: 10.77.0.2/24, port: 1024 }\n" GOOD_TAIL,
+                 "t.yaml:1:38: 1024 is out of range (0 to 1023)");
+    expect_error("dpdk: { address: 10.77.0.2/24, poll: spin }\n" GOOD_TAIL,
+                 "t.yaml:1:38: bad poll 'spin' (expected busy or adaptive)");
+    expect_error("dpdk: { address: 10.77.0.2/24, rss: toeplitz }\n" GOOD_TAIL,
+                 "t.yaml:1:37: bad rss 'toeplitz' (expected auto, hardware or software)");
+    expect_error("dpdk: { address: 10.77.0.2/24, eal: \"--no-huge -m 512\" }\n" GOOD_TAIL,
+                 "t.yaml:1:37: wrong type: eal must be a list, found a scalar");
+    expect_error("dpdk: { address: 10.77.0.2/24, eal: [\"--no-huge\", \"-m 512\"] }\n" GOOD_TAIL,
+                 "t.yaml:1:51: eal argument '-m 512' has a space: give each argument as its own "
+                 "list item");
+    expect_error("dpdk: { address: 10.77.0.2/24, eal: [[\"-m\"]] }\n" GOOD_TAIL,
+                 "t.yaml:1:38: wrong type: expected a string, found a list");
+}
+
+/* What io: dpdk asks of the rest of the file; all found before the build is looked at. */
+static void
+test_dpdk_cross_checks(void)
+{
+    expect_error("global:\n  io: dpdk\n" GOOD_TAIL,
+                 "t.yaml:2:7: io: dpdk needs a dpdk: section (docs/dpdk.md)");
+    expect_error("global: { io: dpdk }\ndpdk: { address: 10.77.0.2/24 }\n"
+                 "frontends:\n  - { name: w, bind: [\"10.77.0.2:1\", \"[::]:80\"], "
+                 "default_backend: a }\n"
+                 "backends:\n  - { name: a, servers: [{ name: s, address: \"10.77.0.1:1\" }] }\n",
+                 "t.yaml:4:38: io: dpdk binds IPv4 only (the stack is IPv4)");
+    expect_error("global: { io: dpdk }\ndpdk: { address: 10.77.0.2/24 }\n" GOOD_TAIL,
+                 "t.yaml:5:12: io: dpdk can bind only 10.77.0.2 (dpdk.address) or 0.0.0.0");
+    expect_error("global: { io: dpdk }\ndpdk: { address: 10.77.0.2/24 }\n"
+                 "frontends:\n  - { name: w, bind: \"*:80\", default_backend: a }\n"
+                 "backends:\n  - { name: a, servers: [{ name: s, address: \"[fd00::1]:1\" }] }\n",
+                 "t.yaml:6:46: io: dpdk reaches IPv4 servers only");
+    expect_error("global: { io: dpdk }\ndpdk: { address: 10.77.0.2/24 }\n"
+                 "frontends:\n  - { name: w, bind: \"*:80\", default_backend: a }\n"
+                 "backends:\n  - { name: a, servers: [{ name: s, address: \"10.77.0.2:81\" }] }\n",
+                 "t.yaml:6:46: server address is the stack's own address");
+    expect_error("global: { io: dpdk }\ndpdk: { address: 10.77.0.2/24 }\n"
+                 "frontends:\n  - { name: w, bind: \"*:80\", default_backend: a }\n"
+                 "backends:\n  - { name: a, servers: [{ name: s, address: \"192.0.2.1:80\" }] }\n",
+                 "t.yaml:6:46: server is not on the subnet of dpdk.address and dpdk has no "
+                 "gateway");
+}
+
+/* With a gateway, servers on other subnets are reachable. */
+static void
+test_dpdk_gateway_routes(void)
+{
+    struct fp_conf c;
+
+    if (load_dpdk(&c, "global: { io: dpdk }\ndpdk: { address: 10.77.0.2/24, gateway: 10.77.0.1 }\n"
+                      "frontends:\n  - { name: w, bind: \"0.0.0.0:80\", default_backend: a }\n"
+                      "backends:\n  - { name: a, servers: [{ name: s, address: \"192.0.2.1:80\" "
+                      "}] }\n") != 0) {
+        return;
+    }
+    CU_ASSERT_EQUAL(c.backends[0].nb_servers, 1);
+    fp_conf_free(&c);
+}
+
 int
 main(void)
 {
@@ -275,6 +476,12 @@ main(void)
         {"parse duration", test_parse_duration},
         {"parse size", test_parse_size},
         {"parse addr", test_parse_addr},
+        {"dpdk full", test_dpdk_full},
+        {"dpdk defaults", test_dpdk_defaults},
+        {"dpdk section under io kernel", test_dpdk_section_under_kernel},
+        {"dpdk section errors", test_dpdk_section_errors},
+        {"dpdk cross checks", test_dpdk_cross_checks},
+        {"dpdk gateway routes", test_dpdk_gateway_routes},
         {NULL, NULL},
     };
 
