@@ -29,6 +29,18 @@ enum {
     FP_EV_ERROR = 0x4, /* an outgoing connect failed; fp_conn.err holds -errno */
 };
 
+/* Flags of fp_io_ops.send / sendv. */
+enum {
+    /*
+     * More bytes of the same message follow this send at once (they are already held, or
+     * the message's framing says the peer is still sending them): the backend may hold a
+     * partial segment back until the next send (kernel: MSG_MORE). The caller promises a
+     * next send without the flag; without one the held bytes may wait indefinitely. A
+     * backend may ignore the flag.
+     */
+    FP_SEND_MORE = 0x1,
+};
+
 enum fp_io_kind {
     FP_IO_KERNEL = 0,
     FP_IO_DPDK,
@@ -112,11 +124,13 @@ struct fp_io_ops {
     /* Reads into b's free room. Returns bytes read, 0 at EOF, -EAGAIN, -ENOBUFS when b has
      * no room, or -errno (the connection is then dead, but still needs close). */
     ssize_t (*recv)(struct fp_conn *c, struct fp_buf *b);
-    /* Sends b's stored bytes, consuming what was taken. Returns bytes taken, -EAGAIN or -errno. */
-    ssize_t (*send)(struct fp_conn *c, struct fp_buf *b);
-    /* Sends the n slices in order, in one call. Returns the bytes taken (the caller consumes
-     * them from its slices, in order), -EAGAIN or -errno. */
-    ssize_t (*sendv)(struct fp_conn *c, const struct fp_slice *slices, unsigned n);
+    /* Sends b's stored bytes, consuming what was taken; flags: FP_SEND_*. Returns bytes
+     * taken, -EAGAIN or -errno. */
+    ssize_t (*send)(struct fp_conn *c, struct fp_buf *b, unsigned flags);
+    /* Sends the n slices in order, in one call; flags: FP_SEND_*. Returns the bytes taken (the
+     * caller consumes them from its slices, in order), -EAGAIN or -errno. */
+    ssize_t (*sendv)(struct fp_conn *c, const struct fp_slice *slices, unsigned n,
+                     unsigned flags);
     /* Half-closes the sending direction (FIN after queued data). Returns 0 or -errno. */
     int (*shutdown_write)(struct fp_conn *c);
     /* Closes c and returns it to the pool; abort = 1 resets instead of a graceful close.

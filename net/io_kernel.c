@@ -314,8 +314,15 @@ kio_recv(struct fp_conn *c, struct fp_buf *b)
     return n;
 }
 
+/* The socket flags of a send with flags FP_SEND_*. */
+static int
+send_flags(unsigned flags)
+{
+    return MSG_NOSIGNAL | MSG_DONTWAIT | ((flags & FP_SEND_MORE) ? MSG_MORE : 0);
+}
+
 static ssize_t
-kio_send(struct fp_conn *c, struct fp_buf *b)
+kio_send(struct fp_conn *c, struct fp_buf *b, unsigned flags)
 {
     struct kconn *kc = (struct kconn *)c;
     ssize_t       n;
@@ -323,7 +330,7 @@ kio_send(struct fp_conn *c, struct fp_buf *b)
     if (fp_buf_empty(b)) {
         return 0;
     }
-    n = send(kc->fd, b->data + b->head, fp_buf_len(b), MSG_NOSIGNAL | MSG_DONTWAIT);
+    n = send(kc->fd, b->data + b->head, fp_buf_len(b), send_flags(flags));
     if (n == -1) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
             return -EAGAIN;
@@ -336,7 +343,7 @@ kio_send(struct fp_conn *c, struct fp_buf *b)
 }
 
 static ssize_t
-kio_sendv(struct fp_conn *c, const struct fp_slice *slices, unsigned n)
+kio_sendv(struct fp_conn *c, const struct fp_slice *slices, unsigned n, unsigned flags)
 {
     struct kconn *kc = (struct kconn *)c;
     struct iovec  iov[8];
@@ -354,7 +361,7 @@ kio_sendv(struct fp_conn *c, const struct fp_slice *slices, unsigned n)
     memset(&mh, 0, sizeof(mh));
     mh.msg_iov = iov;
     mh.msg_iovlen = n;
-    rc = sendmsg(kc->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    rc = sendmsg(kc->fd, &mh, send_flags(flags));
     if (rc == -1) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
             return -EAGAIN;

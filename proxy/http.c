@@ -174,11 +174,11 @@ buf_put_str(struct fp_buf *b, const char *s)
 
 /*
  * Sends blen bytes of b's stored data after the first hlen bytes of h's, starting at offset
- * hoff of h, in one gathered send. Returns what sendv returned.
+ * hoff of h, in one gathered send with flags FP_SEND_*. Returns what sendv returned.
  */
 static ssize_t
 send_two(struct fp_io *io, struct fp_conn *c, const struct fp_buf *h, uint32_t hoff,
-         uint32_t hlen, const struct fp_buf *b, uint32_t blen)
+         uint32_t hlen, const struct fp_buf *b, uint32_t blen, unsigned flags)
 {
     struct fp_slice sl[2];
     unsigned        n = 0;
@@ -191,7 +191,21 @@ send_two(struct fp_io *io, struct fp_conn *c, const struct fp_buf *h, uint32_t h
         sl[n].data = b->data + b->head;
         sl[n++].len = blen;
     }
-    return io->ops->sendv(c, sl, n);
+    return io->ops->sendv(c, sl, n, flags);
+}
+
+/*
+ * FP_SEND_MORE when a send of body_len body bytes leaves a body delimited by its length
+ * unfinished: the peer has committed to sending the rest, so a next send surely follows and a
+ * partial segment may wait for it. A head sent without body bytes always leaves at once (a
+ * client that sent Expect: 100-continue waits for the server's answer to the head alone), and
+ * a chunked or close-delimited body may be a stream of small messages (server-sent events)
+ * that must not wait for the next one.
+ */
+static unsigned
+body_send_flags(const struct fp_h1_body *b, uint32_t body_len, uint8_t done)
+{
+    return body_len > 0 && !done && b->kind == FP_H1_BODY_LENGTH ? FP_SEND_MORE : 0;
 }
 
 /* Gives *hdrs an array from the worker's pool. Returns 0 or -ENOBUFS (counted). */
@@ -910,7 +924,8 @@ hs_srv_write(struct hsess *s)
     if (hlen + s->req_fwd == 0) {
         return 0;
     }
-    n = send_two(io, s->srv, &s->hreq, s->hreq_sent, hlen, &s->req, s->req_fwd);
+    n = send_two(io, s->srv, &s->hreq, s->hreq_sent, hlen, &s->req, s->req_fwd,
+                 body_send_flags(&s->qb, s->req_fwd, s->req_done));
     if (n == -EAGAIN) {
         return 0;
     }
@@ -1165,7 +1180,8 @@ hs_cli_write(struct hsess *s)
     ssize_t           n;
 
     if (hlen + s->rsp_fwd > 0) {
-        n = send_two(io, s->cli, &s->hrsp, 0, hlen, &s->rsp, s->rsp_fwd);
+        n = send_two(io, s->cli, &s->hrsp, 0, hlen, &s->rsp, s->rsp_fwd,
+                     body_send_flags(&s->sb, s->rsp_fwd, s->rsp_done));
         if (n == -EAGAIN) {
             return 0;
         }

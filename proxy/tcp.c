@@ -215,7 +215,7 @@ sess_flush(struct fp_session *s, struct fp_conn *to, struct fp_buf *b, int to_is
     if (b->data == NULL || fp_buf_empty(b)) {
         return 0;
     }
-    n = io->ops->send(to, b);
+    n = io->ops->send(to, b, 0);
     if (n < 0 && n != -EAGAIN) {
         if (to_is_cli) {
             FP_STAT_INC(w, client_aborts);
