@@ -4,13 +4,19 @@
 
 #include <stdio.h>
 
+#include "fp_build_config.h"
 #include "net/io_kernel.h"
+#include "net/io_stack.h"
+#if FP_HAVE_DPDK
+#include "net/io_dpdk.h"
+#endif
 
 size_t
 fp_io_conn_size(enum fp_io_kind kind)
 {
-    /* The bypass backend will report its own; until it exists the kernel's stands in. */
-    (void)kind;
+    if (kind == FP_IO_DPDK) {
+        return fp_io_stack_conn_size();
+    }
     return fp_io_kernel_conn_size();
 }
 
@@ -21,9 +27,13 @@ fp_io_create(const struct fp_io_conf *conf, char *err, size_t errlen)
     case FP_IO_KERNEL:
         return fp_io_kernel_create(conf, err, errlen);
     case FP_IO_DPDK:
-        snprintf(err, errlen, "io: dpdk is not available yet in this build (see issue 7 and the "
-                              "DPDK backend issue); use io: kernel");
+#if FP_HAVE_DPDK
+        return fp_io_dpdk_create(conf, err, errlen);
+#else
+        snprintf(err, errlen, "io: dpdk is not available in this build (built without DPDK); "
+                              "use io: kernel");
         return NULL;
+#endif
     }
     snprintf(err, errlen, "unknown I/O backend %d", (int)conf->kind);
     return NULL;

@@ -94,7 +94,8 @@ struct fp_timer {
  * the main thread already bound (so that reuseport group order matches worker order). */
 struct fp_listen_conf {
     struct fp_addr addr;
-    int            fd; /* kernel: a bound, listening socket handed over; -1 otherwise */
+    int            fd;      /* kernel: a bound, listening socket handed over; -1 otherwise */
+    uint32_t       backlog; /* accept queue bound (the stack backend; the kernel's is set) */
 };
 
 struct fp_io_ops {

@@ -99,6 +99,29 @@ size_maxconn(const struct fp_conf *conf)
     return conf->global.maxconn;
 }
 
+/*
+ * The per-worker listening endpoints of one bind address. The kernel backend needs one
+ * socket per worker in a reuseport group, opened here in worker order; the stack backend
+ * listens in each worker's own stack instance, from the address alone (fds are -1): the
+ * bypass analogue of the group, with RSS (or software steering) in the kernel's role.
+ */
+static int
+open_bind(struct fp_workers *ws, const struct fp_addr *a, const int *cpus, int *fds,
+          int *steered, char *err, size_t errlen)
+{
+    unsigned i;
+
+    if (ws->conf->global.io == FP_IO_KERNEL) {
+        return fp_io_kernel_listen_group(a, ws->n, cpus, (int)ws->conf->global.backlog, fds,
+                                         steered, err, errlen);
+    }
+    for (i = 0; i < ws->n; i++) {
+        fds[i] = -1;
+    }
+    *steered = 1;
+    return 0;
+}
+
 static int
 open_listeners(struct fp_workers *ws, const int *cpus, char *err, size_t errlen)
 {
@@ -115,8 +138,8 @@ open_listeners(struct fp_workers *ws, const int *cpus, char *err, size_t errlen)
     for (f = 0; f < conf->nb_frontends; f++) {
         for (b = 0; b < conf->frontends[f].nb_binds; b++) {
             lc.addr = conf->frontends[f].binds[b];
-            rc = fp_io_kernel_listen_group(&lc.addr, ws->n, cpus, (int)conf->global.backlog,
-                                           fds, &steered, err, errlen);
+            lc.backlog = conf->global.backlog;
+            rc = open_bind(ws, &lc.addr, cpus, fds, &steered, err, errlen);
             if (rc != 0) {
                 return -1;
             }
@@ -127,7 +150,9 @@ open_listeners(struct fp_workers *ws, const int *cpus, char *err, size_t errlen)
                 if (rc != 0) {
                     snprintf(err, errlen, "listen: %s", strerror(-rc));
                     for (; i < ws->n; i++) {
-                        close(fds[i]);
+                        if (fds[i] != -1) {
+                            close(fds[i]);
+                        }
                     }
                     return -1;
                 }
@@ -203,6 +228,9 @@ fp_workers_create(struct fp_workers *ws, const struct fp_conf *conf, char *err, 
         ioc.kind = conf->global.io;
         ioc.max_conns = FP_CONNS_PER_SESSION * per_worker;
         ioc.cpu = cpus[i];
+        ioc.id = i;
+        ioc.nb_workers = ws->n;
+        ioc.dpdk = &conf->dpdk;
         ioc.on_notify = worker_on_notify;
         ioc.notify_data = t;
         t->io = fp_io_create(&ioc, err, errlen);

@@ -67,18 +67,18 @@ struct fp_pktpool {
 };
 
 /* Timers: a hashed timing wheel (Varghese and Lauck, scheme 6). */
-typedef void (*fp_timer_fn)(void *arg);
+typedef void (*fp_stk_timer_fn)(void *arg);
 
-struct fp_timer {
-    struct fp_timer  *next;
-    struct fp_timer **pprev; /* NULL when not armed */
+struct fp_stk_timer {
+    struct fp_stk_timer  *next;
+    struct fp_stk_timer **pprev; /* NULL when not armed */
     uint64_t          expire_tick;
-    fp_timer_fn       fn;
+    fp_stk_timer_fn       fn;
     void             *arg;
 };
 
 struct fp_timer_wheel {
-    struct fp_timer **slots;
+    struct fp_stk_timer **slots;
     uint32_t          mask; /* slots - 1, slots a power of two */
     uint32_t          tick_us;
     uint64_t          cur_tick; /* every tick <= cur_tick has been processed */
@@ -260,7 +260,7 @@ struct fp_tcb {
     struct fp_tcb          *nnext;        /* notify list */
     struct fp_stack        *st;           /* owning instance */
     struct fp_tcp_listener *t_lsn;        /* listener while in SYN queue or accept queue */
-    struct fp_timer         t_timer;      /* one wheel entry at the earliest deadline below */
+    struct fp_stk_timer         t_timer;      /* one wheel entry at the earliest deadline below */
     uint64_t                t_rexmt_at;   /* retransmission (or SYN) deadline, 0 = off */
     uint64_t                t_delack_at;  /* delayed ACK deadline */
     uint64_t                t_persist_at; /* zero-window probe deadline */
@@ -432,7 +432,7 @@ struct fp_stack {
     struct fp_arp_entry    *arp;
     uint32_t                arp_hint;
     struct fp_timer_wheel   wheel;
-    struct fp_timer         arp_timer;
+    struct fp_stk_timer         arp_timer;
     struct fp_pkt          *txq[FP_STK_BURST];
     uint16_t                nb_tx;
     struct fp_tcb          *notify_head;

@@ -40,7 +40,7 @@ fp_timer_wheel_fini(struct fp_timer_wheel *w)
 }
 
 void
-fp_timer_init(struct fp_timer *t, fp_timer_fn fn, void *arg)
+fp_timer_init(struct fp_stk_timer *t, fp_stk_timer_fn fn, void *arg)
 {
     t->next = NULL;
     t->pprev = NULL;
@@ -50,7 +50,7 @@ fp_timer_init(struct fp_timer *t, fp_timer_fn fn, void *arg)
 }
 
 static void
-slot_insert(struct fp_timer **head, struct fp_timer *t)
+slot_insert(struct fp_stk_timer **head, struct fp_stk_timer *t)
 {
     t->next = *head;
     if (t->next != NULL) {
@@ -61,7 +61,7 @@ slot_insert(struct fp_timer **head, struct fp_timer *t)
 }
 
 static void
-slot_remove(struct fp_timer *t)
+slot_remove(struct fp_stk_timer *t)
 {
     *t->pprev = t->next;
     if (t->next != NULL) {
@@ -72,7 +72,7 @@ slot_remove(struct fp_timer *t)
 }
 
 void
-fp_timer_arm(struct fp_timer_wheel *w, struct fp_timer *t, uint64_t expire_us)
+fp_timer_arm(struct fp_timer_wheel *w, struct fp_stk_timer *t, uint64_t expire_us)
 {
     uint64_t tick = (expire_us + w->tick_us - 1) / w->tick_us;
 
@@ -89,7 +89,7 @@ fp_timer_arm(struct fp_timer_wheel *w, struct fp_timer *t, uint64_t expire_us)
 }
 
 void
-fp_timer_cancel(struct fp_timer_wheel *w, struct fp_timer *t)
+fp_timer_cancel(struct fp_timer_wheel *w, struct fp_stk_timer *t)
 {
     if (t->pprev == NULL) {
         return;
@@ -102,9 +102,9 @@ fp_timer_cancel(struct fp_timer_wheel *w, struct fp_timer *t)
 static uint32_t
 fire_slot(struct fp_timer_wheel *w, uint32_t slot, uint64_t tick)
 {
-    struct fp_timer *due = NULL;
-    struct fp_timer *t;
-    struct fp_timer *n;
+    struct fp_stk_timer *due = NULL;
+    struct fp_stk_timer *t;
+    struct fp_stk_timer *n;
     uint32_t         fired = 0;
 
     for (t = w->slots[slot]; t != NULL; t = n) {
@@ -160,7 +160,7 @@ uint64_t
 fp_timer_wheel_next_us(const struct fp_timer_wheel *w)
 {
     uint64_t         best = UINT64_MAX;
-    struct fp_timer *t;
+    struct fp_stk_timer *t;
     uint64_t         tick;
     uint32_t         i;
 

@@ -23,19 +23,19 @@ int fp_timer_wheel_init(struct fp_timer_wheel *w, uint32_t nb_slots, uint32_t ti
 void fp_timer_wheel_fini(struct fp_timer_wheel *w);
 
 /* Prepares t to call fn(arg) when it fires. t must not be armed. */
-void fp_timer_init(struct fp_timer *t, fp_timer_fn fn, void *arg);
+void fp_timer_init(struct fp_stk_timer *t, fp_stk_timer_fn fn, void *arg);
 
 /*
  * Arms (or re-arms) t to fire at the first tick boundary at or after expire_us, and never earlier
  * than the next tick. O(1).
  */
-void fp_timer_arm(struct fp_timer_wheel *w, struct fp_timer *t, uint64_t expire_us);
+void fp_timer_arm(struct fp_timer_wheel *w, struct fp_stk_timer *t, uint64_t expire_us);
 
 /* Disarms t if armed. O(1). */
-void fp_timer_cancel(struct fp_timer_wheel *w, struct fp_timer *t);
+void fp_timer_cancel(struct fp_timer_wheel *w, struct fp_stk_timer *t);
 
 static inline bool
-fp_timer_armed(const struct fp_timer *t)
+fp_timer_armed(const struct fp_stk_timer *t)
 {
     return t->pprev != NULL;
 }

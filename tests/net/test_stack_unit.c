@@ -166,8 +166,8 @@ static void
 test_timer_fire_and_cancel(void)
 {
     struct fp_timer_wheel w;
-    struct fp_timer       t1;
-    struct fp_timer       t2;
+    struct fp_stk_timer       t1;
+    struct fp_stk_timer       t2;
     struct fired          f1 = {0};
     struct fired          f2 = {0};
 
@@ -194,7 +194,7 @@ static void
 test_timer_beyond_one_revolution(void)
 {
     struct fp_timer_wheel w;
-    struct fp_timer       t;
+    struct fp_stk_timer       t;
     struct fired          f = {0};
 
     CU_ASSERT_EQUAL_FATAL(fp_timer_wheel_init(&w, 16, 1000, 0), 0);
@@ -215,7 +215,7 @@ test_timer_beyond_one_revolution(void)
 
 struct rearm {
     struct fp_timer_wheel *w;
-    struct fp_timer        t;
+    struct fp_stk_timer        t;
     int                    count;
 };
 

@@ -1,0 +1,606 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The DPDK backend (see io_dpdk.h): EAL and port setup, and the link each worker's stack
+ * runs on. The link's receive path is where flows are kept on their core:
+ *
+ *  - with hardware RSS the NIC already puts every frame of a flow on its owner's queue;
+ *  - without it (net_tap reports no RSS key or table), each worker computes the same Toeplitz
+ *    hash over the frame's 4-tuple, with our key and redirection table, and hands a frame
+ *    owned by another worker to that worker over the SPSC ring of the pair. It never touches
+ *    the owner's stack: the owner dequeues its rings in its own receive burst.
+ *
+ * Active opens choose their local port so that the reply's hash selects the opener's queue
+ * (pick_port), so backend connections come back to the worker that opened them either way.
+ * ARP frames are copied to every worker, so each keeps its own table and learns the answers
+ * to requests any worker sent. Frames are copied into the stack's packet buffers on receive,
+ * and the mbuf goes back to its pool at once: the pool stays small and hot in the cache.
+ */
+#include "net/io_dpdk.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+#include <rte_random.h>
+#include <rte_ring.h>
+#include <rte_thash.h>
+
+#include "net/io_stack.h"
+#include "net/stack/link.h"
+#include "net/stack/pool.h"
+#include "net/stack/stack_types.h"
+
+#define DP_MAX_WORKERS 64
+#define DP_RING_SIZE 1024
+#define DP_NB_RXD    1024
+#define DP_NB_TXD    1024
+#define DP_RETA_SIZE 128 /* our software table; a power of two */
+#define DP_PORT_LO   32768
+#define DP_PORT_HI   60999
+
+struct dlink {
+    struct fp_link      link;
+    unsigned            id;
+    struct rte_mempool *mp;
+    uint16_t            next_port; /* active-open port cursor */
+    uint64_t            ctr[FP_DPDK_CTR_NB];
+} __attribute__((aligned(64)));
+
+/* Set up once by the main thread before any worker runs; read-only afterwards (ctr aside). */
+static struct {
+    int                        ready;
+    unsigned                   nb_workers;
+    unsigned                   nb_released;
+    uint16_t                   port;
+    int                        sw_rss;
+    uint8_t                    key[40];
+    uint16_t                   reta[DP_RETA_SIZE]; /* reta index -> worker */
+    struct rte_ether_addr      mac;
+    struct dlink              *links;
+    struct rte_ring           *ring[DP_MAX_WORKERS][DP_MAX_WORKERS]; /* [from][to] */
+    const struct fp_dpdk_conf *conf;
+} dp;
+
+/* The default Toeplitz key of Microsoft's RSS specification, used by most NICs and DPDK. */
+static const uint8_t default_key[40] = {
+    0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3,
+    0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3,
+    0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
+};
+
+static const char *const ctr_names[FP_DPDK_CTR_NB] = {
+#define FP_DPDK_CTR_NAME(e, name, help) name,
+    FP_DPDK_COUNTERS(FP_DPDK_CTR_NAME)
+#undef FP_DPDK_CTR_NAME
+};
+
+static const char *const ctr_help[FP_DPDK_CTR_NB] = {
+#define FP_DPDK_CTR_HELP(e, name, help) help,
+    FP_DPDK_COUNTERS(FP_DPDK_CTR_HELP)
+#undef FP_DPDK_CTR_HELP
+};
+
+static inline void
+ctr_add(struct dlink *dl, enum fp_dpdk_counter c, uint64_t v)
+{
+    __atomic_store_n(&dl->ctr[c], dl->ctr[c] + v, __ATOMIC_RELAXED);
+}
+
+/* The worker whose queue the 4-tuple (as seen on a received frame) hashes to. */
+static unsigned
+flow_owner(uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport)
+{
+    uint32_t tuple[3] = {saddr, daddr, (uint32_t)sport << 16 | dport};
+    uint32_t h = rte_softrss(tuple, 3, dp.key);
+
+    return dp.reta[h & (DP_RETA_SIZE - 1)];
+}
+
+enum frame_kind {
+    FRAME_LOCAL = 0, /* handled by the receiving worker (ICMP, fragments, foreign frames) */
+    FRAME_TCP,       /* steered by its 4-tuple */
+    FRAME_ARP,       /* handled here and copied to every other worker */
+};
+
+static enum frame_kind
+classify(const uint8_t *b, uint32_t len, unsigned *owner)
+{
+    uint32_t ihl;
+    uint16_t type;
+
+    if (len < 14) {
+        return FRAME_LOCAL;
+    }
+    type = (uint16_t)(b[12] << 8 | b[13]);
+    if (type == 0x0806) {
+        return FRAME_ARP;
+    }
+    if (type != 0x0800 || len < 14 + 20 || b[14 + 9] != 6) {
+        return FRAME_LOCAL;
+    }
+    ihl = (uint32_t)(b[14] & 0xf) * 4;
+    /* Fragments carry no ports past the first: the stack drops and counts them. */
+    if (ihl < 20 || len < 14 + ihl + 4 || ((b[20] << 8 | b[21]) & 0x3fff) != 0) {
+        return FRAME_LOCAL;
+    }
+    *owner = flow_owner((uint32_t)b[26] << 24 | (uint32_t)b[27] << 16 | (uint32_t)b[28] << 8 |
+                                b[29],
+                        (uint32_t)b[30] << 24 | (uint32_t)b[31] << 16 | (uint32_t)b[32] << 8 |
+                                b[33],
+                        (uint16_t)(b[14 + ihl] << 8 | b[15 + ihl]),
+                        (uint16_t)(b[16 + ihl] << 8 | b[17 + ihl]));
+    return FRAME_TCP;
+}
+
+static void
+arp_fanout(struct dlink *dl, struct rte_mbuf *m)
+{
+    struct rte_mbuf *copy;
+    unsigned         w;
+
+    for (w = 0; w < dp.nb_workers; w++) {
+        if (w == dl->id) {
+            continue;
+        }
+        copy = rte_pktmbuf_copy(m, dl->mp, 0, UINT32_MAX);
+        if (copy == NULL) {
+            ctr_add(dl, FP_DPDK_NO_MBUF, 1);
+            continue;
+        }
+        if (rte_ring_sp_enqueue(dp.ring[dl->id][w], copy) != 0) {
+            ctr_add(dl, FP_DPDK_RING_FULL, 1);
+            rte_pktmbuf_free(copy);
+            continue;
+        }
+        ctr_add(dl, FP_DPDK_ARP_FANOUT, 1);
+    }
+}
+
+/* Copies m into a stack packet buffer and frees m. Returns 1 if stored in pkts. */
+static int
+take_frame(struct dlink *dl, struct fp_pktpool *pool, struct rte_mbuf *m, struct fp_pkt **out)
+{
+    struct fp_pkt *p;
+    uint32_t       len = rte_pktmbuf_pkt_len(m);
+
+    if (m->nb_segs != 1 || len > FP_PKT_BUF_SIZE - (FP_PKT_HEADROOM - 64)) {
+        ctr_add(dl, FP_DPDK_BAD_FRAME, 1);
+        rte_pktmbuf_free(m);
+        return 0;
+    }
+    p = fp_pkt_alloc(pool);
+    if (p == NULL) {
+        ctr_add(dl, FP_DPDK_NO_PKT, 1);
+        rte_pktmbuf_free(m);
+        return 0;
+    }
+    /* Leave 64 bytes in front, as link_tap does, so a reply built in place has headroom. */
+    p->data = p->buf + FP_PKT_HEADROOM - 64;
+    memcpy(p->data, rte_pktmbuf_mtod(m, const uint8_t *), len);
+    p->len = len;
+    rte_pktmbuf_free(m);
+    *out = p;
+    return 1;
+}
+
+static uint16_t
+dl_rx_burst(struct fp_link *l, struct fp_pktpool *pool, struct fp_pkt **pkts, uint16_t n,
+            uint64_t now_us)
+{
+    struct dlink    *dl = l->ctx;
+    struct rte_mbuf *mb[FP_STK_BURST];
+    enum frame_kind  kind;
+    unsigned         owner = dl->id;
+    unsigned         w;
+    uint16_t         nb;
+    uint16_t         i;
+    uint16_t         k = 0;
+
+    if (n > FP_STK_BURST) {
+        n = FP_STK_BURST;
+    }
+    nb = rte_eth_rx_burst(dp.port, (uint16_t)dl->id, mb, n);
+    for (i = 0; i < nb; i++) {
+        const uint8_t *b = rte_pktmbuf_mtod(mb[i], const uint8_t *);
+
+        ctr_add(dl, FP_DPDK_RX_PACKETS, 1);
+        ctr_add(dl, FP_DPDK_RX_BYTES, rte_pktmbuf_pkt_len(mb[i]));
+        kind = classify(b, rte_pktmbuf_data_len(mb[i]), &owner);
+        if (kind == FRAME_TCP && owner != dl->id) {
+            if (rte_ring_sp_enqueue(dp.ring[dl->id][owner], mb[i]) != 0) {
+                ctr_add(dl, FP_DPDK_RING_FULL, 1);
+                rte_pktmbuf_free(mb[i]);
+            } else {
+                ctr_add(dl, FP_DPDK_STEERED_OUT, 1);
+            }
+            continue;
+        }
+        if (kind == FRAME_TCP) {
+            ctr_add(dl, FP_DPDK_RX_ON_OWNER, 1);
+        } else if (kind == FRAME_ARP && dp.nb_workers > 1) {
+            arp_fanout(dl, mb[i]);
+        }
+        k += (uint16_t)take_frame(dl, pool, mb[i], &pkts[k]);
+    }
+    /* Frames other workers received for flows we own. */
+    for (w = 0; w < dp.nb_workers && k < n; w++) {
+        if (w == dl->id) {
+            continue;
+        }
+        nb = (uint16_t)rte_ring_sc_dequeue_burst(dp.ring[w][dl->id], (void **)mb, n - k, NULL);
+        ctr_add(dl, FP_DPDK_STEERED_IN, nb);
+        for (i = 0; i < nb; i++) {
+            k += (uint16_t)take_frame(dl, pool, mb[i], &pkts[k]);
+        }
+    }
+    return k;
+}
+
+static uint16_t
+dl_tx_burst(struct fp_link *l, struct fp_pkt **pkts, uint16_t n, uint64_t now_us)
+{
+    struct dlink    *dl = l->ctx;
+    struct rte_mbuf *mb[FP_STK_BURST];
+    uint64_t         bytes = 0;
+    uint16_t         nb = 0;
+    uint16_t         sent;
+    uint16_t         i;
+    char            *dst;
+
+    if (n > FP_STK_BURST) {
+        n = FP_STK_BURST;
+    }
+    for (i = 0; i < n; i++) {
+        mb[nb] = rte_pktmbuf_alloc(dl->mp);
+        if (mb[nb] == NULL) {
+            ctr_add(dl, FP_DPDK_NO_MBUF, 1);
+            break;
+        }
+        dst = rte_pktmbuf_append(mb[nb], (uint16_t)pkts[i]->len);
+        if (dst == NULL) {
+            ctr_add(dl, FP_DPDK_BAD_FRAME, 1);
+            rte_pktmbuf_free(mb[nb]);
+            fp_pkt_free(pkts[i]);
+            continue;
+        }
+        memcpy(dst, pkts[i]->data, pkts[i]->len);
+        bytes += pkts[i]->len;
+        fp_pkt_free(pkts[i]);
+        nb++;
+    }
+    sent = rte_eth_tx_burst(dp.port, (uint16_t)dl->id, mb, nb);
+    if (sent < nb) {
+        /* The frames are already copied out of the stack's buffers: drop them, counted, as a
+         * full NIC ring would. TCP retransmits. */
+        ctr_add(dl, FP_DPDK_TX_FULL, nb - sent);
+        rte_pktmbuf_free_bulk(&mb[sent], nb - sent);
+    }
+    ctr_add(dl, FP_DPDK_TX_PACKETS, sent);
+    ctr_add(dl, FP_DPDK_TX_BYTES, bytes);
+    return i;
+}
+
+static const struct fp_link_ops dl_ops = {
+    .rx_burst = dl_rx_burst,
+    .tx_burst = dl_tx_burst,
+};
+
+/*
+ * Active opens: a local port whose reply hashes to our queue. Candidates are taken from a
+ * cursor over the ephemeral range and tested with the hash: with N workers about one in N
+ * fits, so a connect costs N hash computations on average.
+ */
+static int
+pick_port(void *ctx, uint32_t raddr, uint16_t rport, unsigned try, uint16_t *lport)
+{
+    struct dlink *dl = ctx;
+    uint32_t      laddr = ntohl(dp.conf->addr.s_addr);
+    unsigned      i;
+    uint16_t      p;
+
+    for (i = 0; i < 4 * DP_RETA_SIZE; i++) {
+        p = dl->next_port;
+        dl->next_port = p >= DP_PORT_HI ? DP_PORT_LO : (uint16_t)(p + 1);
+        if (dp.nb_workers == 1 || flow_owner(raddr, laddr, rport, p) == dl->id) {
+            *lport = p;
+            return 0;
+        }
+    }
+    return -EADDRNOTAVAIL;
+}
+
+static void
+dl_release(void *ctx)
+{
+    if (++dp.nb_released < dp.nb_workers) {
+        return;
+    }
+    rte_eth_dev_stop(dp.port);
+    rte_eth_dev_close(dp.port);
+    rte_eal_cleanup();
+}
+
+static int
+eal_init(const struct fp_dpdk_conf *dc, char *err, size_t errlen)
+{
+    char     *argv[FP_DPDK_MAX_EAL_ARGS + 2];
+    cpu_set_t cpus;
+    sigset_t  all;
+    sigset_t  old;
+    int       argc = 0;
+    unsigned  i;
+    int       rc;
+
+    argv[argc++] = (char *)"fastproxy";
+    for (i = 0; i < dc->nb_eal; i++) {
+        argv[argc++] = dc->eal[i];
+    }
+    argv[argc] = NULL;
+    /* rte_eal_init pins the calling thread to the main lcore: keep the main thread's set.
+     * Its threads (lcores, interrupts, telemetry) inherit our signal mask: with every signal
+     * blocked, SIGTERM and the rest reach the main thread's handlers only. */
+    sched_getaffinity(0, sizeof(cpus), &cpus);
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    rc = rte_eal_init(argc, argv);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    sched_setaffinity(0, sizeof(cpus), &cpus);
+    if (rc < 0) {
+        snprintf(err, errlen, "dpdk: EAL initialisation failed: %s", rte_strerror(rte_errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int
+rss_setup(struct rte_eth_conf *pc, const struct rte_eth_dev_info *info, char *err,
+          size_t errlen)
+{
+    const struct fp_dpdk_conf *dc = dp.conf;
+    uint64_t                   hf = RTE_ETH_RSS_NONFRAG_IPV4_TCP;
+    unsigned                   i;
+
+    memcpy(dp.key, default_key, sizeof(dp.key));
+    for (i = 0; i < DP_RETA_SIZE; i++) {
+        dp.reta[i] = (uint16_t)(i % dp.nb_workers);
+    }
+    dp.sw_rss = 1;
+    if (dc->rss == FP_DPDK_RSS_SOFTWARE || dp.nb_workers == 1) {
+        return 0;
+    }
+    if ((info->flow_type_rss_offloads & hf) == 0 || info->hash_key_size != sizeof(dp.key) ||
+        info->reta_size == 0) {
+        if (dc->rss == FP_DPDK_RSS_HARDWARE) {
+            snprintf(err, errlen, "dpdk: port %u has no usable RSS (rss: hardware)", dp.port);
+            return -1;
+        }
+        return 0;
+    }
+    pc->rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+    pc->rx_adv_conf.rss_conf.rss_key = dp.key;
+    pc->rx_adv_conf.rss_conf.rss_key_len = sizeof(dp.key);
+    pc->rx_adv_conf.rss_conf.rss_hf = hf;
+    dp.sw_rss = 0;
+    return 0;
+}
+
+/* Loads our round-robin table into the NIC, so its choice and our port choice agree. */
+static int
+reta_program(const struct rte_eth_dev_info *info, char *err, size_t errlen)
+{
+    struct rte_eth_rss_reta_entry64 conf[512 / RTE_ETH_RETA_GROUP_SIZE];
+    unsigned                        i;
+
+    if (dp.sw_rss) {
+        return 0;
+    }
+    if (info->reta_size > 512 || info->reta_size % DP_RETA_SIZE != 0) {
+        snprintf(err, errlen, "dpdk: port %u: unsupported RSS table size %u", dp.port,
+                 info->reta_size);
+        return -1;
+    }
+    memset(conf, 0, sizeof(conf));
+    for (i = 0; i < info->reta_size; i++) {
+        conf[i / RTE_ETH_RETA_GROUP_SIZE].mask |= 1ULL << (i % RTE_ETH_RETA_GROUP_SIZE);
+        conf[i / RTE_ETH_RETA_GROUP_SIZE].reta[i % RTE_ETH_RETA_GROUP_SIZE] =
+                dp.reta[i % DP_RETA_SIZE];
+    }
+    if (rte_eth_dev_rss_reta_update(dp.port, conf, info->reta_size) != 0) {
+        snprintf(err, errlen, "dpdk: port %u: cannot program the RSS table", dp.port);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+port_setup(const struct fp_io_conf *ioc, char *err, size_t errlen)
+{
+    const struct fp_dpdk_conf *dc = ioc->dpdk;
+    struct rte_eth_dev_info    info;
+    struct rte_eth_conf        pc;
+    uint16_t                   nb_rxd = DP_NB_RXD;
+    uint16_t                   nb_txd = DP_NB_TXD;
+    char                       name[64];
+    unsigned                   i;
+    unsigned                   j;
+    int                        socket;
+    int                        rc;
+
+    dp.conf = dc;
+    dp.port = dc->port;
+    dp.nb_workers = ioc->nb_workers;
+    if (dp.nb_workers > DP_MAX_WORKERS) {
+        snprintf(err, errlen, "dpdk: at most %u workers", DP_MAX_WORKERS);
+        return -1;
+    }
+    if (eal_init(dc, err, errlen) != 0) {
+        return -1;
+    }
+    if (!rte_eth_dev_is_valid_port(dp.port)) {
+        snprintf(err, errlen, "dpdk: no port %u (%u ports available; check the eal: vdev or "
+                 "the bound NIC)", dp.port, rte_eth_dev_count_avail());
+        return -1;
+    }
+    rc = rte_eth_dev_info_get(dp.port, &info);
+    if (rc != 0) {
+        snprintf(err, errlen, "dpdk: port %u: %s", dp.port, strerror(-rc));
+        return -1;
+    }
+    if (info.max_rx_queues < dp.nb_workers || info.max_tx_queues < dp.nb_workers) {
+        snprintf(err, errlen, "dpdk: port %u has %u RX / %u TX queues, %u workers need one "
+                 "each", dp.port, info.max_rx_queues, info.max_tx_queues, dp.nb_workers);
+        return -1;
+    }
+    memset(&pc, 0, sizeof(pc));
+    if (rss_setup(&pc, &info, err, errlen) != 0) {
+        return -1;
+    }
+    rc = rte_eth_dev_configure(dp.port, (uint16_t)dp.nb_workers, (uint16_t)dp.nb_workers, &pc);
+    if (rc != 0) {
+        snprintf(err, errlen, "dpdk: port %u: configure: %s", dp.port, strerror(-rc));
+        return -1;
+    }
+    rte_eth_dev_adjust_nb_rx_tx_desc(dp.port, &nb_rxd, &nb_txd);
+    socket = rte_eth_dev_socket_id(dp.port);
+    if (socket < 0) {
+        socket = 0;
+    }
+    dp.links = rte_zmalloc_socket("fp_links", sizeof(*dp.links) * dp.nb_workers, 64, socket);
+    if (dp.links == NULL) {
+        snprintf(err, errlen, "dpdk: out of memory");
+        return -1;
+    }
+    for (i = 0; i < dp.nb_workers; i++) {
+        /* The pool lives on the NIC's NUMA node: DMA lands in that node's memory. */
+        snprintf(name, sizeof(name), "fp_mb_%u", i);
+        dp.links[i].mp = rte_pktmbuf_pool_create(name, dc->mbufs, 0, 0,
+                                                 RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+        if (dp.links[i].mp == NULL) {
+            snprintf(err, errlen, "dpdk: cannot create %u mbufs for worker %u: %s",
+                     dc->mbufs, i, rte_strerror(rte_errno));
+            return -1;
+        }
+        rc = rte_eth_rx_queue_setup(dp.port, (uint16_t)i, nb_rxd, (unsigned)socket, NULL,
+                                    dp.links[i].mp);
+        if (rc == 0) {
+            rc = rte_eth_tx_queue_setup(dp.port, (uint16_t)i, nb_txd, (unsigned)socket, NULL);
+        }
+        if (rc != 0) {
+            snprintf(err, errlen, "dpdk: port %u queue %u: %s", dp.port, i, strerror(-rc));
+            return -1;
+        }
+        for (j = 0; j < dp.nb_workers; j++) {
+            if (i == j) {
+                continue;
+            }
+            snprintf(name, sizeof(name), "fp_st_%u_%u", i, j);
+            dp.ring[i][j] = rte_ring_create(name, DP_RING_SIZE, socket,
+                                            RING_F_SP_ENQ | RING_F_SC_DEQ);
+            if (dp.ring[i][j] == NULL) {
+                snprintf(err, errlen, "dpdk: cannot create steering ring %s", name);
+                return -1;
+            }
+        }
+    }
+    rc = rte_eth_dev_start(dp.port);
+    if (rc != 0) {
+        snprintf(err, errlen, "dpdk: port %u: start: %s", dp.port, strerror(-rc));
+        return -1;
+    }
+    if (reta_program(&info, err, errlen) != 0) {
+        return -1;
+    }
+    rte_eth_macaddr_get(dp.port, &dp.mac);
+    dp.ready = 1;
+    return 0;
+}
+
+struct fp_io *
+fp_io_dpdk_create(const struct fp_io_conf *conf, char *err, size_t errlen)
+{
+    struct fp_io_stack_conf sc;
+    struct dlink           *dl;
+    struct fp_io           *io;
+
+    if (conf->dpdk == NULL || !conf->dpdk->present) {
+        snprintf(err, errlen, "io: dpdk needs a dpdk: section");
+        return NULL;
+    }
+    if (!dp.ready && port_setup(conf, err, errlen) != 0) {
+        return NULL;
+    }
+    if (conf->id >= dp.nb_workers) {
+        snprintf(err, errlen, "dpdk: worker %u out of range", conf->id);
+        return NULL;
+    }
+    dl = &dp.links[conf->id];
+    dl->id = conf->id;
+    dl->link.ops = &dl_ops;
+    dl->link.ctx = dl;
+    dl->link.mtu = 1500;
+    memcpy(dl->link.mac, dp.mac.addr_bytes, 6);
+    dl->next_port = (uint16_t)(DP_PORT_LO + (rte_rand() % (DP_PORT_HI - DP_PORT_LO)));
+
+    memset(&sc, 0, sizeof(sc));
+    sc.stack.addr = ntohl(conf->dpdk->addr.s_addr);
+    sc.stack.prefix_len = conf->dpdk->prefix_len;
+    sc.stack.gateway = ntohl(conf->dpdk->gateway.s_addr);
+    sc.stack.nb_pkts = conf->dpdk->mbufs;
+    /* TIME-WAIT keeps a TCB after its connection is gone: room for as many again. */
+    sc.stack.nb_tcbs = conf->max_conns * 2 > 1024 ? conf->max_conns * 2 : 1024;
+    sc.stack.seed = rte_rand() | 1;
+    sc.link = &dl->link;
+    sc.poll = conf->dpdk->poll;
+    sc.pick_port = pick_port;
+    sc.port_ctx = dl;
+    sc.link_release = dl_release;
+    sc.link_ctx = dl;
+    io = fp_io_stack_create(conf, &sc, err, errlen);
+    return io;
+}
+
+size_t
+fp_io_dpdk_conn_size(void)
+{
+    return fp_io_stack_conn_size();
+}
+
+void
+fp_io_dpdk_counters(unsigned id, uint64_t out[FP_DPDK_CTR_NB])
+{
+    unsigned i;
+
+    for (i = 0; i < FP_DPDK_CTR_NB; i++) {
+        out[i] = dp.links != NULL && id < dp.nb_workers
+                         ? __atomic_load_n(&dp.links[id].ctr[i], __ATOMIC_RELAXED)
+                         : 0;
+    }
+}
+
+const char *
+fp_io_dpdk_counter_name(unsigned i)
+{
+    return i < FP_DPDK_CTR_NB ? ctr_names[i] : NULL;
+}
+
+const char *
+fp_io_dpdk_counter_help(unsigned i)
+{
+    return i < FP_DPDK_CTR_NB ? ctr_help[i] : NULL;
+}
+
+int
+fp_io_dpdk_software_rss(void)
+{
+    return dp.sw_rss;
+}

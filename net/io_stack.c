@@ -1,0 +1,776 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The user-space stack backend (see io_stack.h). One polling loop per worker: receive a burst
+ * and run the stack (fp_stack_poll: input, TCP timers, stack callbacks, transmit), then deliver
+ * the proxy's events, then its timers, then transmit what the proxy sent.
+ *
+ * The stack reports edges (data arrived, send room came back); net/io.h promises levels. The
+ * translation lives here, in one place: each connection keeps a readiness mask (set by the
+ * stack's callbacks, cleared only when recv or send says -EAGAIN) and sits on the ready list
+ * while (readiness & interest) is non-empty. Each loop pass calls the handler of every
+ * connection on the list once; a connection that stays ready is called again on the next pass,
+ * after the stack has run, so one connection cannot starve the others or the receive path.
+ */
+#include "net/io_stack.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "net/pool.h"
+#include "net/stack/pool.h"
+#include "net/stack/stack.h"
+#include "net/stack/tcp.h"
+#include "net/stack/timer.h"
+
+/* Connections one listener accepts per loop pass, so a flood cannot starve established ones. */
+#define SIO_ACCEPT_BURST 32
+/* Receive bursts per loop pass. */
+#define SIO_RX_BUDGET 4
+/* Idle passes spent spinning (with a pause) before the adaptive loop starts to sleep. */
+#define SIO_IDLE_SPINS 200
+/* Longest adaptive sleep: the added latency bound of an idle worker. */
+#define SIO_SLEEP_MAX_US 100
+/* Candidate local ports tried for one active open. */
+#define SIO_PORT_TRIES 16
+
+struct sio;
+
+struct sconn {
+    struct fp_conn c; /* first: the proxy's view */
+    struct sio    *s;
+    struct fp_tcb *tcb; /* NULL once the stack released the connection */
+    struct sconn  *rnext;
+    struct sconn  *rprev;
+    unsigned       want;
+    unsigned       ready;      /* FP_EV_READ | FP_EV_WRITE | FP_EV_ERROR readiness */
+    uint8_t        connecting; /* active open not yet completed */
+    uint8_t        opened;     /* active open completed, not yet reported */
+    uint8_t        listed;     /* on the ready list */
+};
+
+struct slistener {
+    struct fp_listener      l;
+    struct sio             *s;
+    struct fp_tcp_listener *tl;
+    uint8_t                 paused;
+};
+
+struct sio {
+    struct fp_io            io; /* first */
+    struct fp_stack        *st;
+    struct fp_pool          conns;
+    struct sconn            ready; /* list head (only rnext/rprev used) */
+    struct fp_timer_wheel   wheel; /* the proxy's timers */
+    struct slistener       *lsn[FP_STK_MAX_LISTEN];
+    unsigned                nb_lsn;
+    struct fp_io_stack_conf conf;
+    uint64_t                now_us;
+    unsigned                idle_passes;
+    int                     stopping;
+    int                     notified; /* set by any thread, cleared by the loop */
+    struct fp_io_stack_stats stats;
+};
+
+_Static_assert(sizeof(struct fp_stk_timer) <= sizeof(((struct fp_timer *)0)->priv),
+               "fp_timer.priv too small for a stack timer");
+
+static inline struct sio *
+sio_of(struct fp_io *io)
+{
+    return (struct sio *)io;
+}
+
+static uint64_t
+clock_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void
+stat_add(uint64_t *ctr, uint64_t v)
+{
+    __atomic_store_n(ctr, *ctr + v, __ATOMIC_RELAXED);
+}
+
+/* ---- The ready list: membership follows (ready & want), kept exact on every change. ---- */
+
+static void
+ready_unlink(struct sconn *sc)
+{
+    if (!sc->listed) {
+        return;
+    }
+    sc->rprev->rnext = sc->rnext;
+    sc->rnext->rprev = sc->rprev;
+    sc->rnext = NULL;
+    sc->rprev = NULL;
+    sc->listed = 0;
+}
+
+/* The events due to sc: what it wants and has, plus a failed or completed active open, which
+ * are reported whatever the interest (as the kernel backend watches a connecting socket). */
+static unsigned
+due_events(const struct sconn *sc)
+{
+    return sc->ready & (sc->want | FP_EV_ERROR | (sc->opened ? FP_EV_WRITE : 0u));
+}
+
+static void
+ready_update(struct sconn *sc)
+{
+    struct sconn *head = &sc->s->ready;
+    int           due = due_events(sc) != 0;
+
+    if (due && !sc->listed) {
+        sc->rprev = head->rprev;
+        sc->rnext = head;
+        head->rprev->rnext = sc;
+        head->rprev = sc;
+        sc->listed = 1;
+    } else if (!due) {
+        ready_unlink(sc);
+    }
+}
+
+static void
+set_ready(struct sconn *sc, unsigned ev)
+{
+    sc->ready |= ev;
+    ready_update(sc);
+}
+
+static void
+clear_ready(struct sconn *sc, unsigned ev)
+{
+    sc->ready &= ~ev;
+    ready_update(sc);
+}
+
+/* ---- Stack callbacks (delivered from fp_stack_poll, never inside packet processing) ---- */
+
+static void
+on_connected(struct fp_tcb *c, void *user)
+{
+    struct sconn *sc = user;
+
+    sc->connecting = 0;
+    sc->opened = 1;
+    set_ready(sc, FP_EV_WRITE);
+}
+
+static void
+on_readable(struct fp_tcb *c, void *user)
+{
+    set_ready(user, FP_EV_READ);
+}
+
+static void
+on_writable(struct fp_tcb *c, void *user)
+{
+    set_ready(user, FP_EV_WRITE);
+}
+
+static void
+on_closed(struct fp_tcb *c, void *user, int err)
+{
+    struct sconn *sc = user;
+
+    sc->tcb = NULL;
+    sc->c.err = err != 0 ? err : -ECONNRESET;
+    if (sc->connecting) {
+        /* A failed active open is FP_EV_ERROR, as a refused connect(2) is. */
+        sc->connecting = 0;
+        set_ready(sc, FP_EV_ERROR);
+        return;
+    }
+    /* Like EPOLLERR: both directions report, and recv/send return the error. */
+    set_ready(sc, FP_EV_READ | FP_EV_WRITE);
+}
+
+static void on_accept(struct fp_tcp_listener *tl, void *user);
+
+static const struct fp_tcp_callbacks conn_cb = {
+    .on_connected = on_connected,
+    .on_readable = on_readable,
+    .on_writable = on_writable,
+    .on_closed = on_closed,
+};
+
+static const struct fp_tcp_callbacks listen_cb = {
+    .on_accept = on_accept,
+};
+
+static struct sconn *
+sconn_get(struct sio *s)
+{
+    struct sconn *sc = fp_pool_get(&s->conns);
+
+    if (sc == NULL) {
+        s->io.conn_pool_empty++;
+        return NULL;
+    }
+    memset(sc, 0, sizeof(*sc));
+    sc->c.io = &s->io;
+    sc->s = s;
+    return sc;
+}
+
+static void
+peer_addr(struct fp_addr *a, uint32_t ip, uint16_t port)
+{
+    memset(a, 0, sizeof(*a));
+    a->u.sin.sin_family = AF_INET;
+    a->u.sin.sin_addr.s_addr = htonl(ip);
+    a->u.sin.sin_port = htons(port);
+    a->len = sizeof(a->u.sin);
+}
+
+static unsigned
+accept_burst(struct slistener *sl, unsigned max)
+{
+    struct sio    *s = sl->s;
+    struct sconn  *sc;
+    struct fp_tcb *tcb;
+    unsigned       n = 0;
+
+    while (n < max && (tcb = fp_tcp_accept(sl->tl)) != NULL) {
+        n++;
+        sc = sconn_get(s);
+        if (sc == NULL) {
+            fp_tcp_abort(tcb);
+            continue;
+        }
+        sc->tcb = tcb;
+        peer_addr(&sc->c.peer, tcb->raddr, tcb->rport);
+        fp_tcp_set_callbacks(tcb, &conn_cb, sc);
+        /* Data may already wait (it came with the handshake): report it, level-triggered. */
+        sc->ready = FP_EV_READ | FP_EV_WRITE;
+        sl->l.on_accept(&sl->l, &sc->c);
+    }
+    return n;
+}
+
+static void
+on_accept(struct fp_tcp_listener *tl, void *user)
+{
+    /* Accepting is done in the loop (sio_dispatch), where paused listeners are skipped. */
+}
+
+/* ---- fp_io_ops ---- */
+
+static int
+sio_listen(struct fp_io *io, const struct fp_listen_conf *lc, fp_accept_fn on_acc, void *data,
+           struct fp_listener **out)
+{
+    struct sio       *s = sio_of(io);
+    struct slistener *sl;
+    int               rc;
+
+    if (lc->addr.u.sa.sa_family != AF_INET) {
+        return -EAFNOSUPPORT;
+    }
+    if (lc->addr.u.sin.sin_addr.s_addr != htonl(INADDR_ANY) &&
+        ntohl(lc->addr.u.sin.sin_addr.s_addr) != s->st->conf.addr) {
+        return -EADDRNOTAVAIL;
+    }
+    if (s->nb_lsn == FP_STK_MAX_LISTEN) {
+        return -ENOSPC;
+    }
+    sl = calloc(1, sizeof(*sl));
+    if (sl == NULL) {
+        return -ENOMEM;
+    }
+    rc = fp_tcp_listen(s->st, (uint16_t)fp_addr_port(&lc->addr),
+                       lc->backlog != 0 ? lc->backlog : s->conf.backlog,
+                       FP_TCP_SYN_BACKLOG_DEFAULT, &listen_cb, sl, &sl->tl);
+    if (rc != 0) {
+        free(sl);
+        return rc;
+    }
+    sl->l.io = io;
+    sl->l.on_accept = on_acc;
+    sl->l.data = data;
+    sl->l.addr = lc->addr;
+    sl->s = s;
+    s->lsn[s->nb_lsn++] = sl;
+    *out = &sl->l;
+    return 0;
+}
+
+static void
+sio_listener_pause(struct fp_listener *l, int paused)
+{
+    ((struct slistener *)l)->paused = paused != 0;
+}
+
+static void
+sio_listener_close(struct fp_listener *l)
+{
+    struct slistener *sl = (struct slistener *)l;
+    struct sio       *s = sl->s;
+    unsigned          i;
+
+    fp_tcp_unlisten(sl->tl);
+    for (i = 0; i < s->nb_lsn; i++) {
+        if (s->lsn[i] == sl) {
+            s->lsn[i] = s->lsn[--s->nb_lsn];
+            break;
+        }
+    }
+    free(sl);
+}
+
+static int
+sio_listener_pending(struct fp_listener *l)
+{
+    return (int)((struct slistener *)l)->tl->nb_accept;
+}
+
+static unsigned
+sio_listener_shed(struct fp_listener *l, const void *msg, size_t len, unsigned max)
+{
+    struct slistener *sl = (struct slistener *)l;
+    struct fp_tcb    *tcb;
+    unsigned          n;
+
+    /* No connection object is taken: the TCB answers and closes (FIN after the message). */
+    for (n = 0; n < max && (tcb = fp_tcp_accept(sl->tl)) != NULL; n++) {
+        fp_tcp_set_callbacks(tcb, NULL, NULL);
+        (void)fp_tcp_send(tcb, msg, len);
+        fp_tcp_close(tcb);
+    }
+    return n;
+}
+
+static int
+sio_connect(struct fp_io *io, const struct fp_addr *to, struct fp_conn **out)
+{
+    struct sio   *s = sio_of(io);
+    struct sconn *sc;
+    uint32_t      raddr;
+    uint16_t      rport;
+    uint16_t      lport = 0;
+    unsigned      try;
+    int           rc;
+
+    if (to->u.sa.sa_family != AF_INET) {
+        return -EAFNOSUPPORT;
+    }
+    sc = sconn_get(s);
+    if (sc == NULL) {
+        return -ENOBUFS;
+    }
+    raddr = ntohl(to->u.sin.sin_addr.s_addr);
+    rport = ntohs(to->u.sin.sin_port);
+    for (try = 0; try < SIO_PORT_TRIES; try++) {
+        if (s->conf.pick_port != NULL &&
+            s->conf.pick_port(s->conf.port_ctx, raddr, rport, try, &lport) != 0) {
+            rc = -EADDRNOTAVAIL;
+            break;
+        }
+        rc = fp_tcp_connect(s->st, raddr, rport, lport, &conn_cb, sc, &sc->tcb);
+        if (rc != -EADDRINUSE || s->conf.pick_port == NULL) {
+            break;
+        }
+        stat_add(&s->stats.port_misses, 1);
+    }
+    if (rc != 0) {
+        if (rc == -EADDRNOTAVAIL || rc == -EADDRINUSE) {
+            stat_add(&s->stats.no_port, 1);
+        }
+        goto err_put;
+    }
+    sc->c.peer = *to;
+    sc->connecting = 1;
+    *out = &sc->c;
+    return 0;
+
+err_put:
+    fp_pool_put(&s->conns, sc);
+    return rc == -ENOMEM ? -ENOBUFS : rc;
+}
+
+static void
+sio_want(struct fp_conn *c, unsigned events)
+{
+    struct sconn *sc = (struct sconn *)c;
+
+    sc->want = events & (FP_EV_READ | FP_EV_WRITE);
+    ready_update(sc);
+}
+
+static ssize_t
+sio_recv(struct fp_conn *c, struct fp_buf *b)
+{
+    struct sconn *sc = (struct sconn *)c;
+    ssize_t       n;
+
+    if (fp_buf_room(b) == 0) {
+        return -ENOBUFS;
+    }
+    if (sc->tcb == NULL) {
+        return c->err;
+    }
+    n = fp_tcp_recv(sc->tcb, b->data + b->tail, fp_buf_room(b));
+    if (n == -EAGAIN) {
+        clear_ready(sc, FP_EV_READ);
+        return n;
+    }
+    if (n > 0) {
+        b->tail += (uint32_t)n;
+    }
+    return n;
+}
+
+/* Sends len bytes; clears write readiness when the stack took less (on_writable follows). */
+static ssize_t
+send_bytes(struct sconn *sc, const uint8_t *data, size_t len)
+{
+    ssize_t n;
+
+    if (sc->tcb == NULL) {
+        return sc->c.err;
+    }
+    n = fp_tcp_send(sc->tcb, data, len);
+    if (n == -EAGAIN || (n >= 0 && (size_t)n < len)) {
+        clear_ready(sc, FP_EV_WRITE);
+    }
+    if (n == -ENOMEM) {
+        /* Packet pool empty: nothing will signal room, so stay ready and retry next pass. */
+        return -EAGAIN;
+    }
+    return n;
+}
+
+static ssize_t
+sio_send(struct fp_conn *c, struct fp_buf *b)
+{
+    ssize_t n;
+
+    if (fp_buf_empty(b)) {
+        return 0;
+    }
+    n = send_bytes((struct sconn *)c, b->data + b->head, fp_buf_len(b));
+    if (n > 0) {
+        fp_buf_consume(b, (uint32_t)n);
+    }
+    return n;
+}
+
+static ssize_t
+sio_sendv(struct fp_conn *c, const struct fp_slice *slices, unsigned n)
+{
+    ssize_t  total = 0;
+    ssize_t  rc;
+    unsigned i;
+
+    for (i = 0; i < n; i++) {
+        if (slices[i].len == 0) {
+            continue;
+        }
+        rc = send_bytes((struct sconn *)c, slices[i].data, slices[i].len);
+        if (rc < 0) {
+            return total > 0 ? total : rc;
+        }
+        total += rc;
+        if ((uint32_t)rc < slices[i].len) {
+            break;
+        }
+    }
+    return total;
+}
+
+static int
+sio_shutdown_write(struct fp_conn *c)
+{
+    struct sconn *sc = (struct sconn *)c;
+
+    if (sc->tcb == NULL) {
+        return c->err;
+    }
+    return fp_tcp_shutdown(sc->tcb);
+}
+
+static void
+sio_close(struct fp_conn *c, int abort_conn)
+{
+    struct sconn *sc = (struct sconn *)c;
+    struct sio   *s = sc->s;
+
+    ready_unlink(sc);
+    if (sc->tcb != NULL) {
+        if (abort_conn) {
+            fp_tcp_abort(sc->tcb);
+        } else {
+            fp_tcp_close(sc->tcb);
+        }
+        sc->tcb = NULL;
+    }
+    sc->c.handler = NULL;
+    sc->c.data = NULL;
+    fp_pool_put(&s->conns, sc);
+}
+
+static void
+sio_timer_fire(void *arg)
+{
+    struct fp_timer *t = arg;
+
+    t->fn(t);
+}
+
+static void
+sio_timer_init(struct fp_io *io, struct fp_timer *t, fp_timer_fn fn, void *data)
+{
+    t->fn = fn;
+    t->data = data;
+    fp_timer_init((struct fp_stk_timer *)t->priv, sio_timer_fire, t);
+}
+
+static void
+sio_timer_arm(struct fp_io *io, struct fp_timer *t, uint32_t timeout_ms)
+{
+    struct sio *s = sio_of(io);
+
+    fp_timer_arm(&s->wheel, (struct fp_stk_timer *)t->priv,
+                 s->now_us + (uint64_t)timeout_ms * 1000);
+}
+
+static void
+sio_timer_stop(struct fp_io *io, struct fp_timer *t)
+{
+    fp_timer_cancel(&sio_of(io)->wheel, (struct fp_stk_timer *)t->priv);
+}
+
+static uint64_t
+sio_now_ms(struct fp_io *io)
+{
+    return sio_of(io)->now_us / 1000;
+}
+
+/* Accepts on every listener that is not paused, then calls each ready connection once. */
+static unsigned
+sio_dispatch(struct sio *s)
+{
+    struct sconn  work;
+    struct sconn *sc;
+    unsigned      ev;
+    unsigned      n = 0;
+    unsigned      i;
+
+    for (i = 0; i < s->nb_lsn; i++) {
+        if (!s->lsn[i]->paused) {
+            n += accept_burst(s->lsn[i], SIO_ACCEPT_BURST);
+        }
+    }
+    if (s->ready.rnext == &s->ready) {
+        return n;
+    }
+    /* Move the list aside: connections that stay ready go back on s->ready for next pass. */
+    work.rnext = s->ready.rnext;
+    work.rprev = s->ready.rprev;
+    work.rnext->rprev = &work;
+    work.rprev->rnext = &work;
+    s->ready.rnext = &s->ready;
+    s->ready.rprev = &s->ready;
+    while ((sc = work.rnext) != &work) {
+        sc->rprev->rnext = sc->rnext;
+        sc->rnext->rprev = sc->rprev;
+        sc->listed = 0;
+        ev = due_events(sc);
+        sc->opened = 0;
+        if (ev & FP_EV_ERROR) {
+            sc->ready &= ~(unsigned)FP_EV_ERROR;
+            ev = FP_EV_ERROR;
+        }
+        /* Relisted first: the handler may close sc (unlinking it) or change its interest. */
+        ready_update(sc);
+        if (ev != 0 && sc->c.handler != NULL) {
+            n++;
+            sc->c.handler(&sc->c, ev);
+        }
+    }
+    return n;
+}
+
+static void
+idle_wait(struct sio *s)
+{
+    struct timespec ts;
+
+    if (s->conf.poll == FP_DPDK_POLL_BUSY || ++s->idle_passes < SIO_IDLE_SPINS) {
+        __builtin_ia32_pause();
+        return;
+    }
+    /* Adaptive: an idle worker sleeps in short steps, so a 2-core machine stays usable and
+     * a new packet waits at most SIO_SLEEP_MAX_US. */
+    ts.tv_sec = 0;
+    ts.tv_nsec = SIO_SLEEP_MAX_US * 1000;
+    nanosleep(&ts, NULL);
+    stat_add(&s->stats.sleeps, 1);
+}
+
+static void
+sio_run(struct fp_io *io)
+{
+    struct sio *s = sio_of(io);
+    uint64_t    t0;
+    uint64_t    t1;
+    unsigned    work;
+
+    s->stopping = 0;
+    t0 = clock_ns();
+    while (!s->stopping) {
+        s->now_us = t0 / 1000;
+        work = 0;
+        if (__atomic_exchange_n(&s->notified, 0, __ATOMIC_ACQUIRE) && s->io.on_notify != NULL) {
+            s->io.on_notify(&s->io, s->io.notify_data);
+            work++;
+        }
+        work += fp_stack_poll(s->st, s->now_us, SIO_RX_BUDGET);
+        work += sio_dispatch(s);
+        work += fp_timer_wheel_advance(&s->wheel, s->now_us);
+        fp_stack_tx_flush(s->st);
+        if (work == 0) {
+            idle_wait(s);
+        } else {
+            s->idle_passes = 0;
+        }
+        t1 = clock_ns();
+        stat_add(work != 0 ? &s->stats.busy_ns : &s->stats.idle_ns, t1 - t0);
+        stat_add(&s->stats.loops, 1);
+        t0 = t1;
+    }
+}
+
+static void
+sio_stop(struct fp_io *io)
+{
+    sio_of(io)->stopping = 1;
+}
+
+static void
+sio_notify(struct fp_io *io)
+{
+    __atomic_store_n(&sio_of(io)->notified, 1, __ATOMIC_RELEASE);
+}
+
+static void
+sio_destroy(struct fp_io *io)
+{
+    struct sio *s = sio_of(io);
+
+    while (s->nb_lsn > 0) {
+        sio_listener_close(&s->lsn[s->nb_lsn - 1]->l);
+    }
+    fp_stack_destroy(s->st);
+    if (s->conf.link_release != NULL) {
+        s->conf.link_release(s->conf.link_ctx);
+    }
+    fp_timer_wheel_fini(&s->wheel);
+    fp_pool_destroy(&s->conns);
+    free(s);
+}
+
+static const struct fp_io_ops sio_ops = {
+    .name = "stack",
+    .listen = sio_listen,
+    .listener_pause = sio_listener_pause,
+    .listener_close = sio_listener_close,
+    .listener_pending = sio_listener_pending,
+    .listener_shed = sio_listener_shed,
+    .connect = sio_connect,
+    .want = sio_want,
+    .recv = sio_recv,
+    .send = sio_send,
+    .sendv = sio_sendv,
+    .shutdown_write = sio_shutdown_write,
+    .close = sio_close,
+    .timer_init = sio_timer_init,
+    .timer_arm = sio_timer_arm,
+    .timer_stop = sio_timer_stop,
+    .now_ms = sio_now_ms,
+    .run = sio_run,
+    .stop = sio_stop,
+    .notify = sio_notify,
+    .destroy = sio_destroy,
+};
+
+size_t
+fp_io_stack_conn_size(void)
+{
+    return sizeof(struct sconn);
+}
+
+void
+fp_io_stack_stats(const struct fp_io *io, struct fp_io_stack_stats *out)
+{
+    const struct sio *s = (const struct sio *)io;
+
+    out->loops = __atomic_load_n(&s->stats.loops, __ATOMIC_RELAXED);
+    out->busy_ns = __atomic_load_n(&s->stats.busy_ns, __ATOMIC_RELAXED);
+    out->idle_ns = __atomic_load_n(&s->stats.idle_ns, __ATOMIC_RELAXED);
+    out->sleeps = __atomic_load_n(&s->stats.sleeps, __ATOMIC_RELAXED);
+    out->port_misses = __atomic_load_n(&s->stats.port_misses, __ATOMIC_RELAXED);
+    out->no_port = __atomic_load_n(&s->stats.no_port, __ATOMIC_RELAXED);
+}
+
+const struct fp_stack *
+fp_io_stack_of(const struct fp_io *io)
+{
+    return ((const struct sio *)io)->st;
+}
+
+struct fp_io *
+fp_io_stack_create(const struct fp_io_conf *ioc, const struct fp_io_stack_conf *sc, char *err,
+                   size_t errlen)
+{
+    struct sio *s;
+    uint64_t    now_us = clock_ns() / 1000;
+    int         rc;
+
+    s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->io.ops = &sio_ops;
+    s->io.on_notify = ioc->on_notify;
+    s->io.notify_data = ioc->notify_data;
+    s->conf = *sc;
+    if (s->conf.backlog == 0) {
+        s->conf.backlog = 1024;
+    }
+    s->ready.rnext = &s->ready;
+    s->ready.rprev = &s->ready;
+    s->now_us = now_us;
+    if (fp_pool_init(&s->conns, sizeof(struct sconn), ioc->max_conns) != 0) {
+        snprintf(err, errlen, "cannot allocate %u connections", ioc->max_conns);
+        goto err_free;
+    }
+    if (fp_timer_wheel_init(&s->wheel, 4096, 1000, now_us) != 0) {
+        snprintf(err, errlen, "cannot allocate the timer wheel");
+        goto err_pool;
+    }
+    rc = fp_stack_create(&sc->stack, now_us, &s->st);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot create the TCP/IP stack: %s", strerror(-rc));
+        goto err_wheel;
+    }
+    fp_stack_attach_link(s->st, sc->link, now_us);
+    return &s->io;
+
+err_wheel:
+    fp_timer_wheel_fini(&s->wheel);
+err_pool:
+    fp_pool_destroy(&s->conns);
+err_free:
+    free(s);
+    return NULL;
+}

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The user-space stack backend: struct fp_io_ops over one private net/stack/ instance per
+ * worker, on any struct fp_link (a DPDK port queue, or an emulated link in tests). It owns the
+ * instance, its connection pool and its timers; the link belongs to whoever created it
+ * (net/io_dpdk.c) and is released through the destroy hook. Everything here runs on the owning
+ * worker's thread, except fp_io_ops.notify and fp_io_stack_stats(). proxy/ never includes this
+ * header: only net/io.c, net/io_dpdk.c and tests do.
+ */
+#ifndef FP_NET_IO_STACK_H
+#define FP_NET_IO_STACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net/io.h"
+#include "net/stack/stack_types.h"
+
+struct fp_link;
+
+/*
+ * Chooses the local port of an active open to raddr:rport (host order) so that the reply
+ * comes back to this worker's queue. try counts the candidates refused so far (the stack said
+ * the port is busy for that peer). Returns 0 with *lport set, or -EADDRNOTAVAIL.
+ */
+typedef int (*fp_io_stack_port_fn)(void *ctx, uint32_t raddr, uint16_t rport, unsigned try,
+                                   uint16_t *lport);
+
+/* Releases the link when the instance is destroyed. */
+typedef void (*fp_io_stack_link_fn)(void *ctx);
+
+/* Per-worker loop counters (the instance's own; the stack's are in fp_stack_counters()). */
+struct fp_io_stack_stats {
+    uint64_t loops;       /* loop iterations */
+    uint64_t busy_ns;     /* time in iterations that did work */
+    uint64_t idle_ns;     /* time in iterations that found nothing, sleeps included */
+    uint64_t sleeps;      /* adaptive back-off sleeps */
+    uint64_t port_misses; /* candidate local ports refused by the stack (busy, TIME-WAIT) */
+    uint64_t no_port;     /* active opens that found no port */
+};
+
+struct fp_io_stack_conf {
+    struct fp_stack_conf stack; /* address, pools, TCP settings (copied) */
+    struct fp_link      *link;  /* not owned; must outlive the instance */
+    enum fp_dpdk_poll    poll;
+    fp_io_stack_port_fn  pick_port; /* NULL: the stack's sequential ephemeral ports */
+    void                *port_ctx;
+    fp_io_stack_link_fn  link_release; /* called from destroy; may be NULL */
+    void                *link_ctx;
+    uint32_t             backlog; /* accept queue per listener */
+};
+
+/* Creates an instance (startup, any thread). NULL with a reason in err on failure. */
+struct fp_io *fp_io_stack_create(const struct fp_io_conf *ioc, const struct fp_io_stack_conf *sc,
+                                 char *err, size_t errlen);
+
+/* Returns sizeof the backend's connection object. */
+size_t fp_io_stack_conn_size(void);
+
+/* Copies the loop counters (relaxed loads; any thread). */
+void fp_io_stack_stats(const struct fp_io *io, struct fp_io_stack_stats *out);
+
+/* The instance's stack (for its counters). */
+const struct fp_stack *fp_io_stack_of(const struct fp_io *io);
+
+#endif /* FP_NET_IO_STACK_H */
