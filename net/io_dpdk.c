@@ -24,6 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 
 #include <rte_eal.h>
@@ -47,12 +50,16 @@
 #define DP_RETA_SIZE 128 /* our software table; a power of two */
 #define DP_PORT_LO   32768
 #define DP_PORT_HI   60999
+#define DP_IDLE_MAX_US 10000 /* longest wait for an RX interrupt */
 
 struct dlink {
     struct fp_link      link;
     unsigned            id;
     struct rte_mempool *mp;
     uint16_t            next_port; /* active-open port cursor */
+    int                 efd;       /* eventfd: steered frames or a message arrived */
+    int                 epfd;      /* waits on efd and the RX queue's interrupt */
+    int                 sleeping;  /* in dl_idle: producers must write efd */
     uint64_t            ctr[FP_DPDK_CTR_NB];
 } __attribute__((aligned(64)));
 
@@ -63,6 +70,7 @@ static struct {
     unsigned                   nb_released;
     uint16_t                   port;
     int                        sw_rss;
+    int                        rx_intr; /* RX queue interrupts are enabled */
     uint8_t                    key[40];
     uint16_t                   reta[DP_RETA_SIZE]; /* reta index -> worker */
     struct rte_ether_addr      mac;
@@ -143,6 +151,34 @@ classify(const uint8_t *b, uint32_t len, unsigned *owner)
 }
 
 static void
+wake(struct dlink *dl)
+{
+    uint64_t one = 1;
+
+    if (dl->efd != -1) {
+        (void)!write(dl->efd, &one, sizeof(one));
+    }
+}
+
+/*
+ * Wakes the owners (a bit per worker) that sleep in dl_idle. Pairs with dl_idle: the ring
+ * enqueue, a full fence, then the load of sleeping here; the store of sleeping, a full
+ * fence, then the ring check there. One of the two sides sees the other.
+ */
+static void
+wake_owners(uint64_t owners)
+{
+    unsigned w;
+
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    for (w = 0; w < dp.nb_workers; w++) {
+        if ((owners >> w & 1) != 0 && __atomic_load_n(&dp.links[w].sleeping, __ATOMIC_SEQ_CST)) {
+            wake(&dp.links[w]);
+        }
+    }
+}
+
+static void
 arp_fanout(struct dlink *dl, struct rte_mbuf *m)
 {
     struct rte_mbuf *copy;
@@ -163,6 +199,7 @@ arp_fanout(struct dlink *dl, struct rte_mbuf *m)
             continue;
         }
         ctr_add(dl, FP_DPDK_ARP_FANOUT, 1);
+        wake_owners(1ULL << w);
     }
 }
 
@@ -201,6 +238,7 @@ dl_rx_burst(struct fp_link *l, struct fp_pktpool *pool, struct fp_pkt **pkts, ui
     struct rte_mbuf *mb[FP_STK_BURST];
     enum frame_kind  kind;
     unsigned         owner = dl->id;
+    uint64_t         woken = 0;
     unsigned         w;
     uint16_t         nb;
     uint16_t         i;
@@ -222,6 +260,7 @@ dl_rx_burst(struct fp_link *l, struct fp_pktpool *pool, struct fp_pkt **pkts, ui
                 rte_pktmbuf_free(mb[i]);
             } else {
                 ctr_add(dl, FP_DPDK_STEERED_OUT, 1);
+                woken |= 1ULL << owner;
             }
             continue;
         }
@@ -231,6 +270,9 @@ dl_rx_burst(struct fp_link *l, struct fp_pktpool *pool, struct fp_pkt **pkts, ui
             arp_fanout(dl, mb[i]);
         }
         k += (uint16_t)take_frame(dl, pool, mb[i], &pkts[k]);
+    }
+    if (woken != 0) {
+        wake_owners(woken);
     }
     /* Frames other workers received for flows we own. */
     for (w = 0; w < dp.nb_workers && k < n; w++) {
@@ -319,9 +361,101 @@ pick_port(void *ctx, uint32_t raddr, uint16_t rport, unsigned try, uint16_t *lpo
     return -EADDRNOTAVAIL;
 }
 
+static int
+rings_pending(const struct dlink *dl)
+{
+    unsigned w;
+
+    for (w = 0; w < dp.nb_workers; w++) {
+        if (w != dl->id && rte_ring_count(dp.ring[w][dl->id]) != 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The adaptive loop's wait: the RX queue's interrupt, or efd (steered frames, messages). */
+static int
+dl_idle(void *ctx, uint64_t timeout_us)
+{
+    struct dlink      *dl = ctx;
+    struct epoll_event ev[4];
+    uint64_t           v;
+    int                n;
+    int                i;
+
+    if (!dp.rx_intr || dl->epfd == -1) {
+        return -ENOTSUP;
+    }
+    __atomic_store_n(&dl->sleeping, 1, __ATOMIC_SEQ_CST);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (!rings_pending(dl)) {
+        rte_eth_dev_rx_intr_enable(dp.port, (uint16_t)dl->id);
+        /* A frame that came in before the interrupt was armed may raise none on some NICs:
+         * the wait is bounded, so it costs at most DP_IDLE_MAX_US of latency. */
+        if (timeout_us > DP_IDLE_MAX_US) {
+            timeout_us = DP_IDLE_MAX_US;
+        }
+        n = epoll_wait(dl->epfd, ev, 4, (int)((timeout_us + 999) / 1000));
+        for (i = 0; i < n; i++) {
+            if (ev[i].data.fd == dl->efd) {
+                (void)!read(dl->efd, &v, sizeof(v));
+            }
+        }
+        rte_eth_dev_rx_intr_disable(dp.port, (uint16_t)dl->id);
+    }
+    __atomic_store_n(&dl->sleeping, 0, __ATOMIC_RELAXED);
+    return 0;
+}
+
+static void
+dl_wake(void *ctx)
+{
+    wake(ctx);
+}
+
+/* Per-worker wait set: its eventfd and, when the port has them, its RX queue interrupt. */
+static int
+waitset_init(struct dlink *dl)
+{
+    struct epoll_event ev;
+    int                qfd;
+
+    dl->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    dl->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (dl->efd == -1 || dl->epfd == -1) {
+        return -errno;
+    }
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN;
+    ev.data.fd = dl->efd;
+    if (epoll_ctl(dl->epfd, EPOLL_CTL_ADD, dl->efd, &ev) == -1) {
+        return -errno;
+    }
+    if (!dp.rx_intr) {
+        return 0;
+    }
+    qfd = rte_eth_dev_rx_intr_ctl_q_get_fd(dp.port, (uint16_t)dl->id);
+    ev.data.fd = qfd;
+    if (qfd < 0 || epoll_ctl(dl->epfd, EPOLL_CTL_ADD, qfd, &ev) == -1) {
+        dp.rx_intr = 0;
+    }
+    return 0;
+}
+
 static void
 dl_release(void *ctx)
 {
+    struct dlink *dl = ctx;
+
+    if (dl->epfd != -1) {
+        close(dl->epfd);
+        dl->epfd = -1;
+    }
+    if (dl->efd != -1) {
+        close(dl->efd);
+        dl->efd = -1;
+    }
     if (++dp.nb_released < dp.nb_workers) {
         return;
     }
@@ -465,7 +599,16 @@ port_setup(const struct fp_io_conf *ioc, char *err, size_t errlen)
     if (rss_setup(&pc, &info, err, errlen) != 0) {
         return -1;
     }
+    /* RX interrupts let an idle adaptive worker sleep until a frame comes; a port without
+     * them is configured again without, and its idle workers sleep in short steps. */
+    pc.intr_conf.rxq = dc->poll == FP_DPDK_POLL_ADAPTIVE;
     rc = rte_eth_dev_configure(dp.port, (uint16_t)dp.nb_workers, (uint16_t)dp.nb_workers, &pc);
+    if (rc != 0 && pc.intr_conf.rxq) {
+        pc.intr_conf.rxq = 0;
+        rc = rte_eth_dev_configure(dp.port, (uint16_t)dp.nb_workers, (uint16_t)dp.nb_workers,
+                                   &pc);
+    }
+    dp.rx_intr = pc.intr_conf.rxq;
     if (rc != 0) {
         snprintf(err, errlen, "dpdk: port %u: configure: %s", dp.port, strerror(-rc));
         return -1;
@@ -521,6 +664,16 @@ port_setup(const struct fp_io_conf *ioc, char *err, size_t errlen)
         return -1;
     }
     rte_eth_macaddr_get(dp.port, &dp.mac);
+    for (i = 0; i < dp.nb_workers; i++) {
+        dp.links[i].id = i;
+        dp.links[i].efd = -1;
+        dp.links[i].epfd = -1;
+        rc = waitset_init(&dp.links[i]);
+        if (rc != 0) {
+            snprintf(err, errlen, "dpdk: worker %u wait set: %s", i, strerror(-rc));
+            return -1;
+        }
+    }
     dp.ready = 1;
     return 0;
 }
@@ -563,6 +716,8 @@ fp_io_dpdk_create(const struct fp_io_conf *conf, char *err, size_t errlen)
     sc.poll = conf->dpdk->poll;
     sc.pick_port = pick_port;
     sc.port_ctx = dl;
+    sc.idle = dl_idle;
+    sc.wake = dl_wake;
     sc.link_release = dl_release;
     sc.link_ctx = dl;
     io = fp_io_stack_create(conf, &sc, err, errlen);

@@ -599,17 +599,48 @@ sio_dispatch(struct sio *s)
     return n;
 }
 
+/* Microseconds until the earliest timer of the stack or the proxy, at most max_us. */
+static uint64_t
+next_deadline_us(struct sio *s, uint64_t max_us)
+{
+    uint64_t t = fp_stack_next_timer_us(s->st);
+    uint64_t p = fp_timer_wheel_next_us(&s->wheel);
+
+    if (p < t) {
+        t = p;
+    }
+    if (t <= s->now_us) {
+        return 0;
+    }
+    return t - s->now_us < max_us ? t - s->now_us : max_us;
+}
+
+/*
+ * Adaptive polling: spin (with a pause) for SIO_IDLE_SPINS empty passes, then wait for the
+ * link's interrupt (or a wake-up) until the next timer, or, where the link cannot wait, sleep
+ * in steps of SIO_SLEEP_MAX_US. An idle worker so leaves its core to the rest of the machine,
+ * and a busy one never makes a system call to find its next packet.
+ */
 static void
 idle_wait(struct sio *s)
 {
     struct timespec ts;
+    uint64_t        timeout_us;
 
     if (s->conf.poll == FP_DPDK_POLL_BUSY || ++s->idle_passes < SIO_IDLE_SPINS) {
         __builtin_ia32_pause();
         return;
     }
-    /* Adaptive: an idle worker sleeps in short steps, so a 2-core machine stays usable and
-     * a new packet waits at most SIO_SLEEP_MAX_US. */
+    if (s->conf.idle != NULL) {
+        timeout_us = next_deadline_us(s, 1000000);
+        if (timeout_us == 0 || __atomic_load_n(&s->notified, __ATOMIC_ACQUIRE)) {
+            return;
+        }
+        if (s->conf.idle(s->conf.link_ctx, timeout_us) == 0) {
+            stat_add(&s->stats.waits, 1);
+            return;
+        }
+    }
     ts.tv_sec = 0;
     ts.tv_nsec = SIO_SLEEP_MAX_US * 1000;
     nanosleep(&ts, NULL);
@@ -658,7 +689,12 @@ sio_stop(struct fp_io *io)
 static void
 sio_notify(struct fp_io *io)
 {
-    __atomic_store_n(&sio_of(io)->notified, 1, __ATOMIC_RELEASE);
+    struct sio *s = sio_of(io);
+
+    __atomic_store_n(&s->notified, 1, __ATOMIC_SEQ_CST);
+    if (s->conf.wake != NULL) {
+        s->conf.wake(s->conf.link_ctx);
+    }
 }
 
 static void
@@ -717,6 +753,7 @@ fp_io_stack_stats(const struct fp_io *io, struct fp_io_stack_stats *out)
     out->busy_ns = __atomic_load_n(&s->stats.busy_ns, __ATOMIC_RELAXED);
     out->idle_ns = __atomic_load_n(&s->stats.idle_ns, __ATOMIC_RELAXED);
     out->sleeps = __atomic_load_n(&s->stats.sleeps, __ATOMIC_RELAXED);
+    out->waits = __atomic_load_n(&s->stats.waits, __ATOMIC_RELAXED);
     out->port_misses = __atomic_load_n(&s->stats.port_misses, __ATOMIC_RELAXED);
     out->no_port = __atomic_load_n(&s->stats.no_port, __ATOMIC_RELAXED);
 }

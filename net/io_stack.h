@@ -26,6 +26,16 @@ struct fp_link;
 typedef int (*fp_io_stack_port_fn)(void *ctx, uint32_t raddr, uint16_t rport, unsigned try,
                                    uint16_t *lport);
 
+/*
+ * Waits up to timeout_us for the link to have work (a frame, a steered frame) or for wake(),
+ * whichever comes first; called by an idle adaptive loop. Returns 0, or -ENOTSUP when the
+ * link cannot wait (the loop then sleeps in short steps instead).
+ */
+typedef int (*fp_io_stack_idle_fn)(void *ctx, uint64_t timeout_us);
+
+/* Wakes a loop blocked in the idle hook; any thread. */
+typedef void (*fp_io_stack_wake_fn)(void *ctx);
+
 /* Releases the link when the instance is destroyed. */
 typedef void (*fp_io_stack_link_fn)(void *ctx);
 
@@ -35,6 +45,7 @@ struct fp_io_stack_stats {
     uint64_t busy_ns;     /* time in iterations that did work */
     uint64_t idle_ns;     /* time in iterations that found nothing, sleeps included */
     uint64_t sleeps;      /* adaptive back-off sleeps */
+    uint64_t waits;       /* adaptive waits for a link interrupt */
     uint64_t port_misses; /* candidate local ports refused by the stack (busy, TIME-WAIT) */
     uint64_t no_port;     /* active opens that found no port */
 };
@@ -45,6 +56,8 @@ struct fp_io_stack_conf {
     enum fp_dpdk_poll    poll;
     fp_io_stack_port_fn  pick_port; /* NULL: the stack's sequential ephemeral ports */
     void                *port_ctx;
+    fp_io_stack_idle_fn  idle; /* NULL: short sleeps when idle */
+    fp_io_stack_wake_fn  wake; /* with idle */
     fp_io_stack_link_fn  link_release; /* called from destroy; may be NULL */
     void                *link_ctx;
     uint32_t             backlog; /* accept queue per listener */
