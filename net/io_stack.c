@@ -448,8 +448,10 @@ send_bytes(struct sconn *sc, const uint8_t *data, size_t len)
     return n;
 }
 
+/* FP_SEND_MORE needs no action here: the stack transmits at the end of the loop pass, so
+ * bytes sent in one pass already leave in full segments. */
 static ssize_t
-sio_send(struct fp_conn *c, struct fp_buf *b)
+sio_send(struct fp_conn *c, struct fp_buf *b, unsigned flags)
 {
     ssize_t n;
 
@@ -464,7 +466,7 @@ sio_send(struct fp_conn *c, struct fp_buf *b)
 }
 
 static ssize_t
-sio_sendv(struct fp_conn *c, const struct fp_slice *slices, unsigned n)
+sio_sendv(struct fp_conn *c, const struct fp_slice *slices, unsigned n, unsigned flags)
 {
     ssize_t  total = 0;
     ssize_t  rc;
