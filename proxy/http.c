@@ -241,6 +241,40 @@ hs_arm(struct hsess *s, uint32_t timeout_ms)
     io->ops->timer_arm(io, &s->timer, timeout_ms);
 }
 
+/*
+ * Whom a session in H_XFER waits for: the client when it does not take what we hold for it,
+ * or when its request body is incomplete and all it sent has gone on to the server (which may
+ * rightly wait for the rest); the server otherwise. The side waited for is the one whose
+ * timeout applies and who is blamed when it expires.
+ */
+static bool
+hs_waits_for_client(const struct hsess *s)
+{
+    if (!fp_buf_empty(&s->hrsp) || s->rsp_fwd > 0) {
+        return true;
+    }
+    return !s->req_done && s->req_fwd == 0 && s->hreq_sent == fp_buf_len(&s->hreq);
+}
+
+/* The inactivity timeout that applies in H_XFER now. */
+static uint32_t
+hs_xfer_timeout(const struct hsess *s)
+{
+    const struct fp_timeouts_conf *t = &s->w->conf->timeouts;
+
+    return hs_waits_for_client(s) ? t->client_ms : t->server_ms;
+}
+
+/* Arms the timer for H_XFER. Who is waited for changes without a timer event, so the timer
+ * runs at the shorter of the two timeouts and hs_on_timer() checks the one that applies. */
+static void
+hs_arm_xfer(struct hsess *s)
+{
+    const struct fp_timeouts_conf *t = &s->w->conf->timeouts;
+
+    hs_arm(s, t->client_ms < t->server_ms ? t->client_ms : t->server_ms);
+}
+
 static void
 hs_touch(struct hsess *s)
 {
@@ -410,7 +444,7 @@ hs_error(struct hsess *s, int status)
         s->rsp_head_done = 1;
         s->rsp_done = 1;
         s->state = H_XFER; /* without a server: the page is the whole response */
-        hs_arm(s, w->conf->timeouts.client_ms);
+        hs_arm_xfer(s);
         return 0;
     }
     s->state = H_ERROR_OUT;
@@ -851,7 +885,7 @@ hs_acquire_server(struct hsess *s)
             s->srv->handler = hs_on_srv;
             s->srv->data = s;
             s->state = H_XFER;
-            hs_arm(s, w->conf->timeouts.server_ms);
+            hs_arm_xfer(s);
             return 0;
         }
         rc = io->ops->connect(io, &be->servers[idx].addr, &s->srv);
@@ -1300,7 +1334,7 @@ hs_on_srv(struct fp_conn *c, unsigned events)
     if (s->state == H_CONNECT) {
         s->t_srv_ms = s->w->io->ops->now_ms(s->w->io);
         s->state = H_XFER;
-        hs_arm(s, s->w->conf->timeouts.server_ms);
+        hs_arm_xfer(s);
     }
     if (events & FP_EV_WRITE) {
         if (hs_srv_write(s) < 0) {
@@ -1326,14 +1360,19 @@ hs_on_timer(struct fp_timer *t)
     struct hsess *s = t->data;
     struct fp_io *io = s->w->io;
     uint64_t      idle = io->ops->now_ms(io) - s->last_ms;
+    uint64_t      limit = s->state == H_XFER ? hs_xfer_timeout(s) : s->timeout_ms;
+    uint64_t      rest;
 
-    if (idle < s->timeout_ms && s->state != H_CONNECT && s->state != H_QUEUED) {
-        io->ops->timer_arm(io, &s->timer, (uint32_t)(s->timeout_ms - idle));
+    if (idle < limit && s->state != H_CONNECT && s->state != H_QUEUED) {
+        rest = limit - idle < s->timeout_ms ? limit - idle : s->timeout_ms;
+        io->ops->timer_arm(io, &s->timer, (uint32_t)rest);
         return;
     }
     switch (s->state) {
     case H_WAIT_REQ:
         if (s->req.data != NULL && !fp_buf_empty(&s->req)) {
+            FP_STAT_INC(s->w, client_timeouts);
+            s->term = "client-timeout";
             if (hs_error(s, 408) < 0) {
                 return;
             }
@@ -1358,6 +1397,17 @@ hs_on_timer(struct fp_timer *t)
         }
         break;
     case H_XFER:
+        if (hs_waits_for_client(s)) {
+            /* 408 while nothing of the response went out, else a cut (hs_error()); either
+             * way the server connection is closed: it holds a request it cannot finish. */
+            FP_STAT_INC(s->w, client_timeouts);
+            s->term = "client-timeout";
+            if (hs_error(s, 408) < 0) {
+                return;
+            }
+            break;
+        }
+        s->term = "server-timeout";
         if (!s->rsp_got) {
             if (hs_error(s, 504) < 0) {
                 return;

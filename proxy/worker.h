@@ -43,7 +43,7 @@ struct fp_worker_stats {
     uint64_t srv_conn_reused;  /* requests sent on an idle server connection */
     uint64_t srv_idle_closed;  /* idle server connections closed by the server */
     uint64_t http_400;         /* malformed requests (framing, syntax, smuggling) */
-    uint64_t http_408;         /* client too slow to send its request head */
+    uint64_t http_408;         /* client too slow to send its request (head or body) */
     uint64_t http_413;         /* request body over limits.body_size */
     uint64_t http_414;         /* request line over limits.request_line */
     uint64_t http_417;         /* expectation we do not support */
@@ -56,6 +56,8 @@ struct fp_worker_stats {
     uint64_t http_truncated;   /* response cut short by the server after it started */
     uint64_t http_rsp_bad_head; /* 502: malformed response head, or over the buffer */
     uint64_t http_rsp_bad_body; /* 502 or reset: broken chunked framing in a response */
+    uint64_t client_timeouts;   /* request stalled by its client (408, or a cut once the
+                                   response began) */
     uint64_t alog_dropped;     /* access log lines lost because the log ring was full */
     /* overload control (docs/overload.md); the queues' counters are per backend below */
     uint64_t accept_paused;     /* times the worker stopped accepting at its maxconn */

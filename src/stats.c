@@ -27,7 +27,7 @@ static const struct stat_field fields[] = {
     STAT_FIELD(http_505),        STAT_FIELD(http_502),         STAT_FIELD(http_503),
     STAT_FIELD(http_504),        STAT_FIELD(http_truncated),   STAT_FIELD(alog_dropped),
     STAT_FIELD(accept_paused),    STAT_FIELD(shed_503),
-    STAT_FIELD(http_rsp_bad_head), STAT_FIELD(http_rsp_bad_body),
+    STAT_FIELD(http_rsp_bad_head), STAT_FIELD(http_rsp_bad_body), STAT_FIELD(client_timeouts),
 };
 
 #define NB_FIELDS (sizeof(fields) / sizeof(fields[0]))

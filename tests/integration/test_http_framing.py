@@ -38,6 +38,8 @@ SCRIPTS = {
                              b"5\r\nhello\r\n"), (0.3, b"zz\r\n")],
     b"/early-answer": [(0, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")],
 }
+# Paths answered as soon as the head is in, without waiting for the request body.
+EARLY = (b"/early-answer",)
 
 
 class RawOrigin:
@@ -76,7 +78,7 @@ class RawOrigin:
                 self.heads.append(head)
                 path = head.split(b" ")[1]
                 for k, v in (l.split(b":", 1) for l in head.split(b"\r\n")[1:]):
-                    if k.lower() == b"content-length":
+                    if k.lower() == b"content-length" and path not in EARLY:
                         n = int(v)
                         while len(buf) < n:
                             buf += c.recv(65536)
@@ -150,16 +152,7 @@ def test_bad_framing_after_start_closes(env):
     port = env["raw"]
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     s.sendall(b"GET /bad-chunk-late HTTP/1.1\r\nHost: x\r\n\r\n")
-    got = b""
-    try:
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            got += d
-    except ConnectionResetError:
-        pass
-    s.close()
+    got, _ = read_until_close(s)
     # The head and the first chunk went out as they came; then the connection is cut, with
     # no last chunk: the client sees an incomplete body, never a spliced 502.
     assert got == (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"), got
@@ -183,6 +176,66 @@ def test_keepalive_survives_server_close(env):
     conns = [l.split()[0] for l in env["nginx"].access_log() if " /ka" in l]
     print("     6 requests on 1 client connection -> %d origin connections" % len(set(conns)))
     assert len(conns) == 6 and len(set(conns)) == 3, conns
+
+
+def read_until_close(s):
+    """Reads s until the peer closes or resets it; returns (bytes, seconds)."""
+    t0 = time.monotonic()
+    got = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+    except ConnectionResetError:
+        pass
+    s.close()
+    return got, time.monotonic() - t0
+
+
+def test_client_stall_blamed(env):
+    """Issue 12 item 3: with client 3s and server 12s, a client that sends 10 of 100 body bytes
+    gets 408 after about 3 s, logged and counted as its own timeout, and the server
+    connection that holds the half request is closed, not reused."""
+    before = fpt.stats(env["stats_port"])
+    s = socket.create_connection(("127.0.0.1", env["web"]), timeout=20)
+    s.sendall(b"PUT /dav/stall.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+              b"0123456789")
+    got, dt = read_until_close(s)
+    print("     408 after %.2f s" % dt)
+    assert got == page(408, "Request Timeout", "close"), got
+    assert 2.5 < dt < 6, dt
+    assert stat_delta(env, before, "client_timeouts") == 1
+    assert stat_delta(env, before, "http_408") == 1
+    assert stat_delta(env, before, "http_504") == 0
+    time.sleep(0.3)
+    assert '"PUT /dav/stall.txt" client-timeout' in env["fp"].read_log()
+    stalled = [l.split()[0] for l in env["nginx"].access_log() if "/dav/stall.txt" in l]
+    assert len(stalled) == 1, env["nginx"].access_log()
+    out = subprocess.run(["curl", "-s", "http://127.0.0.1:%d/ka1.txt?after" % env["web"]],
+                         capture_output=True, timeout=10).stdout
+    assert out == b"small\n", out
+    time.sleep(0.2)
+    after = [l.split()[0] for l in env["nginx"].access_log() if " /ka1.txt" in l][-1]
+    assert after != stalled[0], (after, stalled)
+
+
+def test_client_stall_after_response_began(env):
+    """The same stall once the server has begun its answer: the client connection is cut
+    after the client timeout, and the response is not completed or spliced."""
+    before = fpt.stats(env["stats_port"])
+    s = socket.create_connection(("127.0.0.1", env["raw"]), timeout=20)
+    s.sendall(b"PUT /early-answer HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+              b"0123456789")
+    got, dt = read_until_close(s)
+    assert got == b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\nhello", got
+    assert 2.5 < dt < 6, dt
+    assert stat_delta(env, before, "client_timeouts") == 1
+    assert stat_delta(env, before, "http_504") == 0
+    time.sleep(0.3)
+    assert '"PUT /early-answer" client-timeout' in env["fp"].read_log()
+    fresh_ok(env["raw"])
 
 
 def main():
@@ -224,6 +277,10 @@ stats:
               test_bad_framing_after_start_closes, env)
         r.run("client keep-alive survives the server closing after 2 requests",
               test_keepalive_survives_server_close, env)
+        r.run("client stalls its body: 408 after the client timeout, server closed",
+              test_client_stall_blamed, env)
+        r.run("client stalls after the response began: cut after the client timeout",
+              test_client_stall_after_response_began, env)
     finally:
         rc = fp.stop() if fp is not None else -1
         if rc != 0:
