@@ -149,11 +149,17 @@ get_u32(struct cfg *c, yaml_node_t *n, uint32_t min, uint32_t max, uint32_t *out
     }
     errno = 0;
     v = strtoul(s, &end, 10);
+    /*
+     * The error paths return -1 themselves rather than cfg_error's result, so the compiler sees
+     * that 0 is returned only when *out is written (callers read *out after a 0 only).
+     */
     if (*s < '0' || *s > '9' || *end != '\0') {
-        return cfg_error(c, n, "wrong type: expected an integer, found '%s'", s);
+        cfg_error(c, n, "wrong type: expected an integer, found '%s'", s);
+        return -1;
     }
     if (errno == ERANGE || v < min || v > max) {
-        return cfg_error(c, n, "%s is out of range (%u to %u)", s, min, max);
+        cfg_error(c, n, "%s is out of range (%u to %u)", s, min, max);
+        return -1;
     }
     *out = (uint32_t)v;
     return 0;

@@ -60,20 +60,20 @@ chance(struct fp_memlink *ml, uint32_t ppm)
     return ppm != 0 && rnd(ml) % 1000000 < ppm;
 }
 
-/* Queues frame pkt (kept) or, when pkt is NULL, a copy of len bytes at data. */
-static void
-enqueue(struct fp_memlink *ml, struct dir *d, struct fp_pkt *pkt, const uint8_t *data, uint32_t len,
-        uint64_t now_us)
+/*
+ * Takes the slot a frame of len bytes sent at now_us goes into, stamped with its delivery time,
+ * or returns NULL (counted) when the direction's queue is full.
+ */
+static struct slot *
+take_slot(struct fp_memlink *ml, struct dir *d, uint32_t len, uint64_t now_us)
 {
     struct slot *s;
     uint64_t     start = now_us > d->busy_until_us ? now_us : d->busy_until_us;
     uint64_t     at;
-    uint8_t     *bytes;
 
     if (d->count == d->size) {
         d->stats.queue_full++;
-        fp_pkt_free(pkt);
-        return;
+        return NULL;
     }
     if (ml->conf.rate_bps != 0) {
         start += (uint64_t)len * 8 * 1000000 / ml->conf.rate_bps;
@@ -92,24 +92,51 @@ enqueue(struct fp_memlink *ml, struct dir *d, struct fp_pkt *pkt, const uint8_t 
     }
     s->deliver_us = at;
     s->len = len;
-    s->pkt = pkt;
-    if (pkt == NULL) {
-        memcpy(s->data, data, len);
-        bytes = s->data;
-    } else {
-        bytes = pkt->data;
-    }
-    /*
-     * Corruption models errors the Ethernet FCS would not catch (a faulty router or memory):
-     * one bit of an IPv4 packet, after the Ethernet header. ARP has no checksum of its own and
-     * relies on the FCS, so it is left alone.
-     */
+    return s;
+}
+
+/*
+ * Corruption models errors the Ethernet FCS would not catch (a faulty router or memory):
+ * one bit of an IPv4 packet, after the Ethernet header. ARP has no checksum of its own and
+ * relies on the FCS, so it is left alone.
+ */
+static void
+maybe_corrupt(struct fp_memlink *ml, struct dir *d, uint8_t *bytes, uint32_t len)
+{
     if (len > FP_STK_ETH_HLEN && bytes[12] == 0x08 && bytes[13] == 0x00 &&
         chance(ml, ml->conf.corrupt_ppm)) {
         bytes[FP_STK_ETH_HLEN + rnd(ml) % (len - FP_STK_ETH_HLEN)] ^=
                 (uint8_t)(1u << (rnd(ml) % 8));
         d->stats.corrupted++;
     }
+}
+
+/* Queues frame pkt without a copy; the slot owns it until delivery (freed if the queue is full). */
+static void
+enqueue_pkt(struct fp_memlink *ml, struct dir *d, struct fp_pkt *pkt, uint64_t now_us)
+{
+    struct slot *s = take_slot(ml, d, pkt->len, now_us);
+
+    if (s == NULL) {
+        fp_pkt_free(pkt);
+        return;
+    }
+    s->pkt = pkt;
+    maybe_corrupt(ml, d, pkt->data, pkt->len);
+}
+
+/* Queues a copy of frame pkt (a duplicate); pkt stays the caller's. */
+static void
+enqueue_copy(struct fp_memlink *ml, struct dir *d, const struct fp_pkt *pkt, uint64_t now_us)
+{
+    struct slot *s = take_slot(ml, d, pkt->len, now_us);
+
+    if (s == NULL) {
+        return;
+    }
+    s->pkt = NULL;
+    memcpy(s->data, pkt->data, pkt->len);
+    maybe_corrupt(ml, d, s->data, pkt->len);
 }
 
 static uint16_t
@@ -128,9 +155,9 @@ mem_tx_burst(struct fp_link *l, struct fp_pkt **pkts, uint16_t n, uint64_t now_u
         }
         if (chance(ml, ml->conf.dup_ppm)) {
             d->stats.duplicated++;
-            enqueue(ml, d, NULL, pkts[i]->data, pkts[i]->len, now_us);
+            enqueue_copy(ml, d, pkts[i], now_us);
         }
-        enqueue(ml, d, pkts[i], NULL, pkts[i]->len, now_us);
+        enqueue_pkt(ml, d, pkts[i], now_us);
     }
     return n;
 }
