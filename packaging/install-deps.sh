@@ -1,13 +1,39 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-3-Clause
-# Installs the Debian 12 packages fastproxy needs to build, test and benchmark. Run as root.
-# Skips apt entirely when everything is already installed.
+# Installs the Debian 12 packages of the named groups (all groups when none is named). Run as
+# root. Skips apt entirely when everything is already installed.
+#   build  compile fastproxy (its runtime libraries come with the -dev packages)
+#   demo   the quick start: curl and nginx for the demo origin   (packaging/quickstart.sh)
+#   test   the test suites: CUnit, clang + libFuzzer, the DPDK backend, real clients and origins,
+#          network namespaces, systemd-analyze                    (tests/run)
+#   bench  the benchmark harness: wrk, haproxy and nginx peers, gnuplot   (bench/run)
+#   deb    building and checking the Debian package   (packaging/build-deb.sh)
+# Usage: packaging/install-deps.sh [build|demo|test|bench|deb]...
 set -eu
-PKGS="meson ninja-build pkg-config gcc libc6-dev libev-dev libssl-dev libyaml-dev libcunit1-dev
-libsystemd-dev libdpdk-dev dpdk clang libclang-rt-14-dev python3 curl nginx-light haproxy wrk
-gnuplot-nox iproute2 iputils-ping procps util-linux systemd"
+build="meson ninja-build pkg-config gcc libc6-dev libev-dev libssl-dev libyaml-dev libsystemd-dev"
+demo="curl nginx-light"
+test="libcunit1-dev clang libclang-rt-14-dev libdpdk-dev dpdk python3 curl nginx-light
+iproute2 iputils-ping procps util-linux systemd"
+bench="python3 nginx-light haproxy wrk gnuplot-nox util-linux procps"
+deb="build-essential debhelper dpkg-dev fakeroot lintian"
+[ $# -gt 0 ] || set -- build demo test bench deb
+pkgs=""
+for group in "$@"; do
+    case "$group" in
+    build) pkgs="$pkgs $build" ;;
+    demo) pkgs="$pkgs $demo" ;;
+    test) pkgs="$pkgs $test" ;;
+    bench) pkgs="$pkgs $bench" ;;
+    deb) pkgs="$pkgs $deb" ;;
+    *)
+        echo "install-deps.sh: unknown group '$group' (build, demo, test, bench, deb)" >&2
+        exit 2
+        ;;
+    esac
+done
 missing=""
-for p in $PKGS; do
+for p in $pkgs; do
+    case " $missing " in *" $p "*) continue ;; esac
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 if [ -n "$missing" ]; then
