@@ -121,6 +121,7 @@ struct fp_global_conf {
 
 struct fp_conf {
     char                    *file;
+    char                    *log_file; /* global.log_file: NULL = stderr as inherited */
     struct fp_global_conf    global;
     struct fp_timeouts_conf  timeouts;
     struct fp_frontend_conf *frontends;

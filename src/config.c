@@ -505,10 +505,30 @@ g_overload(struct cfg *c, yaml_node_t *n, void *obj)
     return parse_map(c, n, overload_keys, &((struct fp_global_conf *)obj)->overload, "overload");
 }
 
+/* An absolute path, so that reopening it on SIGUSR1 does not depend on the working directory. */
+static int
+g_log_file(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    const char *s = scalar(c, n, "a file path");
+
+    if (s == NULL) {
+        return -1;
+    }
+    if (s[0] != '/') {
+        return cfg_error(c, n, "log_file must be an absolute path, found '%s'", s);
+    }
+    c->conf->log_file = strdup(s);
+    if (c->conf->log_file == NULL) {
+        return cfg_error(c, n, "out of memory");
+    }
+    return 0;
+}
+
 static const struct cfg_key global_keys[] = {
     {"workers", g_workers, 0}, {"cpus", g_cpus, 0},       {"io", g_io, 0},
     {"maxconn", g_maxconn, 0}, {"bufsize", g_bufsize, 0}, {"backlog", g_backlog, 0},
-    {"grace", g_grace, 0},     {"overload", g_overload, 0}, {NULL, NULL, 0},
+    {"grace", g_grace, 0},     {"overload", g_overload, 0}, {"log_file", g_log_file, 0},
+    {NULL, NULL, 0},
 };
 
 /* ---- defaults ---- */
@@ -1575,6 +1595,7 @@ fp_conf_free(struct fp_conf *conf)
     for (i = 0; i < conf->dpdk.nb_eal; i++) {
         free(conf->dpdk.eal[i]);
     }
+    free(conf->log_file);
     free(conf->file);
     memset(conf, 0, sizeof(*conf));
 }

@@ -2,6 +2,8 @@
 /* One fprintf per line: stdio's own lock keeps lines from different threads whole. */
 #include "src/log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,4 +33,22 @@ fp_log(enum fp_log_level level, const char *fmt, ...)
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
     fprintf(stderr, "%s.%03ldZ fastproxy[%d]: %s: %s\n", ts, now.tv_nsec / 1000000,
             (int)getpid(), names[level], msg);
+}
+
+int
+fp_log_open_file(const char *path)
+{
+    int fd;
+    int rc = 0;
+
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+    if (fd == -1) {
+        return -errno;
+    }
+    fflush(stderr);
+    if (dup2(fd, STDERR_FILENO) == -1) {
+        rc = -errno;
+    }
+    close(fd);
+    return rc;
 }

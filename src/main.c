@@ -30,13 +30,22 @@ enum {
     EXIT_RUNTIME = 2,
 };
 
+/* The signals the main loop handles; every other one is ignored or keeps its default (below). */
+enum {
+    SIG_TERM = 0,
+    SIG_INT,
+    SIG_QUIT,
+    SIG_HUP,
+    SIG_USR1,
+    SIG_USR2,
+    SIG_COUNT,
+};
+
 struct fp_main {
     struct ev_loop   *loop;
     struct fp_conf    conf;
     struct fp_workers ws;
-    ev_signal         sig_term;
-    ev_signal         sig_int;
-    ev_signal         sig_hup;
+    ev_signal         sigs[SIG_COUNT];
     ev_async          worker_exit;
     ev_timer          grace;
     ev_timer          alog;
@@ -55,7 +64,9 @@ usage(FILE *out)
             "  -c       check the configuration and exit (0 valid, 1 invalid)\n"
             "  -V       print the version and exit\n"
             "  -h       print this help and exit\n"
-            "Runs in the foreground and logs to stderr. SIGTERM/SIGINT stop gracefully.\n");
+            "Runs in the foreground and logs to stderr (or global.log_file).\n"
+            "SIGTERM, SIGINT, SIGQUIT: graceful stop; SIGUSR1: reopen the log file;\n"
+            "SIGHUP, SIGUSR2: logged and ignored. See fastproxy(8).\n");
 }
 
 static void
@@ -115,10 +126,77 @@ main_on_alog(struct ev_loop *loop, ev_timer *w, int revents)
     fp_workers_drain_logs(&m->ws, stderr);
 }
 
+/*
+ * SIGUSR1 (nginx's convention, what logrotate's postrotate sends): the lines queued so far go
+ * to the file being rotated away, then the configured path is opened afresh. Without
+ * global.log_file, stderr belongs to whoever started us and there is nothing to reopen.
+ */
 static void
-main_on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+main_on_reopen(struct ev_loop *loop, ev_signal *w, int revents)
 {
-    fp_log(FP_LOG_WARNING, "SIGHUP: configuration reload is not supported yet; still running");
+    struct fp_main *m = w->data;
+    int             rc;
+
+    if (m->conf.log_file == NULL) {
+        fp_log(FP_LOG_INFO, "SIGUSR1: logging to stderr, no log file to reopen");
+        return;
+    }
+    fp_workers_drain_logs(&m->ws, stderr);
+    rc = fp_log_open_file(m->conf.log_file);
+    if (rc != 0) {
+        fp_log(FP_LOG_ERR, "SIGUSR1: cannot reopen %s: %s; still logging to the old file",
+               m->conf.log_file, strerror(-rc));
+        return;
+    }
+    fp_log(FP_LOG_INFO, "SIGUSR1: reopened %s", m->conf.log_file);
+}
+
+/* SIGHUP and SIGUSR2 ask nginx for a reload and a binary upgrade, which we cannot do yet. */
+static void
+main_on_unsupported(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    fp_log(FP_LOG_WARNING, "%s: %s is not supported yet; ignored, still running",
+           w->signum == SIGHUP ? "SIGHUP" : "SIGUSR2",
+           w->signum == SIGHUP ? "configuration reload" : "binary upgrade");
+}
+
+/*
+ * Signal dispositions, set before anything else runs. Handled in the main loop (signalfd,
+ * workers block every signal): TERM, INT, QUIT (graceful stop), USR1 (reopen the log file),
+ * HUP and USR2 (logged). Ignored, because their default would kill a proxy for no reason:
+ * PIPE (a peer went away: send() reports it), ALRM, VTALRM, PROF, IO, PWR, STKFLT (nothing
+ * here asked for them), XFSZ (a full log file: write() fails instead), TTIN and TTOU (a
+ * background run that writes to the terminal must not stop), WINCH and URG (already ignored by
+ * default, listed for completeness). Default kept: TSTP/CONT (job control), XCPU (the CPU
+ * limit), and the faults SEGV, BUS, ILL, FPE, ABRT, TRAP, SYS, whose core dump is wanted.
+ */
+static void
+main_init_signals(struct fp_main *m)
+{
+    static const int ignored[] = {SIGPIPE, SIGALRM, SIGVTALRM, SIGPROF,  SIGIO,   SIGPWR,
+                                  SIGXFSZ, SIGTTIN, SIGTTOU,   SIGWINCH, SIGURG,
+#ifdef SIGSTKFLT
+                                  SIGSTKFLT,
+#endif
+    };
+    static const struct {
+        int signum;
+        void (*cb)(struct ev_loop *loop, ev_signal *w, int revents);
+    } handled[SIG_COUNT] = {
+            [SIG_TERM] = {SIGTERM, main_on_stop},   [SIG_INT] = {SIGINT, main_on_stop},
+            [SIG_QUIT] = {SIGQUIT, main_on_stop},   [SIG_HUP] = {SIGHUP, main_on_unsupported},
+            [SIG_USR1] = {SIGUSR1, main_on_reopen}, [SIG_USR2] = {SIGUSR2, main_on_unsupported},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++) {
+        signal(ignored[i], SIG_IGN);
+    }
+    for (i = 0; i < SIG_COUNT; i++) {
+        ev_signal_init(&m->sigs[i], handled[i].cb, handled[i].signum);
+        m->sigs[i].data = m;
+        ev_signal_start(m->loop, &m->sigs[i]);
+    }
 }
 
 /* One short request per connection; the main thread is not the data path, so a bounded
@@ -248,12 +326,23 @@ main_run(struct fp_main *m)
 {
     char err[512];
     int  rc = EXIT_RUNTIME;
+    int  lrc;
 
-    signal(SIGPIPE, SIG_IGN);
     m->loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_SIGNALFD);
     if (m->loop == NULL) {
         fp_log(FP_LOG_ERR, "cannot create the main event loop");
         return EXIT_RUNTIME;
+    }
+    main_init_signals(m);
+    if (m->conf.log_file != NULL) {
+        lrc = fp_log_open_file(m->conf.log_file);
+        if (lrc != 0) {
+            fp_log(FP_LOG_ERR, "cannot open the log file %s: %s", m->conf.log_file,
+                   strerror(-lrc));
+            return EXIT_RUNTIME;
+        }
+        /* The lines now go to a file, not to the journal's stream: no syslog prefixes. */
+        unsetenv("JOURNAL_STREAM");
     }
     if (fp_workers_create(&m->ws, &m->conf, err, sizeof(err)) != 0) {
         fp_log(FP_LOG_ERR, "%s", err);
@@ -263,18 +352,10 @@ main_run(struct fp_main *m)
         fp_log(FP_LOG_ERR, "%s", err);
         goto out;
     }
-    ev_signal_init(&m->sig_term, main_on_stop, SIGTERM);
-    ev_signal_init(&m->sig_int, main_on_stop, SIGINT);
-    ev_signal_init(&m->sig_hup, main_on_hup, SIGHUP);
     ev_async_init(&m->worker_exit, main_check_done);
     ev_init(&m->grace, main_on_grace);
-    m->sig_term.data = m;
-    m->sig_int.data = m;
     m->worker_exit.data = m;
     m->grace.data = m;
-    ev_signal_start(m->loop, &m->sig_term);
-    ev_signal_start(m->loop, &m->sig_int);
-    ev_signal_start(m->loop, &m->sig_hup);
     ev_async_start(m->loop, &m->worker_exit);
     /* Access log lines are written by this thread, 10 times a second, never by a worker. */
     ev_timer_init(&m->alog, main_on_alog, 0.1, 0.1);
