@@ -579,6 +579,35 @@ attach_cpu_steering(int fd, unsigned n, const int *cpus)
 }
 
 int
+fp_io_kernel_check_unused(const struct fp_addr *a, char *err, size_t errlen)
+{
+    char text[FP_ADDR_STRLEN];
+    int  one = 1;
+    int  fd;
+    int  rc = 0;
+
+    fd = socket(a->u.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        rc = -errno;
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return rc;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, &a->u.sa, a->len) == -1) {
+        rc = -errno;
+        fp_addr_format(a, text, sizeof(text));
+        if (rc == -EADDRINUSE) {
+            snprintf(err, errlen, "cannot listen on %s: already in use by another process "
+                     "(another fastproxy?); refusing to share it (ss -ltnp shows who)", text);
+        } else {
+            snprintf(err, errlen, "cannot listen on %s: %s", text, strerror(-rc));
+        }
+    }
+    close(fd);
+    return rc;
+}
+
+int
 fp_io_kernel_listen_group(const struct fp_addr *a, unsigned n, const int *cpus, int backlog,
                           int *fds, int *steered, char *err, size_t errlen)
 {
