@@ -448,8 +448,8 @@ send_bytes(struct sconn *sc, const uint8_t *data, size_t len)
     return n;
 }
 
-/* FP_SEND_MORE needs no action here: the stack transmits at the end of the loop pass, so
- * bytes sent in one pass already leave in full segments. */
+/* FP_SEND_MORE is not acted on yet: the stack cuts segments at each send, so a short send
+ * followed by more of the same message leaves as a short segment (a cork is issue 13's). */
 static ssize_t
 sio_send(struct fp_conn *c, struct fp_buf *b, unsigned flags)
 {
