@@ -36,9 +36,9 @@
 #include <rte_mempool.h>
 #include <rte_random.h>
 #include <rte_ring.h>
-#include <rte_thash.h>
 
 #include "net/io_stack.h"
+#include "net/rss.h"
 #include "net/stack/link.h"
 #include "net/stack/pool.h"
 #include "net/stack/stack_types.h"
@@ -48,15 +48,14 @@
 #define DP_NB_RXD    1024
 #define DP_NB_TXD    1024
 #define DP_RETA_SIZE 128 /* our software table; a power of two */
-#define DP_PORT_LO   32768
-#define DP_PORT_HI   60999
 #define DP_IDLE_MAX_US 10000 /* longest wait for an RX interrupt */
 
 struct dlink {
     struct fp_link      link;
     unsigned            id;
     struct rte_mempool *mp;
-    uint16_t            next_port; /* active-open port cursor */
+    struct fp_rss_ports    *ports; /* RSS-aware local ports for active opens */
+    struct fp_rss_port_iter pick;  /* the pick in progress */
     int                 efd;       /* eventfd: steered frames or a message arrived */
     int                 epfd;      /* waits on efd and the RX queue's interrupt */
     int                 sleeping;  /* in dl_idle: producers must write efd */
@@ -71,20 +70,12 @@ static struct {
     uint16_t                   port;
     int                        sw_rss;
     int                        rx_intr; /* RX queue interrupts are enabled */
-    uint8_t                    key[40];
-    uint16_t                   reta[DP_RETA_SIZE]; /* reta index -> worker */
+    struct fp_rss              rss; /* key and table: the NIC's choice, or ours in software */
     struct rte_ether_addr      mac;
     struct dlink              *links;
     struct rte_ring           *ring[DP_MAX_WORKERS][DP_MAX_WORKERS]; /* [from][to] */
     const struct fp_dpdk_conf *conf;
 } dp;
-
-/* The default Toeplitz key of Microsoft's RSS specification, used by most NICs and DPDK. */
-static const uint8_t default_key[40] = {
-    0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3,
-    0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3,
-    0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
-};
 
 static const char *const ctr_names[FP_DPDK_CTR_NB] = {
 #define FP_DPDK_CTR_NAME(e, name, help) name,
@@ -108,10 +99,7 @@ ctr_add(struct dlink *dl, enum fp_dpdk_counter c, uint64_t v)
 static unsigned
 flow_owner(uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport)
 {
-    uint32_t tuple[3] = {saddr, daddr, (uint32_t)sport << 16 | dport};
-    uint32_t h = rte_softrss(tuple, 3, dp.key);
-
-    return dp.reta[h & (DP_RETA_SIZE - 1)];
+    return fp_rss_queue(&dp.rss, saddr, daddr, sport, dport);
 }
 
 enum frame_kind {
@@ -338,27 +326,19 @@ static const struct fp_link_ops dl_ops = {
 };
 
 /*
- * Active opens: a local port whose reply hashes to our queue. Candidates are taken from a
- * cursor over the ephemeral range and tested with the hash: with N workers about one in N
- * fits, so a connect costs N hash computations on average.
+ * Active opens: a local port whose reply hashes to our queue, from the per-worker port
+ * classes of net/rss.h (O(1) per candidate). try > 0: the previous candidate was refused.
  */
 static int
 pick_port(void *ctx, uint32_t raddr, uint16_t rport, unsigned try, uint16_t *lport)
 {
     struct dlink *dl = ctx;
-    uint32_t      laddr = ntohl(dp.conf->addr.s_addr);
-    unsigned      i;
-    uint16_t      p;
+    uint32_t      laddr;
 
-    for (i = 0; i < 4 * DP_RETA_SIZE; i++) {
-        p = dl->next_port;
-        dl->next_port = p >= DP_PORT_HI ? DP_PORT_LO : (uint16_t)(p + 1);
-        if (dp.nb_workers == 1 || flow_owner(raddr, laddr, rport, p) == dl->id) {
-            *lport = p;
-            return 0;
-        }
+    if (try == 0) {
+        fp_rss_ports_begin(dl->ports, raddr, rport, &dl->pick);
     }
-    return -EADDRNOTAVAIL;
+    return fp_rss_ports_next(dl->ports, &dl->pick, &laddr, lport);
 }
 
 static int
@@ -448,6 +428,8 @@ dl_release(void *ctx)
 {
     struct dlink *dl = ctx;
 
+    fp_rss_ports_destroy(dl->ports);
+    dl->ports = NULL;
     if (dl->epfd != -1) {
         close(dl->epfd);
         dl->epfd = -1;
@@ -496,41 +478,52 @@ eal_init(const struct fp_dpdk_conf *dc, char *err, size_t errlen)
     return 0;
 }
 
+/*
+ * Chooses hardware or software steering. Both use one struct fp_rss: with hardware RSS we
+ * program the NIC with its key and round-robin table, so the NIC's choice, the software hash
+ * and the port choice of active opens all agree.
+ */
 static int
 rss_setup(struct rte_eth_conf *pc, const struct rte_eth_dev_info *info, char *err,
           size_t errlen)
 {
     const struct fp_dpdk_conf *dc = dp.conf;
     uint64_t                   hf = RTE_ETH_RSS_NONFRAG_IPV4_TCP;
-    unsigned                   i;
+    uint8_t                    key[FP_RSS_KEY_MAX];
+    int                        hw;
 
-    memcpy(dp.key, default_key, sizeof(dp.key));
-    for (i = 0; i < DP_RETA_SIZE; i++) {
-        dp.reta[i] = (uint16_t)(i % dp.nb_workers);
+    hw = dc->rss != FP_DPDK_RSS_SOFTWARE && dp.nb_workers > 1 &&
+         (info->flow_type_rss_offloads & hf) != 0 && info->hash_key_size >= FP_RSS_KEY_MIN &&
+         info->hash_key_size <= FP_RSS_KEY_MAX && info->reta_size >= dp.nb_workers &&
+         info->reta_size <= 512 && (info->reta_size & (info->reta_size - 1)) == 0;
+    if (!hw && dc->rss == FP_DPDK_RSS_HARDWARE && dp.nb_workers > 1) {
+        snprintf(err, errlen, "dpdk: port %u has no usable RSS (rss: hardware); use rss: auto "
+                 "or software", dp.port);
+        return -1;
     }
-    dp.sw_rss = 1;
-    if (dc->rss == FP_DPDK_RSS_SOFTWARE || dp.nb_workers == 1) {
-        return 0;
+    dp.sw_rss = !hw;
+    if (!hw) {
+        return fp_rss_init(&dp.rss, NULL, 0, DP_RETA_SIZE, (uint16_t)dp.nb_workers);
     }
-    if ((info->flow_type_rss_offloads & hf) == 0 || info->hash_key_size != sizeof(dp.key) ||
-        info->reta_size == 0) {
-        if (dc->rss == FP_DPDK_RSS_HARDWARE) {
-            snprintf(err, errlen, "dpdk: port %u has no usable RSS (rss: hardware)", dp.port);
-            return -1;
-        }
-        return 0;
+    /* The default key, zero-padded to the NIC's length: IPv4/TCP hashes use 16 bytes. */
+    memset(key, 0, sizeof(key));
+    memcpy(key, fp_rss_default_key, FP_RSS_KEY_LEN < info->hash_key_size
+                                            ? FP_RSS_KEY_LEN : info->hash_key_size);
+    if (fp_rss_init(&dp.rss, key, info->hash_key_size, info->reta_size,
+                    (uint16_t)dp.nb_workers) != 0) {
+        snprintf(err, errlen, "dpdk: port %u: unusable RSS key or table size", dp.port);
+        return -1;
     }
     pc->rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
-    pc->rx_adv_conf.rss_conf.rss_key = dp.key;
-    pc->rx_adv_conf.rss_conf.rss_key_len = sizeof(dp.key);
+    pc->rx_adv_conf.rss_conf.rss_key = dp.rss.key;
+    pc->rx_adv_conf.rss_conf.rss_key_len = (uint8_t)dp.rss.key_len;
     pc->rx_adv_conf.rss_conf.rss_hf = hf;
-    dp.sw_rss = 0;
     return 0;
 }
 
 /* Loads our round-robin table into the NIC, so its choice and our port choice agree. */
 static int
-reta_program(const struct rte_eth_dev_info *info, char *err, size_t errlen)
+reta_program(char *err, size_t errlen)
 {
     struct rte_eth_rss_reta_entry64 conf[512 / RTE_ETH_RETA_GROUP_SIZE];
     unsigned                        i;
@@ -538,18 +531,12 @@ reta_program(const struct rte_eth_dev_info *info, char *err, size_t errlen)
     if (dp.sw_rss) {
         return 0;
     }
-    if (info->reta_size > 512 || info->reta_size % DP_RETA_SIZE != 0) {
-        snprintf(err, errlen, "dpdk: port %u: unsupported RSS table size %u", dp.port,
-                 info->reta_size);
-        return -1;
-    }
     memset(conf, 0, sizeof(conf));
-    for (i = 0; i < info->reta_size; i++) {
+    for (i = 0; i < dp.rss.reta_size; i++) {
         conf[i / RTE_ETH_RETA_GROUP_SIZE].mask |= 1ULL << (i % RTE_ETH_RETA_GROUP_SIZE);
-        conf[i / RTE_ETH_RETA_GROUP_SIZE].reta[i % RTE_ETH_RETA_GROUP_SIZE] =
-                dp.reta[i % DP_RETA_SIZE];
+        conf[i / RTE_ETH_RETA_GROUP_SIZE].reta[i % RTE_ETH_RETA_GROUP_SIZE] = dp.rss.reta[i];
     }
-    if (rte_eth_dev_rss_reta_update(dp.port, conf, info->reta_size) != 0) {
+    if (rte_eth_dev_rss_reta_update(dp.port, conf, dp.rss.reta_size) != 0) {
         snprintf(err, errlen, "dpdk: port %u: cannot program the RSS table", dp.port);
         return -1;
     }
@@ -660,7 +647,7 @@ port_setup(const struct fp_io_conf *ioc, char *err, size_t errlen)
         snprintf(err, errlen, "dpdk: port %u: start: %s", dp.port, strerror(-rc));
         return -1;
     }
-    if (reta_program(&info, err, errlen) != 0) {
+    if (reta_program(err, errlen) != 0) {
         return -1;
     }
     rte_eth_macaddr_get(dp.port, &dp.mac);
@@ -702,7 +689,21 @@ fp_io_dpdk_create(const struct fp_io_conf *conf, char *err, size_t errlen)
     dl->link.ctx = dl;
     dl->link.mtu = 1500;
     memcpy(dl->link.mac, dp.mac.addr_bytes, 6);
-    dl->next_port = (uint16_t)(DP_PORT_LO + (rte_rand() % (DP_PORT_HI - DP_PORT_LO)));
+    if (dl->ports == NULL) {
+        struct fp_rss_ports_conf pc;
+        uint32_t                 laddr = ntohl(conf->dpdk->addr.s_addr);
+
+        memset(&pc, 0, sizeof(pc));
+        pc.rss = &dp.rss;
+        pc.queue = (uint16_t)dl->id;
+        pc.laddrs = &laddr;
+        pc.nb_laddrs = 1;
+        if (fp_rss_ports_create(&pc, &dl->ports) != 0) {
+            snprintf(err, errlen, "dpdk: worker %u: cannot build its local port classes",
+                     dl->id);
+            return NULL;
+        }
+    }
 
     memset(&sc, 0, sizeof(sc));
     sc.stack.addr = ntohl(conf->dpdk->addr.s_addr);
