@@ -11,6 +11,22 @@
 #include "net/io_dpdk.h"
 #endif
 
+int
+fp_io_listen_group(enum fp_io_kind kind, const struct fp_addr *a, unsigned n, const int *cpus,
+                   int backlog, int *fds, int *steered, char *err, size_t errlen)
+{
+    unsigned i;
+
+    if (kind == FP_IO_KERNEL) {
+        return fp_io_kernel_listen_group(a, n, cpus, backlog, fds, steered, err, errlen);
+    }
+    for (i = 0; i < n; i++) {
+        fds[i] = -1;
+    }
+    *steered = 1;
+    return 0;
+}
+
 size_t
 fp_io_conn_size(enum fp_io_kind kind)
 {

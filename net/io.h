@@ -157,6 +157,7 @@ struct fp_io_ops {
 /* The common head of every backend instance. */
 struct fp_io {
     const struct fp_io_ops *ops;
+    const char             *steering; /* how flows reach this worker: "rss software", ... */
     fp_notify_fn            on_notify;
     void                   *notify_data;
     uint64_t                conn_pool_empty; /* connections refused: pool exhausted */
@@ -208,6 +209,18 @@ struct fp_io_conf {
     fp_notify_fn    on_notify;
     void           *notify_data;
 };
+
+/*
+ * Startup, main thread: prepares the n per-worker listening endpoints of address a, in worker
+ * order, for backend kind. The kernel backend opens one socket per worker in one
+ * SO_REUSEPORT group (fds[i] is worker i's; cpus[i] its CPU, for the steering program;
+ * *steered tells whether that program is attached); the stack backend listens in each
+ * worker's own stack instance and needs no socket (fds[i] = -1, *steered = 1: the NIC's RSS
+ * or the software steering plays the group's part). Returns 0, or -errno with a reason in err.
+ */
+int fp_io_listen_group(enum fp_io_kind kind, const struct fp_addr *a, unsigned n,
+                       const int *cpus, int backlog, int *fds, int *steered, char *err,
+                       size_t errlen);
 
 /* Returns the bytes one connection of backend kind takes in its pool (for memory bounds). */
 size_t fp_io_conn_size(enum fp_io_kind kind);

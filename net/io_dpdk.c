@@ -55,7 +55,6 @@ struct dlink {
     unsigned            id;
     struct rte_mempool *mp;
     struct fp_rss_ports    *ports; /* RSS-aware local ports for active opens */
-    struct fp_rss_port_iter pick;  /* the pick in progress */
     int                 efd;       /* eventfd: steered frames or a message arrived */
     int                 epfd;      /* waits on efd and the RX queue's interrupt */
     int                 sleeping;  /* in dl_idle: producers must write efd */
@@ -324,22 +323,6 @@ static const struct fp_link_ops dl_ops = {
     .rx_burst = dl_rx_burst,
     .tx_burst = dl_tx_burst,
 };
-
-/*
- * Active opens: a local port whose reply hashes to our queue, from the per-worker port
- * classes of net/rss.h (O(1) per candidate). try > 0: the previous candidate was refused.
- */
-static int
-pick_port(void *ctx, uint32_t raddr, uint16_t rport, unsigned try, uint16_t *lport)
-{
-    struct dlink *dl = ctx;
-    uint32_t      laddr;
-
-    if (try == 0) {
-        fp_rss_ports_begin(dl->ports, raddr, rport, &dl->pick);
-    }
-    return fp_rss_ports_next(dl->ports, &dl->pick, &laddr, lport);
-}
 
 static int
 rings_pending(const struct dlink *dl)
@@ -715,8 +698,9 @@ fp_io_dpdk_create(const struct fp_io_conf *conf, char *err, size_t errlen)
     sc.stack.seed = rte_rand() | 1;
     sc.link = &dl->link;
     sc.poll = conf->dpdk->poll;
-    sc.pick_port = pick_port;
-    sc.port_ctx = dl;
+    sc.name = "dpdk";
+    sc.steering = dp.sw_rss ? "rss software" : "rss hardware";
+    sc.ports = dl->ports;
     sc.idle = dl_idle;
     sc.wake = dl_wake;
     sc.link_release = dl_release;

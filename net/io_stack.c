@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "net/pool.h"
+#include "net/rss.h"
 #include "net/stack/pool.h"
 #include "net/stack/stack.h"
 #include "net/stack/tcp.h"
@@ -33,8 +34,6 @@
 #define SIO_IDLE_SPINS 200
 /* Longest adaptive sleep: the added latency bound of an idle worker. */
 #define SIO_SLEEP_MAX_US 100
-/* Candidate local ports tried for one active open. */
-#define SIO_PORT_TRIES 16
 
 struct sio;
 
@@ -60,6 +59,7 @@ struct slistener {
 
 struct sio {
     struct fp_io            io; /* first */
+    struct fp_io_ops        ops; /* sio_ops, with the name the creator gave */
     struct fp_stack        *st;
     struct fp_pool          conns;
     struct sconn            ready; /* list head (only rnext/rprev used) */
@@ -348,6 +348,27 @@ sio_listener_shed(struct fp_listener *l, const void *msg, size_t len, unsigned m
     return n;
 }
 
+/* Opens a stack connection from a local port whose reply hashes to our queue (net/rss.h);
+ * a candidate the stack refuses (busy, or in TIME-WAIT, for that peer) moves to the next. */
+static int
+open_rss(struct sio *s, struct sconn *sc, uint32_t raddr, uint16_t rport)
+{
+    struct fp_rss_port_iter it;
+    uint32_t                laddr;
+    uint16_t                lport;
+    int                     rc;
+
+    fp_rss_ports_begin(s->conf.ports, raddr, rport, &it);
+    while (fp_rss_ports_next(s->conf.ports, &it, &laddr, &lport) == 0) {
+        rc = fp_tcp_connect(s->st, raddr, rport, lport, &conn_cb, sc, &sc->tcb);
+        if (rc != -EADDRINUSE) {
+            return rc;
+        }
+        stat_add(&s->stats.port_misses, 1);
+    }
+    return -EADDRNOTAVAIL;
+}
+
 static int
 sio_connect(struct fp_io *io, const struct fp_addr *to, struct fp_conn **out)
 {
@@ -355,8 +376,6 @@ sio_connect(struct fp_io *io, const struct fp_addr *to, struct fp_conn **out)
     struct sconn *sc;
     uint32_t      raddr;
     uint16_t      rport;
-    uint16_t      lport = 0;
-    unsigned      try;
     int           rc;
 
     if (to->u.sa.sa_family != AF_INET) {
@@ -368,20 +387,13 @@ sio_connect(struct fp_io *io, const struct fp_addr *to, struct fp_conn **out)
     }
     raddr = ntohl(to->u.sin.sin_addr.s_addr);
     rport = ntohs(to->u.sin.sin_port);
-    for (try = 0; try < SIO_PORT_TRIES; try++) {
-        if (s->conf.pick_port != NULL &&
-            s->conf.pick_port(s->conf.port_ctx, raddr, rport, try, &lport) != 0) {
-            rc = -EADDRNOTAVAIL;
-            break;
-        }
-        rc = fp_tcp_connect(s->st, raddr, rport, lport, &conn_cb, sc, &sc->tcb);
-        if (rc != -EADDRINUSE || s->conf.pick_port == NULL) {
-            break;
-        }
-        stat_add(&s->stats.port_misses, 1);
+    if (s->conf.ports != NULL) {
+        rc = open_rss(s, sc, raddr, rport);
+    } else {
+        rc = fp_tcp_connect(s->st, raddr, rport, 0, &conn_cb, sc, &sc->tcb);
     }
     if (rc != 0) {
-        if (rc == -EADDRNOTAVAIL || rc == -EADDRINUSE) {
+        if (rc == -EADDRNOTAVAIL) {
             stat_add(&s->stats.no_port, 1);
         }
         goto err_put;
@@ -649,6 +661,24 @@ idle_wait(struct sio *s)
     stat_add(&s->stats.sleeps, 1);
 }
 
+unsigned
+fp_io_stack_poll(struct fp_io *io)
+{
+    struct sio *s = sio_of(io);
+    unsigned    work = 0;
+
+    s->now_us = clock_ns() / 1000;
+    if (__atomic_exchange_n(&s->notified, 0, __ATOMIC_ACQUIRE) && s->io.on_notify != NULL) {
+        s->io.on_notify(&s->io, s->io.notify_data);
+        work++;
+    }
+    work += fp_stack_poll(s->st, s->now_us, SIO_RX_BUDGET);
+    work += sio_dispatch(s);
+    work += fp_timer_wheel_advance(&s->wheel, s->now_us);
+    fp_stack_tx_flush(s->st);
+    return work;
+}
+
 static void
 sio_run(struct fp_io *io)
 {
@@ -660,16 +690,7 @@ sio_run(struct fp_io *io)
     s->stopping = 0;
     t0 = clock_ns();
     while (!s->stopping) {
-        s->now_us = t0 / 1000;
-        work = 0;
-        if (__atomic_exchange_n(&s->notified, 0, __ATOMIC_ACQUIRE) && s->io.on_notify != NULL) {
-            s->io.on_notify(&s->io, s->io.notify_data);
-            work++;
-        }
-        work += fp_stack_poll(s->st, s->now_us, SIO_RX_BUDGET);
-        work += sio_dispatch(s);
-        work += fp_timer_wheel_advance(&s->wheel, s->now_us);
-        fp_stack_tx_flush(s->st);
+        work = fp_io_stack_poll(io);
         if (work == 0) {
             idle_wait(s);
         } else {
@@ -779,7 +800,12 @@ fp_io_stack_create(const struct fp_io_conf *ioc, const struct fp_io_stack_conf *
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    s->io.ops = &sio_ops;
+    s->ops = sio_ops;
+    if (sc->name != NULL) {
+        s->ops.name = sc->name;
+    }
+    s->io.ops = &s->ops;
+    s->io.steering = sc->steering;
     s->io.on_notify = ioc->on_notify;
     s->io.notify_data = ioc->notify_data;
     s->conf = *sc;

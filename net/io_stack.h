@@ -17,14 +17,7 @@
 #include "net/stack/stack_types.h"
 
 struct fp_link;
-
-/*
- * Chooses the local port of an active open to raddr:rport (host order) so that the reply
- * comes back to this worker's queue. try counts the candidates refused so far (the stack said
- * the port is busy for that peer). Returns 0 with *lport set, or -EADDRNOTAVAIL.
- */
-typedef int (*fp_io_stack_port_fn)(void *ctx, uint32_t raddr, uint16_t rport, unsigned try,
-                                   uint16_t *lport);
+struct fp_rss_ports;
 
 /*
  * Waits up to timeout_us for the link to have work (a frame, a steered frame) or for wake(),
@@ -51,11 +44,12 @@ struct fp_io_stack_stats {
 };
 
 struct fp_io_stack_conf {
+    const char          *name;     /* the backend's name in logs ("dpdk") */
+    const char          *steering; /* how flows reach the instance, for logs */
     struct fp_stack_conf stack; /* address, pools, TCP settings (copied) */
     struct fp_link      *link;  /* not owned; must outlive the instance */
     enum fp_dpdk_poll    poll;
-    fp_io_stack_port_fn  pick_port; /* NULL: the stack's sequential ephemeral ports */
-    void                *port_ctx;
+    struct fp_rss_ports *ports; /* RSS-aware local ports; NULL: the stack's sequential ones */
     fp_io_stack_idle_fn  idle; /* NULL: short sleeps when idle */
     fp_io_stack_wake_fn  wake; /* with idle */
     fp_io_stack_link_fn  link_release; /* called from destroy; may be NULL */
@@ -69,6 +63,12 @@ struct fp_io *fp_io_stack_create(const struct fp_io_conf *ioc, const struct fp_i
 
 /* Returns sizeof the backend's connection object. */
 size_t fp_io_stack_conn_size(void);
+
+/*
+ * Runs one pass of the loop (receive, stack, proxy events, timers, transmit) without idling;
+ * returns the work done (0: idle). For tests that drive several instances from one thread.
+ */
+unsigned fp_io_stack_poll(struct fp_io *io);
 
 /* Copies the loop counters (relaxed loads; any thread). */
 void fp_io_stack_stats(const struct fp_io *io, struct fp_io_stack_stats *out);

@@ -368,9 +368,10 @@ main_run(struct fp_main *m)
         fp_workers_send(&m->ws, FP_WMSG_STOP);
         goto out;
     }
-    fp_log(FP_LOG_INFO, "%u worker(s) listening, io %s, maxconn %u, reuseport steering %s, "
+    fp_log(FP_LOG_INFO, "%u worker(s) listening, io %s, maxconn %u, steering %s, "
            "memory bound %zu MiB", m->ws.n, m->ws.t[0].io->ops->name, m->ws.maxconn,
-           m->ws.steered ? "cpu" : "hash", m->ws.mem_bound >> 20);
+           m->ws.t[0].io->steering != NULL ? m->ws.t[0].io->steering
+           : m->ws.steered ? "reuseport cpu" : "reuseport hash", m->ws.mem_bound >> 20);
     fp_notify("READY=1");
     ev_run(m->loop, 0);
     fp_workers_drain_logs(&m->ws, stderr);

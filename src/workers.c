@@ -11,7 +11,6 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "net/io_kernel.h"
 #include "proxy/session.h"
 #include "src/log.h"
 
@@ -99,29 +98,6 @@ size_maxconn(const struct fp_conf *conf)
     return conf->global.maxconn;
 }
 
-/*
- * The per-worker listening endpoints of one bind address. The kernel backend needs one
- * socket per worker in a reuseport group, opened here in worker order; the stack backend
- * listens in each worker's own stack instance, from the address alone (fds are -1): the
- * bypass analogue of the group, with RSS (or software steering) in the kernel's role.
- */
-static int
-open_bind(struct fp_workers *ws, const struct fp_addr *a, const int *cpus, int *fds,
-          int *steered, char *err, size_t errlen)
-{
-    unsigned i;
-
-    if (ws->conf->global.io == FP_IO_KERNEL) {
-        return fp_io_kernel_listen_group(a, ws->n, cpus, (int)ws->conf->global.backlog, fds,
-                                         steered, err, errlen);
-    }
-    for (i = 0; i < ws->n; i++) {
-        fds[i] = -1;
-    }
-    *steered = 1;
-    return 0;
-}
-
 static int
 open_listeners(struct fp_workers *ws, const int *cpus, char *err, size_t errlen)
 {
@@ -150,7 +126,8 @@ open_listeners(struct fp_workers *ws, const int *cpus, char *err, size_t errlen)
         for (b = 0; b < conf->frontends[f].nb_binds; b++) {
             lc.addr = conf->frontends[f].binds[b];
             lc.backlog = conf->global.backlog;
-            rc = open_bind(ws, &lc.addr, cpus, fds, &steered, err, errlen);
+            rc = fp_io_listen_group(conf->global.io, &lc.addr, ws->n, cpus,
+                                    (int)conf->global.backlog, fds, &steered, err, errlen);
             if (rc != 0) {
                 return -1;
             }
