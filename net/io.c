@@ -12,6 +12,12 @@
 #endif
 
 int
+fp_io_check_unused(enum fp_io_kind kind, const struct fp_addr *a, char *err, size_t errlen)
+{
+    return kind == FP_IO_KERNEL ? fp_io_kernel_check_unused(a, err, errlen) : 0;
+}
+
+int
 fp_io_listen_group(enum fp_io_kind kind, const struct fp_addr *a, unsigned n, const int *cpus,
                    int backlog, int *fds, int *steered, char *err, size_t errlen)
 {

@@ -222,6 +222,13 @@ int fp_io_listen_group(enum fp_io_kind kind, const struct fp_addr *a, unsigned n
                        const int *cpus, int backlog, int *fds, int *steered, char *err,
                        size_t errlen);
 
+/*
+ * Startup, main thread, before any group is opened: fails when another process already
+ * listens on a (kernel backend: a plain bind without SO_REUSEPORT; the stack backend owns its
+ * port and address, so nothing can share them). Returns 0, or -errno with a reason in err.
+ */
+int fp_io_check_unused(enum fp_io_kind kind, const struct fp_addr *a, char *err, size_t errlen);
+
 /* Returns the bytes one connection of backend kind takes in its pool (for memory bounds). */
 size_t fp_io_conn_size(enum fp_io_kind kind);
 

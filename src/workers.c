@@ -114,9 +114,10 @@ open_listeners(struct fp_workers *ws, const int *cpus, char *err, size_t errlen)
      * Every address is checked before the first group opens: our own groups may overlap
      * (0.0.0.0:80 and 127.0.0.1:80 in two frontends) and would fail the later checks.
      */
-    for (f = 0; f < conf->nb_frontends && conf->global.io == FP_IO_KERNEL; f++) {
+    for (f = 0; f < conf->nb_frontends; f++) {
         for (b = 0; b < conf->frontends[f].nb_binds; b++) {
-            if (fp_io_kernel_check_unused(&conf->frontends[f].binds[b], err, errlen) != 0) {
+            if (fp_io_check_unused(conf->global.io, &conf->frontends[f].binds[b], err,
+                                   errlen) != 0) {
                 return -1;
             }
         }
