@@ -479,9 +479,11 @@ classify_target(struct fp_h1_msg *msg, const char *buf)
 
 /*
  * RFC 9112 §6.3 item 5 and RFC 9110 §8.6: Content-Length = 1*DIGIT. A list of identical values
- * ("5, 5") and repeated identical fields are accepted as one value; anything else that differs
- * is refused, since two parsers could pick different values (request smuggling). We tighten the
- * RFC by refusing empty list elements and values at or above 2^63.
+ * ("5, 5") and repeated identical fields are accepted as one value, which the proxy sends as
+ * one field in their place (FP_H1_F_CL_REWRITE; §8.6 allows rejecting them or replacing them
+ * by a single value, never passing them on). Values that differ are refused, since two parsers
+ * could pick different ones (request smuggling). We tighten the RFC by refusing empty list
+ * elements and values at or above 2^63.
  */
 static enum fp_h1_error
 on_content_length(struct fp_h1_msg *msg, const char *v, size_t vlen)
@@ -509,8 +511,11 @@ on_content_length(struct fp_h1_msg *msg, const char *v, size_t vlen)
             }
             cl = cl * 10 + (uint64_t)(elt[i] - '0');
         }
-        if ((msg->flags & FP_H1_F_CONTENT_LENGTH) != 0 && cl != msg->content_length) {
-            return FP_H1_E_CL_MISMATCH;
+        if ((msg->flags & FP_H1_F_CONTENT_LENGTH) != 0) {
+            if (cl != msg->content_length) {
+                return FP_H1_E_CL_MISMATCH;
+            }
+            msg->flags |= FP_H1_F_CL_REWRITE;
         }
         msg->flags |= FP_H1_F_CONTENT_LENGTH;
         msg->content_length = cl;
@@ -560,6 +565,7 @@ on_transfer_encoding(struct fp_h1_parser *p, const char *v, size_t vlen)
         if (p->msg.kind == FP_H1_REQUEST && !is_known_coding(elt, elen)) {
             return FP_H1_E_TE_UNKNOWN;
         }
+        p->msg.flags |= FP_H1_F_TE_OTHER;
         p->p_te_last = false;
     }
     return any ? FP_H1_E_NONE : FP_H1_E_TE_INVALID;
@@ -711,7 +717,7 @@ mark_dropped(struct fp_h1_msg *msg, const char *buf)
     for (i = 0; i < msg->nb_headers; i++) {
         h = &msg->hdrs[i];
         if (fp_h1_is_hop_by_hop(buf + h->name.off, h->name.len) ||
-            ((msg->flags & FP_H1_F_CL_IGNORED) != 0 &&
+            ((msg->flags & (FP_H1_F_CL_IGNORED | FP_H1_F_CL_REWRITE)) != 0 &&
              name_is(buf + h->name.off, h->name.len, "content-length"))) {
             h->flags |= FP_H1_HDR_DROP;
         }
@@ -801,9 +807,10 @@ finish_response(struct fp_h1_parser *p, const char *buf)
     } else if (msg->req_method == FP_H1_METH_CONNECT && msg->status < 300) {
         msg->body = FP_H1_BODY_TUNNEL;
     } else if (te) {
-        /* Item 3: TE overrides CL, and the CL must not be forwarded. */
+        /* Item 3: TE overrides CL, and the CL must not be forwarded, not even rewritten. */
         if ((msg->flags & FP_H1_F_CONTENT_LENGTH) != 0) {
             msg->flags |= FP_H1_F_CL_IGNORED;
+            msg->flags &= ~FP_H1_F_CL_REWRITE;
         }
         msg->body = p->p_te_last ? FP_H1_BODY_CHUNKED : FP_H1_BODY_CLOSE;
     } else if ((msg->flags & FP_H1_F_CONTENT_LENGTH) != 0) {
@@ -1443,9 +1450,14 @@ step_chunk(struct fp_h1_body *b, unsigned char c)
     }
 }
 
-/* Examines chunked bytes; returns how many belong to the message, or sets b->err. */
+/*
+ * Examines chunked bytes; returns how many belong to the message, or sets b->err. With
+ * decoded (else NULL, and so is dst), chunk data is also moved down to dst[*decoded ..), dst
+ * being s itself: the write position never passes the read position, so the move is safe.
+ */
 static size_t
-feed_chunked(struct fp_h1_body *b, const unsigned char *s, size_t len)
+feed_chunked(struct fp_h1_body *b, const unsigned char *s, size_t len, unsigned char *dst,
+             size_t *decoded)
 {
     enum fp_h1_error err;
     uint64_t         n;
@@ -1454,6 +1466,10 @@ feed_chunked(struct fp_h1_body *b, const unsigned char *s, size_t len)
     while (i < len && b->b_state != BS_DONE) {
         if (b->b_state == BS_DATA) {
             n = (b->b_left < len - i) ? b->b_left : len - i;
+            if (decoded != NULL) {
+                memmove(dst + *decoded, s + i, n);
+                *decoded += n;
+            }
             i += n;
             b->b_left -= n;
             b->payload_bytes += n;
@@ -1480,8 +1496,9 @@ feed_chunked(struct fp_h1_body *b, const unsigned char *s, size_t len)
     return i;
 }
 
-enum fp_h1_status
-fp_h1_body_feed(struct fp_h1_body *b, const char *data, size_t len, size_t *consumed)
+static enum fp_h1_status
+body_feed(struct fp_h1_body *b, const char *data, size_t len, size_t *consumed, unsigned char *dst,
+          size_t *decoded)
 {
     size_t n;
 
@@ -1504,7 +1521,7 @@ fp_h1_body_feed(struct fp_h1_body *b, const char *data, size_t len, size_t *cons
         }
         break;
     default:
-        n = feed_chunked(b, (const unsigned char *)data, len);
+        n = feed_chunked(b, (const unsigned char *)data, len, dst, decoded);
         if (b->err != FP_H1_E_NONE) {
             b->b_state = BS_ERROR;
         }
@@ -1516,6 +1533,26 @@ fp_h1_body_feed(struct fp_h1_body *b, const char *data, size_t len, size_t *cons
         return FP_H1_ERROR;
     }
     return (b->b_state == BS_DONE) ? FP_H1_DONE : FP_H1_NEED_MORE;
+}
+
+enum fp_h1_status
+fp_h1_body_feed(struct fp_h1_body *b, const char *data, size_t len, size_t *consumed)
+{
+    return body_feed(b, data, len, consumed, NULL, NULL);
+}
+
+enum fp_h1_status
+fp_h1_body_decode(struct fp_h1_body *b, char *data, size_t len, size_t *consumed, size_t *decoded)
+{
+    enum fp_h1_status st;
+
+    /* Only the chunked tracker writes to dst; every other kind leaves its bytes as they are. */
+    *decoded = 0;
+    st = body_feed(b, data, len, consumed, (unsigned char *)data, decoded);
+    if (b->kind != FP_H1_BODY_CHUNKED) {
+        *decoded = *consumed;
+    }
+    return st;
 }
 
 enum fp_h1_status

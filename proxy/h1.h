@@ -133,6 +133,8 @@ enum fp_h1_body_kind {
 #define FP_H1_F_HOST            0x0200u /* a Host field was received */
 #define FP_H1_F_UPGRADE         0x0400u /* an Upgrade field was received */
 #define FP_H1_F_CL_IGNORED      0x0800u /* response with CL and TE: CL ignored and marked DROP */
+#define FP_H1_F_CL_REWRITE      0x1000u /* CL was a list or repeated: see below */
+#define FP_H1_F_TE_OTHER        0x2000u /* a transfer coding other than chunked was received */
 
 /* Header flags (fp_h1_header.flags). DROP: hop-by-hop, named by Connection, or an overridden
  * Content-Length; the proxy must not forward the field (see fp_h1_is_hop_by_hop()). */
@@ -172,6 +174,13 @@ struct fp_h1_limits {
  * Absolute-form (only http and https URIs are accepted): path is what follows the authority;
  * it may be empty ("http://h") or start with '?' ("http://h?q"), and then the origin-form to
  * send is "/" followed by path.
+ *
+ * Content-Length lists (RFC 9110 §8.6): a list of identical values ("5, 5") or several
+ * Content-Length fields with the same value are accepted as that one value, never forwarded as
+ * received: FP_H1_F_CL_REWRITE is set, every Content-Length field is marked FP_H1_HDR_DROP, and
+ * the proxy writes one "Content-Length: <content_length>" in their place. Values that differ
+ * are refused (FP_H1_E_CL_MISMATCH). In a response whose CL is ignored (FP_H1_F_CL_IGNORED)
+ * the flag is cleared: nothing replaces the dropped fields.
  *
  * Persistence (FP_H1_F_KEEP_ALIVE), RFC 9112 §9.3: set when the message allows the connection
  * to stay open after it: no "close" token, and HTTP/1.1 or HTTP/1.0 with "keep-alive"; for a
@@ -291,6 +300,17 @@ enum fp_h1_status fp_h1_body_feed(struct fp_h1_body *b, const char *data, size_t
                                   size_t *consumed);
 
 /*
+ * The same as fp_h1_body_feed(), and also removes the chunked framing in place (RFC 9112
+ * §7.1.3): the payload bytes among the *consumed bytes are moved, in order, to
+ * data[0 .. *decoded); the chunk-size lines, chunk CRLFs and trailer section are dropped. For
+ * any other body kind *decoded == *consumed and data is not written. Used to forward a chunked
+ * body to a recipient that must not get the chunked coding (an HTTP/1.0 client, §6.1).
+ * The bytes after *consumed are not moved: the caller closes the gap.
+ */
+enum fp_h1_status fp_h1_body_decode(struct fp_h1_body *b, char *data, size_t len, size_t *consumed,
+                                    size_t *decoded);
+
+/*
  * Tells b that the connection was closed by the peer (no more bytes will come).
  * Returns FP_H1_DONE if the message is complete (always for FP_H1_BODY_CLOSE and TUNNEL, or
  * if it was already done), otherwise FP_H1_ERROR with b->err = FP_H1_E_TRUNCATED.
@@ -310,7 +330,8 @@ bool fp_h1_name_eq(const char *a, size_t alen, const char *b, size_t blen);
 /*
  * True if the field name is hop-by-hop by name alone (RFC 9110 §7.6.1): Connection, Keep-Alive,
  * Proxy-Connection, TE, Trailer, Upgrade. Transfer-Encoding is hop-by-hop too, but it is NOT in
- * this list: the proxy forwards chunked bodies as received, so it forwards the field with them.
+ * this list: the proxy forwards chunked bodies as received, so it forwards the field with them
+ * (except toward an HTTP/1.0 client, see "Driving" below).
  */
 bool fp_h1_is_hop_by_hop(const char *name, size_t len);
 
@@ -330,7 +351,8 @@ bool fp_h1_connection_lists(const struct fp_h1_msg *msg, const char *buf, const 
  *    buffer fills before FP_H1_DONE, the head is over the buffer size: answer 431.
  * 2. Decisions on p.msg: route with msg.host / msg.path; forward the start-line and every header
  *    without FP_H1_HDR_DROP (in absolute-form, send origin-form msg.path and Host: msg.host);
- *    add the proxy's own Connection / X-Forwarded-* fields. FP_H1_F_EXPECT_CONTINUE: forward
+ *    with FP_H1_F_CL_REWRITE add one Content-Length field; add the proxy's own Connection /
+ *    X-Forwarded-* fields. FP_H1_F_EXPECT_CONTINUE: forward
  *    the Expect field (the server answers 100) or answer 100 yourself. Remember
  *    msg.method for the response parser and FP_H1_F_KEEP_ALIVE for the client connection.
  * 3. Body. fp_h1_body_init(&b, &p.msg, &lim); feed it the bytes after head_len and every later
@@ -340,9 +362,10 @@ bool fp_h1_connection_lists(const struct fp_h1_msg *msg, const char *buf, const 
  *    (other than 101) is forwarded and followed by another response head for the same request.
  *    FP_H1_BODY_CLOSE: forward until the server closes (fp_h1_body_eof() then says DONE), and
  *    close the client connection after it. Any response error: 502 if nothing was sent yet.
- *    Bodies pass unchanged, so a chunked response must not reach an HTTP/1.0 client (RFC 9112
- *    §6.1): send such a client's request to the server as HTTP/1.0, so that the server frames
- *    its answer by length or close.
+ *    Bodies pass unchanged, except toward an HTTP/1.0 client, which must not get
+ *    Transfer-Encoding (RFC 9112 §6.1): send its request to the server as HTTP/1.0, so that
+ *    the server frames its answer by length or close, and if the server answers chunked
+ *    anyway, drop the field, decode with fp_h1_body_decode() and delimit by closing.
  * 5. Keep the client connection when the request and the response both have FP_H1_F_KEEP_ALIVE,
  *    and the server connection (back to the idle pool) when the response does and both bodies
  *    ended with FP_H1_DONE.

@@ -5,7 +5,9 @@
  * points, the rest is the message. The message is parsed whole, at pseudo-random split points
  * and (when short) byte by byte, each time from a fresh copy of exactly the bytes given so far;
  * the head results and the body tracker results must be identical, and every span the parser
- * returns must lie inside the head. Any difference traps.
+ * returns must lie inside the head. Any difference traps. With the decode bit of byte 0 the
+ * body goes through fp_h1_body_decode() (a chunked response to an HTTP/1.0 client): the
+ * decoded bytes, compared by length and hash, must not depend on the split points either.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -29,6 +31,8 @@ struct outcome {
     size_t              body_used;
     uint64_t            payload;
     uint64_t            wire;
+    uint64_t            decoded;      /* decode mode: payload bytes written */
+    uint64_t            decoded_hash; /* FNV-1a over them */
 };
 
 struct mode {
@@ -36,6 +40,7 @@ struct mode {
     enum fp_h1_method   req_method;
     struct fp_h1_limits lim;
     bool                eof;
+    bool                decode;
 };
 
 #define CHECK(cond)           \
@@ -59,6 +64,35 @@ step_len(int how, uint32_t *rng, size_t left)
     *rng = *rng * 1103515245u + 12345u;
     n = 1 + ((*rng >> 16) % 23);
     return n < left ? n : left;
+}
+
+static uint64_t
+fnv1a(uint64_t h, const char *p, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        h = (h ^ (uint8_t)p[i]) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+/* Feeds n bytes at copy to b, decoding in decode mode; returns the status, *used. */
+static enum fp_h1_status
+feed(const struct mode *m, struct fp_h1_body *b, char *copy, size_t n, size_t *used,
+     struct outcome *o)
+{
+    enum fp_h1_status st;
+    size_t            dec;
+
+    if (!m->decode) {
+        return fp_h1_body_feed(b, copy, n, used);
+    }
+    st = fp_h1_body_decode(b, copy, n, used, &dec);
+    CHECK(dec <= *used);
+    o->decoded += dec;
+    o->decoded_hash = fnv1a(o->decoded_hash, copy, dec);
+    return st;
 }
 
 static void
@@ -89,6 +123,7 @@ run(const struct mode *m, const char *in, size_t len, int how, uint32_t rng, str
         return;
     }
     fp_h1_body_init(&b, &p.msg, &m->lim);
+    o->decoded_hash = 0xcbf29ce484222325ull;
     o->body_st = fp_h1_body_feed(&b, in, 0, &used);
     have = p.msg.head_len;
     while (have < len && o->body_st == FP_H1_NEED_MORE) {
@@ -96,7 +131,7 @@ run(const struct mode *m, const char *in, size_t len, int how, uint32_t rng, str
         copy = malloc(n);
         CHECK(copy != NULL);
         memcpy(copy, in + have, n);
-        o->body_st = fp_h1_body_feed(&b, copy, n, &used);
+        o->body_st = feed(m, &b, copy, n, &used, o);
         free(copy);
         CHECK(used <= n);
         CHECK(o->body_st != FP_H1_NEED_MORE || used == n);
@@ -164,6 +199,9 @@ check_invariants(const struct mode *m, const char *in, size_t len, const struct 
         CHECK(o->body_used == msg->content_length);
     }
     CHECK(o->payload <= o->wire && o->wire == o->body_used);
+    if (m->decode) {
+        CHECK(o->decoded == (msg->body == FP_H1_BODY_CHUNKED ? o->payload : o->wire));
+    }
 }
 
 static bool
@@ -177,7 +215,8 @@ same(const struct outcome *a, const struct outcome *b)
     }
     return h1_msg_eq(&a->msg, &b->msg) && h1_hdrs_eq(a->hdrs, b->hdrs, a->msg.nb_headers) &&
            a->body_st == b->body_st && a->body_err == b->body_err && a->body_used == b->body_used &&
-           a->payload == b->payload && a->wire == b->wire;
+           a->payload == b->payload && a->wire == b->wire && a->decoded == b->decoded &&
+           a->decoded_hash == b->decoded_hash;
 }
 
 static void
@@ -190,6 +229,7 @@ pick_mode(uint8_t sel, struct mode *m)
     m->kind = (sel & 1) ? FP_H1_RESPONSE : FP_H1_REQUEST;
     m->req_method = methods[(sel >> 1) & 3];
     m->eof = (sel & 8) != 0;
+    m->decode = (sel & 32) != 0;
     fp_h1_limits_default(&m->lim);
     if (sel & 16) {
         m->lim.max_line_len = 40;

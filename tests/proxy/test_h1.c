@@ -1196,6 +1196,140 @@ test_body_eof(void)
     CU_ASSERT_EQUAL(r.payload, 3);
 }
 
+/* ---- Content-Length lists, transfer codings and decoding (issue 14) ---- */
+
+static void
+test_cl_list_rewrite(void)
+{
+    const char   *two = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nX: y\r\n"
+                        "content-length: 5\r\n\r\nhello";
+    struct result r;
+
+    /* RFC 9110 §8.6: accepted as the one value, every field dropped, one written instead. */
+    req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\nhello", &r);
+    CU_ASSERT_EQUAL_FATAL(r.head_st, FP_H1_DONE);
+    CU_ASSERT_EQUAL(r.msg.flags & FP_H1_F_CL_REWRITE, FP_H1_F_CL_REWRITE);
+    CU_ASSERT_EQUAL(r.msg.content_length, 5);
+    CU_ASSERT_EQUAL(r.hdrs[1].flags, FP_H1_HDR_DROP);
+    CU_ASSERT_EQUAL(r.body_consumed, 5);
+    req(two, &r);
+    CU_ASSERT_EQUAL_FATAL(r.head_st, FP_H1_DONE);
+    CU_ASSERT_EQUAL(r.msg.flags & FP_H1_F_CL_REWRITE, FP_H1_F_CL_REWRITE);
+    CU_ASSERT_EQUAL(r.hdrs[1].flags, FP_H1_HDR_DROP);
+    CU_ASSERT_EQUAL(r.hdrs[2].flags, 0);
+    CU_ASSERT_EQUAL(r.hdrs[3].flags, FP_H1_HDR_DROP);
+    /* A single value passes as received. */
+    req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello", &r);
+    CU_ASSERT_EQUAL(r.msg.flags & FP_H1_F_CL_REWRITE, 0);
+    CU_ASSERT_EQUAL(r.hdrs[1].flags, 0);
+
+    res(FP_H1_METH_GET, "HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello", &r);
+    CU_ASSERT_EQUAL_FATAL(r.head_st, FP_H1_DONE);
+    CU_ASSERT_EQUAL(r.msg.flags & FP_H1_F_CL_REWRITE, FP_H1_F_CL_REWRITE);
+    CU_ASSERT_EQUAL(r.hdrs[0].flags, FP_H1_HDR_DROP);
+    CU_ASSERT_EQUAL(r.msg.body, FP_H1_BODY_LENGTH);
+    /* A HEAD response keeps its (rewritten) length although it has no body. */
+    res(FP_H1_METH_HEAD, "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nContent-Length: 7\r\n\r\n", &r);
+    CU_ASSERT_EQUAL(r.msg.flags & FP_H1_F_CL_REWRITE, FP_H1_F_CL_REWRITE);
+    CU_ASSERT_EQUAL(r.msg.body, FP_H1_BODY_NONE);
+    /* TE overrides CL (RFC 9112 §6.3 item 3): dropped, and nothing written in its place. */
+    res(FP_H1_METH_GET,
+        "HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "0\r\n\r\n",
+        &r);
+    CU_ASSERT_EQUAL(r.msg.flags & (FP_H1_F_CL_REWRITE | FP_H1_F_CL_IGNORED), FP_H1_F_CL_IGNORED);
+    CU_ASSERT_EQUAL(r.hdrs[0].flags, FP_H1_HDR_DROP);
+    res_err(FP_H1_METH_GET, "HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\n", FP_H1_E_CL_MISMATCH);
+    res_err(FP_H1_METH_GET, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            FP_H1_E_CL_MISMATCH);
+}
+
+static void
+test_res_te_other(void)
+{
+    struct result r;
+
+    res(FP_H1_METH_GET, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", &r);
+    CU_ASSERT_EQUAL(r.msg.flags & FP_H1_F_TE_OTHER, 0);
+    res(FP_H1_METH_GET,
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "0\r\n\r\n",
+        &r);
+    CU_ASSERT_EQUAL(r.msg.body, FP_H1_BODY_CHUNKED);
+    CU_ASSERT_EQUAL(r.msg.flags & FP_H1_F_TE_OTHER, FP_H1_F_TE_OTHER);
+    res(FP_H1_METH_GET, "HTTP/1.1 200 OK\r\nTransfer-Encoding: x-custom\r\n\r\n", &r);
+    CU_ASSERT_EQUAL(r.msg.body, FP_H1_BODY_CLOSE);
+    CU_ASSERT_EQUAL(r.msg.flags & FP_H1_F_TE_OTHER, FP_H1_F_TE_OTHER);
+}
+
+/*
+ * Decodes in (a whole body of kind from msg) fed in steps of mode; returns the status and
+ * fills out with the decoded bytes and *consumed with the bytes examined.
+ */
+static enum fp_h1_status
+decode_all(const struct fp_h1_msg *msg, const char *in, size_t len, int mode, uint64_t seed,
+           char *out, size_t *outlen, size_t *consumed)
+{
+    struct fp_h1_body b;
+    enum fp_h1_status st = FP_H1_NEED_MORE;
+    char              buf[256];
+    size_t            off = 0;
+    size_t            n;
+    size_t            used;
+    size_t            dec;
+
+    fp_h1_body_init(&b, msg, NULL);
+    *outlen = 0;
+    while (off < len && st == FP_H1_NEED_MORE) {
+        n = next_step(mode, &seed, len - off);
+        memcpy(buf, in + off, n);
+        st = fp_h1_body_decode(&b, buf, n, &used, &dec);
+        CU_ASSERT(dec <= used && used <= n);
+        memcpy(out + *outlen, buf, dec);
+        *outlen += dec;
+        off += used;
+    }
+    *consumed = off;
+    CU_ASSERT_EQUAL(b.payload_bytes, *outlen);
+    return st;
+}
+
+static void
+test_body_decode(void)
+{
+    const char      *in = "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-T: t\r\n\r\nNEXT";
+    struct fp_h1_msg msg;
+    char             out[256];
+    size_t           outlen;
+    size_t           used;
+    int              i;
+
+    memset(&msg, 0, sizeof(msg));
+    msg.kind = FP_H1_RESPONSE;
+    msg.body = FP_H1_BODY_CHUNKED;
+    for (i = 0; i <= NB_SEEDS; i++) {
+        CU_ASSERT_EQUAL(decode_all(&msg, in, strlen(in), i == 0 ? FEED_BYTES : FEED_RANDOM,
+                                   (uint64_t)i * 0x9e3779b97f4a7c15ull, out, &outlen, &used),
+                        FP_H1_DONE);
+        CU_ASSERT_EQUAL(used, strlen(in) - 4);
+        CU_ASSERT(outlen == 11 && memcmp(out, "hello world", 11) == 0);
+    }
+    CU_ASSERT_EQUAL(decode_all(&msg, in, strlen(in), FEED_WHOLE, 0, out, &outlen, &used),
+                    FP_H1_DONE);
+    CU_ASSERT(outlen == 11 && memcmp(out, "hello world", 11) == 0);
+    /* Broken framing: the payload before the error is decoded, nothing after it. */
+    in = "5\r\nhello\r\nzz\r\n";
+    CU_ASSERT_EQUAL(decode_all(&msg, in, strlen(in), FEED_WHOLE, 0, out, &outlen, &used),
+                    FP_H1_ERROR);
+    CU_ASSERT(outlen == 5 && used == 10);
+    /* Other kinds pass unchanged. */
+    msg.body = FP_H1_BODY_LENGTH;
+    msg.content_length = 3;
+    CU_ASSERT_EQUAL(decode_all(&msg, "3\r\nabc", 8, FEED_WHOLE, 0, out, &outlen, &used),
+                    FP_H1_DONE);
+    CU_ASSERT(outlen == 3 && used == 3 && memcmp(out, "3\r\n", 3) == 0);
+}
+
 static void
 test_body_sticky(void)
 {
@@ -1301,6 +1435,9 @@ main(void)
             {"body_response_unlimited", test_body_response_unlimited},
             {"body_eof", test_body_eof},
             {"body_sticky", test_body_sticky},
+            {"cl_list_rewrite", test_cl_list_rewrite},
+            {"res_te_other", test_res_te_other},
+            {"body_decode", test_body_decode},
             {"helpers", test_helpers},
             {"error_table_complete", test_error_table_complete},
     };
