@@ -67,6 +67,7 @@ struct hsess {
     uint8_t                        cli_eof;
     uint8_t                        srv_reused;
     uint8_t                        srv_dirty; /* not reusable (bytes past the response...) */
+    uint8_t                        dechunk;   /* chunked response, HTTP/1.0 client: decode */
     uint8_t                        has_slot;  /* counts in w->srv_active[srv_gi] */
     struct fp_waiter               wait;      /* in w->queues[be_idx] while H_QUEUED */
     uint16_t                       status;   /* final status sent, for the log */
@@ -170,6 +171,40 @@ static int
 buf_put_str(struct fp_buf *b, const char *s)
 {
     return buf_put(b, s, strlen(s));
+}
+
+/*
+ * Copies the fields of m (at msg) that are not marked FP_H1_HDR_DROP, and the one
+ * Content-Length that replaces a list or repeated fields (FP_H1_F_CL_REWRITE). skip_te leaves
+ * out Transfer-Encoding as well (toward an HTTP/1.0 client). skip_idx: a field index to leave
+ * out, or -1. Returns 0 or -ENOSPC.
+ */
+static int
+buf_put_fields(struct fp_buf *b, const uint8_t *msg, const struct fp_h1_msg *m, int skip_te,
+               int32_t skip_idx)
+{
+    const struct fp_h1_header *h;
+    char                       cl[40];
+    uint32_t                   i;
+    int                        rc = 0;
+
+    for (i = 0; i < m->nb_headers; i++) {
+        h = &m->hdrs[i];
+        if ((h->flags & FP_H1_HDR_DROP) || (int32_t)i == skip_idx ||
+            (skip_te && fp_h1_name_eq((const char *)msg + h->name.off, h->name.len,
+                                      "transfer-encoding", 17))) {
+            continue;
+        }
+        rc |= buf_put_span(b, msg, h->name);
+        rc |= buf_put(b, ": ", 2);
+        rc |= buf_put_span(b, msg, h->value);
+        rc |= buf_put(b, "\r\n", 2);
+    }
+    if (m->flags & FP_H1_F_CL_REWRITE) {
+        snprintf(cl, sizeof(cl), "Content-Length: %llu\r\n", (unsigned long long)m->content_length);
+        rc |= buf_put_str(b, cl);
+    }
+    return rc != 0 ? -ENOSPC : 0;
 }
 
 /*
@@ -623,7 +658,6 @@ hs_build_req_head(struct hsess *s, const uint8_t *msg)
     struct fp_buf          *b = &s->hreq;
     char                    ip[INET6_ADDRSTRLEN];
     const struct fp_addr   *peer = &s->cli->peer;
-    uint32_t                i;
     int                     rc = 0;
 
     rc = fp_worker_buf_attach(s->w, b);
@@ -646,16 +680,7 @@ hs_build_req_head(struct hsess *s, const uint8_t *msg)
      * upstream as 1.0, asking to keep the server connection all the same. */
     rc |= buf_put_str(b, m->version_minor == 0 ? " HTTP/1.0\r\nConnection: keep-alive\r\n"
                                                : " HTTP/1.1\r\n");
-    for (i = 0; i < m->nb_headers; i++) {
-        if ((m->hdrs[i].flags & FP_H1_HDR_DROP) ||
-            (m->target_form == FP_H1_TARGET_ABSOLUTE && (int32_t)i == m->host_hdr)) {
-            continue;
-        }
-        rc |= buf_put_span(b, msg, m->hdrs[i].name);
-        rc |= buf_put(b, ": ", 2);
-        rc |= buf_put_span(b, msg, m->hdrs[i].value);
-        rc |= buf_put(b, "\r\n", 2);
-    }
+    rc |= buf_put_fields(b, msg, m, 0, m->target_form == FP_H1_TARGET_ABSOLUTE ? m->host_hdr : -1);
     if (m->target_form == FP_H1_TARGET_ABSOLUTE) {
         rc |= buf_put_str(b, "Host: ");
         rc |= buf_put_span(b, msg, m->authority);
@@ -1002,7 +1027,6 @@ hs_build_rsp_head(struct hsess *s, const uint8_t *msg, int final)
     const struct fp_h1_msg *m = &s->sp.msg;
     struct fp_buf          *b = &s->hrsp;
     char                    line[32];
-    uint32_t                i;
     int                     rc = 0;
 
     rc = fp_worker_buf_attach(s->w, b);
@@ -1013,15 +1037,9 @@ hs_build_rsp_head(struct hsess *s, const uint8_t *msg, int final)
     rc |= buf_put_str(b, line);
     rc |= buf_put_span(b, msg, m->reason);
     rc |= buf_put(b, "\r\n", 2);
-    for (i = 0; i < m->nb_headers; i++) {
-        if (m->hdrs[i].flags & FP_H1_HDR_DROP) {
-            continue;
-        }
-        rc |= buf_put_span(b, msg, m->hdrs[i].name);
-        rc |= buf_put(b, ": ", 2);
-        rc |= buf_put_span(b, msg, m->hdrs[i].value);
-        rc |= buf_put(b, "\r\n", 2);
-    }
+    /* RFC 9112 §6.1: no Transfer-Encoding toward an HTTP/1.0 client (the body, if chunked,
+     * is decoded: hs_feed_rsp_body()). */
+    rc |= buf_put_fields(b, msg, m, s->qp.msg.version_minor == 0, -1);
     if (final && !s->cli_ka) {
         rc |= buf_put_str(b, "Connection: close\r\n");
     } else if (final && s->qp.msg.version_minor == 0) {
@@ -1031,12 +1049,31 @@ hs_build_rsp_head(struct hsess *s, const uint8_t *msg, int final)
     return rc != 0 ? -ENOSPC : 0;
 }
 
+/*
+ * Decodes the chunked body bytes at data in place (an HTTP/1.0 client, hs_http10_framing())
+ * and closes the gap the framing leaves, so that the payload stays contiguous with the bytes
+ * not yet examined. Returns the status; *used and *out: bytes examined, payload bytes.
+ */
+static enum fp_h1_status
+hs_decode_rsp_body(struct hsess *s, char *data, size_t len, size_t *used, size_t *out)
+{
+    enum fp_h1_status st;
+
+    st = fp_h1_body_decode(&s->sb, data, len, used, out);
+    if (*out < *used) {
+        memmove(data + *out, data + *used, len - *used);
+        s->rsp.tail -= (uint32_t)(*used - *out);
+    }
+    return st;
+}
+
 static int
 hs_feed_rsp_body(struct hsess *s)
 {
-    const char       *data = (const char *)s->rsp.data + s->rsp.head + s->rsp_fwd;
+    char             *data = (char *)s->rsp.data + s->rsp.head + s->rsp_fwd;
     size_t            len = fp_buf_len(&s->rsp) - s->rsp_fwd;
     size_t            used = 0;
+    size_t            out;
     enum fp_h1_status st;
 
     if (s->rsp_done) {
@@ -1045,8 +1082,13 @@ hs_feed_rsp_body(struct hsess *s)
         }
         return 0;
     }
-    st = fp_h1_body_feed(&s->sb, data, len, &used);
-    s->rsp_fwd += (uint32_t)used;
+    if (s->dechunk) {
+        st = hs_decode_rsp_body(s, data, len, &used, &out);
+    } else {
+        st = fp_h1_body_feed(&s->sb, data, len, &used);
+        out = used;
+    }
+    s->rsp_fwd += (uint32_t)out;
     if (st == FP_H1_DONE) {
         s->rsp_done = 1;
         if (used < len) {
@@ -1055,6 +1097,31 @@ hs_feed_rsp_body(struct hsess *s)
     } else if (st == FP_H1_ERROR) {
         FP_STAT_INC(s->w, http_rsp_bad_body);
         return hs_bad_response(s, "server-bad-body", s->sb.err);
+    }
+    return 0;
+}
+
+/*
+ * RFC 9112 §6.1: a response to an HTTP/1.0 request carries no Transfer-Encoding. The field is
+ * left out of the head (hs_build_rsp_head()); a chunked body is decoded on its way and
+ * delimited by closing the client connection, since its length is not known when the head
+ * goes out. Other transfer codings cannot be removed: such a response (with a body) cannot
+ * be delivered. Returns 0, or -1 for a response the client cannot be given (502).
+ */
+static int
+hs_http10_framing(struct hsess *s)
+{
+    const struct fp_h1_msg *m = &s->sp.msg;
+
+    if (m->body == FP_H1_BODY_NONE) {
+        return 0;
+    }
+    if (m->flags & FP_H1_F_TE_OTHER) {
+        return -1;
+    }
+    if (m->body == FP_H1_BODY_CHUNKED) {
+        s->dechunk = 1;
+        s->cli_ka = 0;
     }
     return 0;
 }
@@ -1094,6 +1161,17 @@ hs_process_rsp(struct hsess *s)
              * delimited by something other than the close (§6.3). */
             s->cli_ka = s->cli_ka && s->sp.msg.body != FP_H1_BODY_CLOSE && s->req_done &&
                         !s->cli_eof && !s->w->draining;
+            if (s->qp.msg.version_minor == 0 && hs_http10_framing(s) != 0) {
+                FP_STAT_INC(s->w, http_rsp_bad_head);
+                return hs_bad_response(s, "server-coding", FP_H1_E_TE_HTTP10);
+            }
+        }
+        /* RFC 9110 §15.2: a server MUST NOT send a 1xx response to an HTTP/1.0 client. */
+        if (!final && s->qp.msg.version_minor == 0) {
+            fp_buf_consume(&s->rsp, s->sp.msg.head_len);
+            fp_h1_parser_init(&s->sp, FP_H1_RESPONSE, s->method, &s->lim, s->sh,
+                              FP_HTTP_MAX_HEADERS);
+            continue;
         }
         if (hs_build_rsp_head(s, msg, final) != 0) {
             return hs_error(s, 502) == 0 ? 1 : -1;
@@ -1187,6 +1265,7 @@ hs_txn_done(struct hsess *s)
     s->rsp_got = 0;
     s->rsp_sent = 0;
     s->srv_dirty = 0;
+    s->dechunk = 0;
     s->req_fwd = 0;
     s->rsp_fwd = 0;
     s->t_req_ms = 0;

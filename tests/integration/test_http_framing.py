@@ -37,6 +37,8 @@ SCRIPTS = {
     b"/bad-chunk-late": [(0, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                              b"5\r\nhello\r\n"), (0.3, b"zz\r\n")],
     b"/early-answer": [(0, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")],
+    b"/interim": [(0, b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s>\r\n"
+                      b"\r\n" + OK)],
 }
 # Paths answered as soon as the head is in, without waiting for the request body.
 EARLY = (b"/early-answer",)
@@ -178,6 +180,67 @@ def test_keepalive_survives_server_close(env):
     assert len(conns) == 6 and len(set(conns)) == 3, conns
 
 
+def test_no_chunked_to_http10(env):
+    """Issue 14 item 1 (RFC 9112 section 6.1): a server that answers an HTTP/1.0 request with
+    a chunked body anyway: the client gets the body decoded, delimited by the close."""
+    port = env["raw"]
+    before = fpt.stats(env["stats_port"])
+    want = b"HTTP/1.1 200 OK\r\nX-A: 1\r\nConnection: close\r\n\r\nhello world"
+    assert exchange(port, b"GET /chunked HTTP/1.0\r\n\r\n") == want
+    # The request went upstream as HTTP/1.0; the server chunked it all the same.
+    assert env["origin"].heads[-1] == b"GET /chunked HTTP/1.0\r\nConnection: keep-alive", \
+        env["origin"].heads[-1]
+    # A keep-alive HTTP/1.0 client loses its keep-alive: only the close can end this body.
+    assert exchange(port, b"GET /chunked HTTP/1.0\r\nConnection: keep-alive\r\n\r\n") == want
+    # Chunks split over several reads, and a chunk-size line split too.
+    assert exchange(port, b"GET /chunked-slow HTTP/1.0\r\n\r\n") == \
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nhello world"
+    # No Transfer-Encoding either where there is no body (HEAD), and no 1xx (RFC 9110 15.2).
+    assert exchange(port, b"HEAD /head-chunked HTTP/1.0\r\n\r\n") == \
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
+    assert exchange(port, b"GET /interim HTTP/1.0\r\n\r\n") == \
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+    # A coding the proxy cannot remove: 502, counted, logged.
+    assert exchange(port, b"GET /chunked-gzip HTTP/1.0\r\n\r\n") == \
+        page(502, "Bad Gateway", "close")
+    assert stat_delta(env, before, "http_rsp_bad_head") == 1
+    # An HTTP/1.1 client still gets the chunked body and the 1xx as they came.
+    assert exchange(port, b"GET /chunked HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") == \
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\nConnection: close\r\n\r\n"
+         b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n")
+    assert exchange(port, b"GET /interim HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") \
+        == (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s>\r\n\r\n"
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+    time.sleep(0.3)
+    assert '"GET /chunked-gzip" server-coding "transfer-encoding in HTTP/1.0"' in \
+        env["fp"].read_log()
+    fresh_ok(port)
+
+
+def test_content_length_lists(env):
+    """Issue 14 item 2 (RFC 9110 section 8.6): identical Content-Length values, as a list or
+    as repeated fields, go on as one field in both directions; different values are refused."""
+    port = env["raw"]
+    close = b"Host: x\r\nConnection: close\r\n\r\n"
+    assert exchange(port, b"GET /cl-list HTTP/1.1\r\n" + close) == \
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+    assert exchange(port, b"GET /cl-twice HTTP/1.1\r\n" + close) == \
+        b"HTTP/1.1 200 OK\r\nX-B: 2\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+    assert exchange(port, b"GET /cl-differ HTTP/1.1\r\n" + close) == \
+        page(502, "Bad Gateway", "close")
+    for cl in (b"Content-Length: 5, 5\r\n", b"Content-Length: 5\r\ncontent-length: 5\r\n"):
+        got = exchange(port, b"POST /ok HTTP/1.1\r\nHost: x\r\n" + cl +
+                       b"Connection: close\r\n\r\nhello")
+        assert got == b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok", got
+        assert env["origin"].heads[-1] == \
+            b"POST /ok HTTP/1.1\r\nHost: x\r\nContent-Length: 5", env["origin"].heads[-1]
+    n = len(env["origin"].heads)
+    assert exchange(port, b"POST /ok HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 6\r\n\r\nhello") \
+        == page(400, "Bad Request", "close")
+    assert len(env["origin"].heads) == n
+    fresh_ok(port)
+
+
 def read_until_close(s):
     """Reads s until the peer closes or resets it; returns (bytes, seconds)."""
     t0 = time.monotonic()
@@ -275,6 +338,9 @@ stats:
               test_bad_framing_502, env)
         r.run("broken response framing after the head: client connection cut",
               test_bad_framing_after_start_closes, env)
+        r.run("no Transfer-Encoding toward HTTP/1.0 clients", test_no_chunked_to_http10, env)
+        r.run("Content-Length lists normalised, both directions", test_content_length_lists,
+              env)
         r.run("client keep-alive survives the server closing after 2 requests",
               test_keepalive_survives_server_close, env)
         r.run("client stalls its body: 408 after the client timeout, server closed",
