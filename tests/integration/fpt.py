@@ -1,11 +1,18 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Helpers for fastproxy's integration tests: free ports, a real nginx origin, a Python echo
 origin, and fastproxy itself, each started in a private temp dir and stopped by PID.
-Standard library only."""
+Standard library only.
+
+The backend under test comes from FP_IO (kernel, the default, or dpdk). With FP_IO=dpdk,
+enter_backend() re-runs the test inside a network namespace of its own; each Fastproxy then
+runs io: dpdk on a net_tap port (TAP fpN, stack address 10.77.N.2/24, kernel side 10.77.N.1),
+origins listen in that namespace, and tests reach a proxy at host_of(port) rather than
+127.0.0.1. Nothing of a test's traffic leaves its namespace."""
 
 import faulthandler
 import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -17,6 +24,139 @@ import time
 import traceback
 
 SKIP = 77
+
+IO = os.environ.get("FP_IO", "kernel")
+DPDK = IO == "dpdk"
+# Origins listen here. Under dpdk they start before the TAP they are reached through exists
+# (fastproxy creates it), so they take every address of the test's own namespace.
+ORIGIN_BIND = "0.0.0.0" if DPDK else "127.0.0.1"
+DPDK_NET = "10.77"  # instance N: 10.77.N.0/24, stack .2, kernel side of the TAP .1
+_NETNS_ENV = "FPT_NETNS"
+_hosts = {}  # listening port -> the address a client uses for it (kernel: 127.0.0.1)
+_instances = [0]
+
+
+def skip_now(reason):
+    """Ends the whole test program as skipped (exit 77), printing the reason."""
+    print("SKIP: %s" % reason, flush=True)
+    sys.exit(SKIP)
+
+
+def kernel_only(reason):
+    """For a test that depends on kernel sockets: SKIP under another backend, saying why."""
+    if DPDK:
+        print("     skipped under io: dpdk: %s" % reason)
+        return SKIP
+    return None
+
+
+def enter_backend():
+    """Call first in a test program. Under FP_IO=dpdk: exits 77 with the reason when the
+    machine or the build cannot run io: dpdk; otherwise re-runs this program inside a new
+    network namespace (removed at exit) and returns there, with loopback up. A no-op under
+    FP_IO=kernel."""
+    if IO not in ("kernel", "dpdk"):
+        skip_now("FP_IO=%s: expected kernel or dpdk" % IO)
+    if not DPDK or os.environ.get(_NETNS_ENV):
+        if DPDK:
+            _dpdk_probe()
+        return
+    if os.geteuid() != 0:
+        skip_now("io: dpdk tests need root (a network namespace and a TAP device)")
+    if not os.path.exists("/dev/net/tun"):
+        skip_now("io: dpdk tests need /dev/net/tun (the net_tap PMD)")
+    if not shutil.which("ip"):
+        skip_now("io: dpdk tests need ip(8) from iproute2")
+    if not build_has_dpdk():
+        skip_now("io: dpdk not available in this build (built without DPDK)")
+    ns = "fpt-%s-%d" % (os.path.basename(sys.argv[0]).split(".")[0][:12], os.getpid())
+    if subprocess.run(["ip", "netns", "add", ns], capture_output=True).returncode != 0:
+        skip_now("cannot create a network namespace (ip netns add %s)" % ns)
+    try:
+        subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
+        env = dict(os.environ)
+        env[_NETNS_ENV] = ns
+        child = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable] + sys.argv, env=env)
+        try:
+            rc = child.wait()
+        except BaseException:
+            child.terminate()
+            rc = child.wait()
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    sys.exit(rc)
+
+
+def _dpdk_probe():
+    """Starts io: dpdk once with a minimal config; exits 77 when the build says the backend
+    is not available, and leaves any other failure to the tests themselves."""
+    tmp = tmpdir()
+    port = free_port()
+    text = tcp_config(port, [free_port()], workers=1)
+    fp = None
+    try:
+        fp = Fastproxy(tmp, text, wait=[], tap_timeout=15)
+    except RuntimeError as e:
+        why = [l.split("error: ", 1)[-1] for l in str(e).splitlines() if "not available" in l]
+        if why:
+            skip_now("io: dpdk not available in this build (fastproxy: %s)" % why[-1][:200])
+        raise
+    finally:
+        if fp is not None:
+            fp.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def host_of(port):
+    """The address a client connects to for a proxy's listening port."""
+    return _hosts.get(port, "127.0.0.1")
+
+
+def url(port, path="/"):
+    return "http://%s:%d%s" % (host_of(port), port, path)
+
+
+def client_host(port):
+    """The address a proxy (and behind it an origin) sees a local test client come from."""
+    h = host_of(port)
+    return h.rsplit(".", 1)[0] + ".1" if h != "127.0.0.1" else h
+
+
+def dpdk_config(text, n):
+    """Rewrites a kernel test config (127.0.0.1 everywhere) for io: dpdk instance n: io: dpdk
+    in global, frontend binds on the stack address, servers on the kernel side of the TAP, a
+    dpdk: section on TAP fp<n>. stats.bind stays on loopback."""
+    stack, kside = "%s.%d.2" % (DPDK_NET, n), "%s.%d.1" % (DPDK_NET, n)
+    out = []
+    section = None
+    for line in text.splitlines():
+        m = re.match(r"^([a-z_]+):", line)
+        if m:
+            section = m.group(1)
+        if section == "frontends":
+            line = line.replace("127.0.0.1:", stack + ":")
+        elif section == "backends":
+            line = line.replace("127.0.0.1:", kside + ":")
+        if line.startswith("global: {"):
+            line = line.replace("global: {", "global: { io: dpdk,", 1)
+        out.append(line)
+        if line.rstrip() == "global:":
+            out.append("  io: dpdk")
+    if "global:" not in text:
+        out.insert(0, "global:\n  io: dpdk")
+    out.append("""dpdk:
+  eal: ["--no-huge", "-m", "512", "--no-shconf", "--no-pci", "--file-prefix=fpt%d-%d",
+        "--vdev=net_tap%d,iface=fp%d"]
+  address: %s/24
+  mbufs: 8192
+  poll: adaptive
+  rss: auto""" % (os.getpid(), n, n, n, stack))
+    return "\n".join(out) + "\n"
+
+
+def _tap_exists(name):
+    return subprocess.run(["ip", "link", "show", "dev", name], capture_output=True).returncode == 0
+
 
 
 def fastproxy_path():
@@ -118,7 +258,7 @@ http {{
   client_max_body_size 0;
   {extra_http}
   server {{
-    listen 127.0.0.1:{self.port} reuseport;
+    listen {ORIGIN_BIND}:{self.port} reuseport;
     root {self.www};
     {extra_server}
   }}
@@ -149,7 +289,7 @@ class EchoServer:
     def __init__(self):
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((ORIGIN_BIND, 0))
         self.sock.listen(512)
         self.port = self.sock.getsockname()[1]
         self.connections = 0
@@ -185,7 +325,22 @@ class EchoServer:
 
 
 class Fastproxy:
-    def __init__(self, tmp, yaml_text, env=None, wait=None):
+    """fastproxy on yaml_text (written for io: kernel on 127.0.0.1); under FP_IO=dpdk the
+    config is rewritten by dpdk_config() and, once the TAP exists, its kernel side is
+    addressed. wait: ports to see listening before returning."""
+
+    def __init__(self, tmp, yaml_text, env=None, wait=None, tap_timeout=30):
+        self.host = "127.0.0.1"
+        self.tap = None
+        if DPDK:
+            n = _instances[0] % 250
+            _instances[0] += 1
+            self.tap = "fp%d" % n
+            self.host = "%s.%d.2" % (DPDK_NET, n)
+            self.kernel_side = "%s.%d.1" % (DPDK_NET, n)
+            yaml_text = dpdk_config(yaml_text, n)
+            for p in re.findall(r"%s:(\d+)" % re.escape(self.host), yaml_text):
+                _hosts[int(p)] = self.host
         self.conf = os.path.join(tmp, "fp-%d.yaml" % free_port())
         with open(self.conf, "w") as f:
             f.write(yaml_text)
@@ -195,11 +350,29 @@ class Fastproxy:
         e.update(env or {})
         self.proc = Proc([fastproxy_path(), "-f", self.conf], stdout=subprocess.DEVNULL,
                          stderr=self.logf, env=e)
+        if DPDK:
+            self._address_tap(tap_timeout)
         for port in wait or []:
-            if not wait_port(port):
+            if not wait_port(port, host=self.host):
                 rc = self.stop()
-                raise RuntimeError("fastproxy (exit %s) did not listen on %d: %s" %
-                                   (rc, port, self.read_log()))
+                raise RuntimeError("fastproxy (exit %s) did not listen on %s:%d: %s" %
+                                   (rc, self.host, port, self.read_log()))
+
+    def _address_tap(self, timeout):
+        """Waits for the TAP fastproxy creates, then gives its kernel side an address."""
+        end = time.monotonic() + timeout
+        while not _tap_exists(self.tap):
+            if self.proc.p.poll() is not None or time.monotonic() > end:
+                rc = self.stop()
+                raise RuntimeError("fastproxy (exit %s) created no TAP %s: %s" %
+                                   (rc, self.tap, self.read_log()))
+            time.sleep(0.05)
+        for cmd in (["ip", "addr", "add", self.kernel_side + "/24", "dev", self.tap],
+                    ["ip", "link", "set", self.tap, "up"]):
+            p = subprocess.run(cmd, capture_output=True, text=True)
+            if p.returncode != 0:
+                self.stop()
+                raise RuntimeError("%s: %s" % (" ".join(cmd), p.stderr))
 
     def read_log(self):
         if not self.logf.closed:
@@ -233,14 +406,70 @@ def stats(port):
     body = data.split(b"\r\n\r\n", 1)[1].decode()
     out = {}
     for line in body.splitlines():
+        if not line or line.startswith("#"):
+            continue
         k, v = line.rsplit(" ", 1)
-        out[k] = int(v)
+        out[k] = int(float(v))
     return out
+
+
+# Per-worker counters of the DPDK backend and of its stack, by the short names the tests use;
+# each lists the names the stats page may give it (without the fastproxy_ prefix). Adjust
+# here when the backend names them otherwise.
+COUNTER_NAMES = {
+    "rx_packets": ("dpdk_rx_packets", "dpdk_rx_pkts", "rx_packets"),
+    "tx_packets": ("dpdk_tx_packets", "dpdk_tx_pkts", "tx_packets"),
+    "steered_in": ("dpdk_steered_in", "steered_in"),
+    "steered_out": ("dpdk_steered_out", "steered_out"),
+    "rx_on_owner": ("dpdk_rx_on_owner", "rx_on_owner"),
+    "ring_full": ("dpdk_ring_full", "dpdk_steer_ring_full", "ring_full"),
+    "accepted": ("accepted",),
+    "ip_rx": ("stack_ip_rx", "ip_rx"),
+    "ip_bad_cksum": ("stack_ip_bad_cksum", "ip_bad_cksum", "dpdk_bad_cksum"),
+    "ip_short": ("stack_ip_short", "ip_short"),
+    "ip_bad_ver": ("stack_ip_bad_ver", "ip_bad_ver"),
+    "ip_frag": ("stack_ip_frag", "ip_frag"),
+    "tcp_rx": ("stack_tcp_rx", "tcp_rx"),
+    "tcp_bad_cksum": ("stack_tcp_bad_cksum", "tcp_bad_cksum"),
+    "tcp_short": ("stack_tcp_short", "tcp_short"),
+    "tcp_synq_full": ("stack_tcp_synq_full", "tcp_synq_full"),
+    "tcp_cookie_sent": ("stack_tcp_cookie_sent", "tcp_cookie_sent"),
+    "tcp_acceptq_full": ("stack_tcp_acceptq_full", "tcp_acceptq_full"),
+}
+
+
+def worker_counters(port):
+    """Reads the stats page on port; returns {worker: {short name: value}} for the names in
+    COUNTER_NAMES that the page has (a counter with more labels than the worker, such as a
+    queue, is summed over them). A name the page lacks is absent, not 0."""
+    by_worker = {}
+    page = stats(port)
+    for key, v in page.items():
+        m = re.match(r'^fastproxy_([a-z0-9_]+)\{(.*)\}$', key)
+        if not m:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
+        if "worker" not in labels:
+            continue
+        w = int(labels["worker"])
+        if len(labels) > 1 and ('fastproxy_%s{worker="%d"}' % (m.group(1), w)) in page:
+            continue  # a per-worker total exists: do not add its breakdown to it
+        for short, names in COUNTER_NAMES.items():
+            if m.group(1) in names:
+                d = by_worker.setdefault(w, {})
+                d[short] = d.get(short, 0) + v
+    return by_worker
+
+
+def counter_total(per_worker, short):
+    """Sum of a counter over the workers, or None when no worker reports it."""
+    vals = [c[short] for c in per_worker.values() if short in c]
+    return sum(vals) if vals else None
 
 
 def http_get(port, path="/", host="localhost", timeout=10):
     """One HTTP/1.0-style GET with Connection: close over a raw socket; returns (status, body)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s = socket.create_connection((host_of(port), port), timeout=timeout)
     s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (path, host)).encode())
     data = recv_all(s)
     head, _, body = data.partition(b"\r\n\r\n")

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: BSD-3-Clause
-"""mode: http end to end: fastproxy (kernel I/O, 2 workers) in front of a real nginx, driven by
-curl, wrk and raw sockets. Every check reads what the client and the origin really saw."""
+"""mode: http end to end: fastproxy (2 workers) in front of a real nginx, driven by curl, wrk
+and raw sockets. Every check reads what the client and the origin really saw. FP_IO selects
+the backend (kernel by default; dpdk: see fpt.enter_backend)."""
 
 import hashlib
 import os
@@ -12,6 +13,8 @@ import threading
 import time
 
 import fpt
+
+fpt.enter_backend()
 
 SCALE = int(os.environ.get("FP_TEST_BIG_MIB", "100"))
 BIG = os.urandom(SCALE << 20)
@@ -84,7 +87,7 @@ class Reader:
 
 
 def conn(port):
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s = socket.create_connection((fpt.host_of(port), port), timeout=10)
     return s, Reader(s)
 
 
@@ -99,12 +102,11 @@ def origin_lines(env, needle):
 
 
 def test_curl_keepalive(env):
-    out = curl("-v", "http://127.0.0.1:%d/small.txt" % env["port"],
-               "http://127.0.0.1:%d/small.txt" % env["port"])
+    out = curl("-v", fpt.url(env["port"], "/small.txt"), fpt.url(env["port"], "/small.txt"))
     assert out == b"small\n" * 2, out
     p = subprocess.run(["curl", "-sv", "-o", "/dev/null", "-o", "/dev/null",
-                        "http://127.0.0.1:%d/small.txt" % env["port"],
-                        "http://127.0.0.1:%d/small.txt" % env["port"]],
+                        fpt.url(env["port"], "/small.txt"),
+                        fpt.url(env["port"], "/small.txt")],
                        capture_output=True, timeout=10)
     err = p.stderr.decode()
     assert "Re-using existing connection" in err, err
@@ -115,7 +117,7 @@ def test_origin_connection_reuse(env):
     before = set(l.split()[0] for l in origin_lines(env, "/reuse.txt"))
     assert not before
     for _ in range(60):
-        assert curl("http://127.0.0.1:%d/reuse.txt" % env["port"]) == b"reuse\n"
+        assert curl(fpt.url(env["port"], "/reuse.txt")) == b"reuse\n"
     lines = origin_lines(env, "/reuse.txt")
     conns = set(l.split()[0] for l in lines)
     print("     60 requests on 60 client connections -> %d origin connections" % len(conns))
@@ -144,7 +146,7 @@ def test_chunked_request_body(env):
     with open(path, "wb") as f:
         f.write(data)
     curl("-f", "-T", path, "-H", "Transfer-Encoding: chunked",
-         "http://127.0.0.1:%d/dav/chunked.bin" % env["port"])
+         fpt.url(env["port"], "/dav/chunked.bin"))
     with open(os.path.join(env["nginx"].www, "dav", "chunked.bin"), "rb") as f:
         assert fpt.sha256(f.read()) == fpt.sha256(data)
     # Chunked, with extensions and a trailer, from a raw socket.
@@ -175,7 +177,7 @@ def test_chunked_response(env):
     assert st == 200 and "transfer-encoding" not in h, h
     assert gzip.decompress(body) == TEXT
     s.close()
-    out = curl("--compressed", "http://127.0.0.1:%d/text.txt" % env["port"])
+    out = curl("--compressed", fpt.url(env["port"], "/text.txt"))
     assert out == TEXT
 
 
@@ -184,12 +186,12 @@ def test_big_upload_and_download(env):
     with open(path, "wb") as f:
         f.write(BIG)
     t0 = time.monotonic()
-    curl("-f", "-T", path, "http://127.0.0.1:%d/dav/big-up.bin" % env["port"], timeout=300)
+    curl("-f", "-T", path, fpt.url(env["port"], "/dav/big-up.bin"), timeout=300)
     up = time.monotonic() - t0
     with open(os.path.join(env["nginx"].www, "dav", "big-up.bin"), "rb") as f:
         assert fpt.sha256(f.read()) == fpt.sha256(BIG)
     t0 = time.monotonic()
-    got = curl("-f", "http://127.0.0.1:%d/big.bin" % env["port"], timeout=300)
+    got = curl("-f", fpt.url(env["port"], "/big.bin"), timeout=300)
     down = time.monotonic() - t0
     assert len(got) == len(BIG) and fpt.sha256(got) == fpt.sha256(BIG)
     print("     %d MiB up %.2fs, down %.2fs, sha256 equal" % (SCALE, up, down))
@@ -230,22 +232,22 @@ def test_100_continue(env):
     with open(path, "wb") as f:
         f.write(BIG[:2 << 20])
     p = subprocess.run(["curl", "-sv", "-f", "-H", "Expect: 100-continue", "-T", path,
-                        "http://127.0.0.1:%d/dav/cont.bin" % env["port"]],
+                        fpt.url(env["port"], "/dav/cont.bin")],
                        capture_output=True, timeout=30)
     assert p.returncode == 0 and b"HTTP/1.1 100 Continue" in p.stderr, p.stderr[-500:]
 
 
 def test_routing(env):
     port = env["port"]
-    assert curl("-H", "Host: api.example.com", "http://127.0.0.1:%d/v1/users" % port) == \
+    assert curl("-H", "Host: api.example.com", fpt.url(port, "/v1/users")) == \
         b"api /v1/users\n"
-    assert curl("-H", "Host: API.Example.com:8080", "http://127.0.0.1:%d/v1/x" % port) == \
+    assert curl("-H", "Host: API.Example.com:8080", fpt.url(port, "/v1/x")) == \
         b"api /v1/x\n"
-    assert curl("-H", "Host: api.example.com", "http://127.0.0.1:%d/small.txt" % port) == \
+    assert curl("-H", "Host: api.example.com", fpt.url(port, "/small.txt")) == \
         b"small\n"
-    assert curl("-H", "Host: shop.example.org", "http://127.0.0.1:%d/any" % port) == \
+    assert curl("-H", "Host: shop.example.org", fpt.url(port, "/any")) == \
         b"org /any\n"
-    assert curl("-H", "Host: example.org", "http://127.0.0.1:%d/small.txt" % port) == b"small\n"
+    assert curl("-H", "Host: example.org", fpt.url(port, "/small.txt")) == b"small\n"
     s, r = conn(port)
     s.sendall(b"GET http://api.example.com/v1/abs HTTP/1.1\r\nHost: api.example.com\r\n\r\n")
     assert r.response()[2] == b"api /v1/abs\n"
@@ -262,7 +264,8 @@ def test_forwarded_for_and_hop_by_hop(env):
     s.close()
     time.sleep(0.1)
     line = origin_lines(env, "/small.txt")[-1]
-    assert "xff=127.0.0.1 " in line and "conn=- " in line and "te=-" in line, line
+    xff = "xff=%s " % fpt.client_host(env["port"])
+    assert xff in line and "conn=- " in line and "te=-" in line, line
 
 
 def test_smuggling_rejected(env):
@@ -338,7 +341,7 @@ def test_error_statuses(env):
 
 
 def test_access_log(env):
-    assert curl("http://127.0.0.1:%d/small.txt?logme" % env["port"]) == b"small\n"
+    assert curl(fpt.url(env["port"], "/small.txt?logme")) == b"small\n"
     raw_status(env["port"], b"GET /?badlog HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
     time.sleep(0.4)
     log = env["fp"].read_log()
@@ -346,7 +349,8 @@ def test_access_log(env):
     assert len(ok) == 1, log[-2000:]
     f = ok[0].split()
     # client [date] frontend backend/server status bytes_in bytes_out Tq/Tc/Tr/Tt "request"
-    assert f[0].startswith("127.0.0.1:") and f[2] == "web" and f[3] == "app/n1", ok[0]
+    assert f[0].startswith(fpt.client_host(env["port"]) + ":"), ok[0]
+    assert f[2] == "web" and f[3] == "app/n1", ok[0]
     assert f[4] == "200" and f[5] == "0" and int(f[6]) > 6, ok[0]
     assert all(int(x) >= 0 for x in f[7].split("/")), ok[0]
     assert any(" web app/- 400 " in l for l in log.splitlines()), log[-2000:]
@@ -355,8 +359,8 @@ def test_access_log(env):
 def test_wrk_keepalive(env):
     if not shutil.which("wrk"):
         return fpt.SKIP
-    p = subprocess.run(["wrk", "-t2", "-c50", "-d2s", "http://127.0.0.1:%d/small.txt" %
-                        env["port"]], capture_output=True, text=True, timeout=30)
+    p = subprocess.run(["wrk", "-t2", "-c50", "-d2s", fpt.url(env["port"], "/small.txt")],
+                       capture_output=True, text=True, timeout=30)
     assert p.returncode == 0, p.stderr
     out = p.stdout
     print("     " + [l for l in out.splitlines() if "Requests/sec" in l][0].strip())
@@ -368,7 +372,7 @@ def test_wrk_keepalive(env):
 def hanging_origin():
     """Accepts connections and never answers (for 504)."""
     srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
+    srv.bind((fpt.ORIGIN_BIND, 0))
     srv.listen(64)
     held = []
 
@@ -390,9 +394,9 @@ def main():
     files = {"big.bin": BIG, "small.txt": b"small\n", "reuse.txt": b"reuse\n",
              "a.txt": b"A" * 3000, "b.txt": b"B" * 5, "c.txt": b"C" * 70000, "text.txt": TEXT}
     extra_http = ("gzip on; gzip_types text/plain; gzip_min_length 100; gzip_http_version 1.0;\n"
-                  "  server { listen 127.0.0.1:%d; location / { return 200 \"api $request_uri\\n\"; } }\n"
-                  "  server { listen 127.0.0.1:%d; location / { return 200 \"org $request_uri\\n\"; } }\n"
-                  % (api_port, org_port))
+                  "  server { listen %s:%d; location / { return 200 \"api $request_uri\\n\"; } }\n"
+                  "  server { listen %s:%d; location / { return 200 \"org $request_uri\\n\"; } }\n"
+                  % (fpt.ORIGIN_BIND, api_port, fpt.ORIGIN_BIND, org_port))
     extra_server = ("location /dav/ { dav_methods PUT; create_full_put_path on; }\n"
                     "    location = /nocontent { return 204; }\n")
     nginx = fpt.Nginx(tmp, files, extra_http=extra_http, extra_server=extra_server)
