@@ -422,7 +422,7 @@ COUNTER_NAMES = {
     "steered_in": ("dpdk_steered_in", "steered_in"),
     "steered_out": ("dpdk_steered_out", "steered_out"),
     "rx_on_owner": ("dpdk_rx_on_owner", "rx_on_owner"),
-    "ring_full": ("dpdk_ring_full", "dpdk_steer_ring_full", "ring_full"),
+    "ring_full": ("dpdk_ring_full_drops", "dpdk_ring_full", "ring_full"),
     "accepted": ("accepted",),
     "ip_rx": ("stack_ip_rx", "ip_rx"),
     "ip_bad_cksum": ("stack_ip_bad_cksum", "ip_bad_cksum", "dpdk_bad_cksum"),
@@ -503,14 +503,18 @@ backends:
 
 
 class Runner:
-    """Runs named test functions, prints one line each and the plain summary line."""
+    """Runs named test functions, prints one line each and the plain summary line.
+
+    known_bug (see dpdk_bug): a failure is reported as XFAIL with the reason and does not fail
+    the program; a pass is reported as XPASS, asking for the marker to be removed."""
 
     def __init__(self):
         self.passed = 0
         self.failed = 0
         self.skipped = 0
+        self.xfailed = 0
 
-    def run(self, name, fn, *args):
+    def run(self, name, fn, *args, known_bug=None):
         t0 = time.monotonic()
         # A test stuck for 90 s prints where it is stuck (then goes on to its own timeouts).
         faulthandler.dump_traceback_later(90, exit=False)
@@ -523,20 +527,34 @@ class Runner:
                 return
             self.passed += 1
             print("ok   %s (%.2fs)" % (name, time.monotonic() - t0), flush=True)
+            if known_bug:
+                print("XPASS %s: passes now; remove its known_bug marker (%s)" %
+                      (name, known_bug), flush=True)
         except Exception:
-            self.failed += 1
-            print("FAIL %s" % name, flush=True)
+            if known_bug:
+                self.xfailed += 1
+                print("XFAIL %s: known bug: %s" % (name, known_bug), flush=True)
+            else:
+                self.failed += 1
+                print("FAIL %s" % name, flush=True)
             traceback.print_exc()
         finally:
             faulthandler.cancel_dump_traceback_later()
 
     def finish(self):
-        print("%d passed, %d failed, %d skipped" % (self.passed, self.failed, self.skipped))
+        print("%d passed, %d failed, %d skipped, %d known bugs" %
+              (self.passed, self.failed, self.skipped, self.xfailed))
         if self.failed:
             sys.exit(1)
         if self.passed == 0 and self.skipped:
             sys.exit(SKIP)
         sys.exit(0)
+
+
+def dpdk_bug(reason):
+    """A known_bug marker for Runner.run that applies under FP_IO=dpdk only: the same test
+    still has to pass on io: kernel."""
+    return reason if DPDK else None
 
 
 def tmpdir():

