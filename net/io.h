@@ -160,6 +160,12 @@ struct fp_io {
     const char             *steering; /* how flows reach this worker: "rss software", ... */
     fp_notify_fn            on_notify;
     void                   *notify_data;
+    /* Set by the owner before run; NULL = none. Every backend's loop calls it on the worker
+     * thread once per iteration, after it handled all the events it had ready (timers
+     * included) and before it waits for more: the proxy issues the sends those events
+     * produced here, as a burst (DPDK's l3fwd drains its TX queues the same way). */
+    fp_notify_fn on_flush;
+    void        *flush_data;
     uint64_t                conn_pool_empty; /* connections refused: pool exhausted */
     uint64_t                accept_errors;   /* accept() failures other than EAGAIN */
 };

@@ -32,6 +32,7 @@ struct kio {
     struct ev_loop *loop;
     struct fp_pool  conns;
     ev_async        wake;
+    ev_prepare      flush;
 };
 
 struct kconn {
@@ -472,11 +473,24 @@ kio_on_wake(struct ev_loop *loop, ev_async *w, int revents)
     }
 }
 
+/* libev runs prepare watchers once per iteration, after every pending callback and right
+ * before it reifies interest changes and polls: the end of the burst. */
+static void
+kio_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    struct kio *k = w->data;
+
+    if (k->io.on_flush != NULL) {
+        k->io.on_flush(&k->io, k->io.flush_data);
+    }
+}
+
 static void
 kio_destroy(struct fp_io *io)
 {
     struct kio *k = kio_of(io);
 
+    ev_prepare_stop(k->loop, &k->flush);
     ev_async_stop(k->loop, &k->wake);
     ev_loop_destroy(k->loop);
     fp_pool_destroy(&k->conns);
@@ -538,6 +552,9 @@ fp_io_kernel_create(const struct fp_io_conf *conf, char *err, size_t errlen)
     ev_async_init(&k->wake, kio_on_wake);
     k->wake.data = k;
     ev_async_start(k->loop, &k->wake);
+    ev_prepare_init(&k->flush, kio_on_prepare);
+    k->flush.data = k;
+    ev_prepare_start(k->loop, &k->flush);
     return &k->io;
 
 err_loop:

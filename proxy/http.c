@@ -765,8 +765,9 @@ hs_on_req_head(struct hsess *s)
     fp_worker_demand(w, s->be_idx);
     rc = hs_acquire_server(s);
     if (rc == 0 && s->state == H_XFER && s->srv != NULL) {
-        /* A reused connection is writable: send now rather than after a poll. */
-        rc = hs_srv_write(s);
+        /* A reused connection is writable: send at the end of this loop iteration, with the
+         * other requests it read, rather than after a poll. */
+        fp_worker_defer(w, &s->task);
     }
     return rc;
 }
@@ -1380,6 +1381,35 @@ hs_cli_read(struct hsess *s)
 
 /* ---- events ---- */
 
+/*
+ * The end of the loop iteration (fp_worker_defer): sends what this iteration's reads produced
+ * on both sides, then sets the interest. Events only read and queue, so the origin and the
+ * client get every request and response of a burst at once, not one wake-up per event.
+ */
+static void
+hs_flush(struct fp_task *t)
+{
+    struct hsess *s = (struct hsess *)t;
+
+    if (s->state == H_XFER && s->srv != NULL && hs_srv_write(s) < 0) {
+        return;
+    }
+    if (s->state == H_XFER && (s->rsp_fwd > 0 || !fp_buf_empty(&s->hrsp) || s->rsp_done) &&
+        hs_cli_write(s) < 0) {
+        return;
+    }
+    hs_update(s);
+}
+
+/* After an event: a session with sends deferred sets its interest once they are done. */
+static void
+hs_event_done(struct hsess *s)
+{
+    if (!s->task.fl_queued) {
+        hs_update(s);
+    }
+}
+
 static void
 hs_on_cli(struct fp_conn *c, unsigned events)
 {
@@ -1391,10 +1421,10 @@ hs_on_cli(struct fp_conn *c, unsigned events)
     if ((events & FP_EV_WRITE) && hs_cli_write(s) < 0) {
         return;
     }
-    if (s->state == H_XFER && s->srv != NULL && s->req_fwd > 0 && hs_srv_write(s) < 0) {
-        return;
+    if (s->state == H_XFER && s->srv != NULL && s->req_fwd > 0) {
+        fp_worker_defer(s->w, &s->task);
     }
-    hs_update(s);
+    hs_event_done(s);
 }
 
 static void
@@ -1426,11 +1456,10 @@ hs_on_srv(struct fp_conn *c, unsigned events)
             return;
         }
     }
-    if (s->state == H_XFER && (s->rsp_fwd > 0 || !fp_buf_empty(&s->hrsp) || s->rsp_done) &&
-        hs_cli_write(s) < 0) {
-        return;
+    if (s->state == H_XFER && (s->rsp_fwd > 0 || !fp_buf_empty(&s->hrsp) || s->rsp_done)) {
+        fp_worker_defer(s->w, &s->task);
     }
-    hs_update(s);
+    hs_event_done(s);
 }
 
 static void
@@ -1519,6 +1548,7 @@ fp_http_session_start(struct fp_worker *w, const struct fp_frontend_conf *fe, st
     c->handler = hs_on_cli;
     c->data = s;
     s->task.abort = hs_abort_task;
+    s->task.flush = hs_flush;
     fp_worker_task_add(w, &s->task);
     fp_h1_limits_default(&s->lim);
     if (fe->limits.request_line != 0) {

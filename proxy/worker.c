@@ -85,6 +85,8 @@ fp_worker_mem_bound(const struct fp_conf *conf, unsigned nb_workers, uint32_t ma
     return bytes;
 }
 
+static void worker_on_flush(struct fp_io *io, void *data);
+
 int
 fp_worker_init(struct fp_worker *w, unsigned id, unsigned nb_workers, const struct fp_conf *conf,
                struct fp_io *io, uint32_t max_sessions)
@@ -96,6 +98,8 @@ fp_worker_init(struct fp_worker *w, unsigned id, unsigned nb_workers, const stru
     w->id = id;
     w->conf = conf;
     w->io = io;
+    io->on_flush = worker_on_flush;
+    io->flush_data = w;
     w->max_sessions = max_sessions;
     if (fp_pool_init(&w->sessions, fp_session_size(), max_sessions) != 0) {
         goto err;
@@ -531,9 +535,60 @@ fp_worker_task_add(struct fp_worker *w, struct fp_task *t)
     FP_STAT_INC(w, sessions_active);
 }
 
+static void
+flush_unlink(struct fp_worker *w, struct fp_task *t)
+{
+    if (t->fl_prev != NULL) {
+        t->fl_prev->fl_next = t->fl_next;
+    } else {
+        w->fl_head = t->fl_next;
+    }
+    if (t->fl_next != NULL) {
+        t->fl_next->fl_prev = t->fl_prev;
+    } else {
+        w->fl_tail = t->fl_prev;
+    }
+    t->fl_next = NULL;
+    t->fl_prev = NULL;
+    t->fl_queued = false;
+}
+
+void
+fp_worker_defer(struct fp_worker *w, struct fp_task *t)
+{
+    if (t->fl_queued) {
+        return;
+    }
+    t->fl_queued = true;
+    t->fl_next = NULL;
+    t->fl_prev = w->fl_tail;
+    if (w->fl_tail != NULL) {
+        w->fl_tail->fl_next = t;
+    } else {
+        w->fl_head = t;
+    }
+    w->fl_tail = t;
+}
+
+/* The backend's end of a loop iteration: runs the deferred sends in the order they came. */
+static void
+worker_on_flush(struct fp_io *io, void *data)
+{
+    struct fp_worker *w = data;
+    struct fp_task   *t;
+
+    while ((t = w->fl_head) != NULL) {
+        flush_unlink(w, t);
+        t->flush(t);
+    }
+}
+
 void
 fp_worker_task_del(struct fp_worker *w, struct fp_task *t)
 {
+    if (t->fl_queued) {
+        flush_unlink(w, t);
+    }
     if (t->prev != NULL) {
         t->prev->next = t->next;
     } else {

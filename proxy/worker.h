@@ -134,6 +134,11 @@ struct fp_task {
     struct fp_task *next;
     struct fp_task *prev;
     void (*abort)(struct fp_task *t);
+    /* Sends what the session's events of this loop iteration produced (fp_worker_defer). */
+    void (*flush)(struct fp_task *t);
+    struct fp_task *fl_next; /* in w's flush list while fl_queued */
+    struct fp_task *fl_prev;
+    bool            fl_queued;
 };
 
 /* Who owns an idle server connection: set as its fp_conn.data while it waits for reuse. */
@@ -154,6 +159,8 @@ struct fp_worker {
     struct fp_listener  **listeners;
     uint32_t              nb_listeners;
     struct fp_task       *active;  /* open sessions, for a forced stop */
+    struct fp_task       *fl_head; /* sessions with sends deferred to the end of the loop */
+    struct fp_task       *fl_tail; /* iteration (fp_worker_defer), in the order they came */
     struct fp_conn      **idle;    /* per server: a stack of idle_cap idle connections */
     uint32_t             *idle_n;  /* per server: how many are on its stack */
     uint32_t              idle_cap;   /* idle server connections kept, all servers together */
@@ -181,6 +188,15 @@ void fp_worker_task_add(struct fp_worker *w, struct fp_task *t);
 
 /* Unlinks t, counts a finished session, and stops the loop if w drains and t was the last. */
 void fp_worker_task_del(struct fp_worker *w, struct fp_task *t);
+
+/*
+ * Defers t's sends to the end of the loop iteration: t->flush runs once after every event
+ * the loop has ready now was handled, so a burst of events gives each peer a burst of sends
+ * (one wake-up of the origin for many requests) instead of one send, and one wake-up, per
+ * event. Queuing an already queued task does nothing. A flush may defer again (a pipelined
+ * request): it runs in the same end-of-iteration pass. fp_worker_task_del forgets t.
+ */
+void fp_worker_defer(struct fp_worker *w, struct fp_task *t);
 
 /* Gives b a buffer from w's pool if it has none. Returns 0, or -ENOBUFS (counted). */
 int fp_worker_buf_attach(struct fp_worker *w, struct fp_buf *b);
