@@ -675,6 +675,10 @@ fp_io_stack_poll(struct fp_io *io)
     work += fp_stack_poll(s->st, s->now_us, SIO_RX_BUDGET);
     work += sio_dispatch(s);
     work += fp_timer_wheel_advance(&s->wheel, s->now_us);
+    /* The proxy's sends of this pass (net/io.h, on_flush), then one transmit burst. */
+    if (s->io.on_flush != NULL) {
+        s->io.on_flush(&s->io, s->io.flush_data);
+    }
     fp_stack_tx_flush(s->st);
     return work;
 }
