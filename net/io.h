@@ -98,8 +98,35 @@ struct fp_listen_conf {
     uint32_t       backlog; /* accept queue bound (the stack backend; the kernel's is set) */
 };
 
+/*
+ * A counter that a backend keeps in its own instance, for the stats page. The stats code
+ * (main thread) exports each one as the family fastproxy_io_<name>_total (a counter) or
+ * fastproxy_io_<name> (a gauge), labelled worker="N", with help as its # HELP text, beside
+ * the common ones of struct fp_io (conn_pool_empty, accept_errors). It reads the uint64_t
+ * at byte offset off from the start of the instance (the struct fp_io the backend embeds
+ * first) with a relaxed atomic load; the worker writes it, and only the worker (a plain
+ * increment, or __atomic_store_n relaxed to keep the reader's loads whole). name is
+ * lower_snake ([a-z0-9_]), without the fastproxy_io_ prefix and the _total suffix; every
+ * worker of a process uses the same backend, hence the same table. Example, in a backend:
+ *
+ *     static const struct fp_io_counter dpdk_counters[] = {
+ *         {"rx_nombuf", "packets dropped: no mbuf", false,
+ *          offsetof(struct dpdk_io, rx_nombuf)},
+ *     };
+ *     ... .counters = dpdk_counters, .nb_counters = 1, ...
+ */
+struct fp_io_counter {
+    const char *name;
+    const char *help;
+    bool        gauge; /* a level (exported as is) rather than a count of events */
+    size_t      off;   /* of a uint64_t, from the start of the backend's instance */
+};
+
 struct fp_io_ops {
     const char *name;
+    /* The backend's own per-worker counters (see struct fp_io_counter); NULL and 0 if none. */
+    const struct fp_io_counter *counters;
+    unsigned                    nb_counters;
 
     /* Starts accepting on lc; on_accept gets each new connection (owned by the callee, who
      * must set handler and later close it). Returns 0 or -errno. */

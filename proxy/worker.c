@@ -31,6 +31,8 @@ free_arrays(struct fp_worker *w)
     }
     free(w->queues);
     free(w->be_stats);
+    free(w->srv_stats);
+    free(w->fe_stats);
     free(w->srv_active);
     free(w->srv_limit);
     free(w->idle_owner);
@@ -40,6 +42,8 @@ free_arrays(struct fp_worker *w)
     free(w->idle);
     w->queues = NULL;
     w->be_stats = NULL;
+    w->srv_stats = NULL;
+    w->fe_stats = NULL;
     w->srv_active = NULL;
     w->srv_limit = NULL;
     w->idle_owner = NULL;
@@ -131,9 +135,12 @@ fp_worker_init(struct fp_worker *w, unsigned id, unsigned nb_workers, const stru
     w->srv_limit = calloc(nb_servers + 1, sizeof(*w->srv_limit));
     w->queues = calloc(conf->nb_backends + 1, sizeof(*w->queues));
     w->be_stats = calloc(conf->nb_backends + 1, sizeof(*w->be_stats));
+    w->srv_stats = calloc(nb_servers + 1, sizeof(*w->srv_stats));
+    w->fe_stats = calloc(conf->nb_frontends + 1, sizeof(*w->fe_stats));
     if (w->rr_next == NULL || w->srv_base == NULL || w->idle_n == NULL || w->idle == NULL ||
         w->idle_owner == NULL || w->srv_active == NULL || w->srv_limit == NULL ||
-        w->queues == NULL || w->be_stats == NULL) {
+        w->queues == NULL || w->be_stats == NULL || w->srv_stats == NULL ||
+        w->fe_stats == NULL) {
         goto err_arrays;
     }
     /* Share-nothing limits: each worker owns its share of every server's maxconn and of
@@ -267,6 +274,7 @@ count_qdelay(struct fp_worker *w, uint32_t be, uint64_t ms)
         i++;
     }
     FP_BE_STAT_INC(w, be, qdelay[i]);
+    FP_BE_STAT_ADD(w, be, qdelay_sum_ms, ms);
 }
 
 /* Refuses a waiter the queue discipline took out. */
@@ -325,6 +333,8 @@ fp_worker_slot_take(struct fp_worker *w, uint32_t be_idx, uint32_t gi)
 {
     w->srv_active[gi]++;
     FP_BE_STAT_INC(w, be_idx, slots_busy);
+    FP_SRV_STAT_ADD(w, gi, slots_busy, 1);
+    FP_SRV_STAT_ADD(w, gi, selected, 1);
 }
 
 void
@@ -332,6 +342,7 @@ fp_worker_slot_release(struct fp_worker *w, uint32_t be_idx, uint32_t gi, bool d
 {
     w->srv_active[gi]--;
     FP_BE_STAT_ADD(w, be_idx, slots_busy, (uint64_t)-1);
+    FP_SRV_STAT_ADD(w, gi, slots_busy, (uint64_t)-1);
     if (dispatch) {
         fp_wq_done(&w->queues[be_idx], w->io->ops->now_ms(w->io),
                    (uint32_t)FP_BE_STAT_READ(w, be_idx, slots_busy));
@@ -420,6 +431,7 @@ worker_on_accept(struct fp_listener *l, struct fp_conn *c)
     struct fp_worker   *w = fl->w;
 
     FP_STAT_INC(w, accepted);
+    FP_FE_STAT_INC(w, (uint32_t)(fl->fe - w->conf->frontends), accepted);
     if (fp_pool_in_use(&w->sessions) + 1 >= w->max_sessions) {
         worker_pause(w, true);
     }

@@ -80,6 +80,18 @@ struct fp_backend_stats {
     uint64_t queue_lifo;           /* times the queue turned standing (LIFO) */
     uint64_t qdelay[FP_QDELAY_BUCKETS]; /* queueing delay histogram of those served: bucket i
                                            up to fp_qdelay_bound_ms[i], the last beyond */
+    uint64_t qdelay_sum_ms;        /* the histogram's sum: queueing delays of those served */
+};
+
+/* Counters of one server in one worker (indexed like idle_n: srv_base[be] + server). */
+struct fp_server_stats {
+    uint64_t slots_busy; /* gauge: requests or sessions holding a slot of this server */
+    uint64_t selected;   /* slots taken: requests (http) or sessions (tcp), retries included */
+};
+
+/* Counters of one frontend in one worker. */
+struct fp_frontend_stats {
+    uint64_t accepted; /* client connections accepted */
 };
 
 /* Upper bounds (ms) of the queueing-delay buckets but the last, which is open. */
@@ -117,6 +129,16 @@ struct fp_waiter {
                      __ATOMIC_RELAXED)
 #define FP_BE_STAT_INC(w, be, field) FP_BE_STAT_ADD(w, be, field, 1)
 #define FP_BE_STAT_READ(w, be, field) __atomic_load_n(&(w)->be_stats[be].field, __ATOMIC_RELAXED)
+
+/* Same, for a counter of server gi (srv_base[be] + index) or of frontend fe of worker w. */
+#define FP_SRV_STAT_ADD(w, gi, field, n)                                                    \
+    __atomic_store_n(&(w)->srv_stats[gi].field,                                             \
+                     __atomic_load_n(&(w)->srv_stats[gi].field, __ATOMIC_RELAXED) + (n),    \
+                     __ATOMIC_RELAXED)
+#define FP_FE_STAT_INC(w, fe, field)                                                        \
+    __atomic_store_n(&(w)->fe_stats[fe].field,                                              \
+                     __atomic_load_n(&(w)->fe_stats[fe].field, __ATOMIC_RELAXED) + 1,       \
+                     __ATOMIC_RELAXED)
 
 /* Adds one to the counter at byte offset off of w->stats (for tables of counters). */
 #define fp_worker_stat_inc(w, off)                                                          \
@@ -171,6 +193,8 @@ struct fp_worker {
     uint32_t             *srv_limit;  /* per server: this worker's share of maxconn, 0 = none */
     struct fp_wq         *queues;     /* per backend: requests waiting for a slot */
     struct fp_backend_stats *be_stats; /* per backend */
+    struct fp_server_stats  *srv_stats; /* per server, indexed like idle_n */
+    struct fp_frontend_stats *fe_stats; /* per frontend */
     bool                  paused;     /* listeners stopped: at maxconn */
     struct fp_timer       shed_timer; /* while paused: answers 503 past overload.shed_queue */
     bool                  draining;

@@ -12,8 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -22,6 +20,7 @@
 #include "src/log.h"
 #include "src/notify.h"
 #include "src/stats.h"
+#include "src/stats_http.h"
 #include "src/workers.h"
 
 enum {
@@ -42,17 +41,15 @@ enum {
 };
 
 struct fp_main {
-    struct ev_loop   *loop;
-    struct fp_conf    conf;
-    struct fp_workers ws;
-    ev_signal         sigs[SIG_COUNT];
-    ev_async          worker_exit;
-    ev_timer          grace;
-    ev_timer          alog;
-    ev_io             stats_io;
-    int               stats_fd;
-    int               stopping;
-    char              stats_body[1 << 18]; /* the stats page, written per request */
+    struct ev_loop       *loop;
+    struct fp_conf        conf;
+    struct fp_workers     ws;
+    ev_signal             sigs[SIG_COUNT];
+    ev_async              worker_exit;
+    ev_timer              grace;
+    ev_timer              alog;
+    struct fp_stats_http *stats; /* NULL without a stats section */
+    int                   stopping;
 };
 
 static void
@@ -113,9 +110,7 @@ main_on_stop(struct ev_loop *loop, ev_signal *w, int revents)
     fp_workers_send(&m->ws, FP_WMSG_DRAIN);
     ev_timer_set(&m->grace, m->conf.global.grace_ms / 1000.0, 0);
     ev_timer_start(loop, &m->grace);
-    if (m->stats_fd != -1) {
-        ev_io_stop(loop, &m->stats_io);
-    }
+    fp_stats_http_stop(m->stats);
 }
 
 static void
@@ -197,69 +192,6 @@ main_init_signals(struct fp_main *m)
         m->sigs[i].data = m;
         ev_signal_start(m->loop, &m->sigs[i]);
     }
-}
-
-/* One short request per connection; the main thread is not the data path, so a bounded
- * blocking exchange (1 s) keeps this simple. */
-static void
-main_on_stats(struct ev_loop *loop, ev_io *w, int revents)
-{
-    struct fp_main *m = w->data;
-    struct timeval  tv = {1, 0};
-    char            req[1024];
-    char            head[128];
-    size_t          blen;
-    int             hlen;
-    int             fd;
-
-    fd = accept4(m->stats_fd, NULL, NULL, SOCK_CLOEXEC);
-    if (fd == -1) {
-        return;
-    }
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    if (recv(fd, req, sizeof(req), 0) > 0) {
-        blen = fp_stats_format(&m->ws, m->stats_body, sizeof(m->stats_body));
-        hlen = snprintf(head, sizeof(head),
-                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
-                        "Content-Length: %zu\r\nConnection: close\r\n\r\n", blen);
-        if (send(fd, head, (size_t)hlen, MSG_NOSIGNAL) == hlen) {
-            send(fd, m->stats_body, blen, MSG_NOSIGNAL);
-        }
-    }
-    shutdown(fd, SHUT_WR);
-    close(fd);
-}
-
-static int
-main_open_stats(struct fp_main *m, char *err, size_t errlen)
-{
-    char text[FP_ADDR_STRLEN];
-    int  one = 1;
-
-    m->stats_fd = -1;
-    if (!m->conf.has_stats) {
-        return 0;
-    }
-    m->stats_fd = socket(m->conf.stats_addr.u.sa.sa_family,
-                         SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (m->stats_fd == -1) {
-        snprintf(err, errlen, "stats: socket: %s", strerror(errno));
-        return -1;
-    }
-    setsockopt(m->stats_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(m->stats_fd, &m->conf.stats_addr.u.sa, m->conf.stats_addr.len) == -1 ||
-        listen(m->stats_fd, 16) == -1) {
-        snprintf(err, errlen, "stats: cannot listen on %s: %s",
-                 fp_addr_format(&m->conf.stats_addr, text, sizeof(text)), strerror(errno));
-        close(m->stats_fd);
-        m->stats_fd = -1;
-        return -1;
-    }
-    ev_io_init(&m->stats_io, main_on_stats, m->stats_fd, EV_READ);
-    m->stats_io.data = m;
-    ev_io_start(m->loop, &m->stats_io);
-    return 0;
 }
 
 static void
@@ -348,9 +280,12 @@ main_run(struct fp_main *m)
         fp_log(FP_LOG_ERR, "%s", err);
         goto out;
     }
-    if (main_open_stats(m, err, sizeof(err)) != 0) {
-        fp_log(FP_LOG_ERR, "%s", err);
-        goto out;
+    if (m->conf.has_stats) {
+        m->stats = fp_stats_http_open(m->loop, &m->ws, &m->conf.stats_addr, err, sizeof(err));
+        if (m->stats == NULL) {
+            fp_log(FP_LOG_ERR, "%s", err);
+            goto out;
+        }
     }
     ev_async_init(&m->worker_exit, main_check_done);
     ev_init(&m->grace, main_on_grace);
@@ -380,10 +315,9 @@ main_run(struct fp_main *m)
     rc = EXIT_OK;
 
 out:
+    fp_stats_http_close(m->stats);
+    m->stats = NULL;
     fp_workers_destroy(&m->ws);
-    if (m->stats_fd != -1) {
-        close(m->stats_fd);
-    }
     return rc;
 }
 
@@ -398,7 +332,6 @@ main(int argc, char **argv)
     int            rc;
 
     memset(&m, 0, sizeof(m));
-    m.stats_fd = -1;
     while ((opt = getopt(argc, argv, "f:cVh")) != -1) {
         switch (opt) {
         case 'f':

@@ -352,11 +352,17 @@ class Fastproxy:
                          stderr=self.logf, env=e)
         if DPDK:
             self._address_tap(tap_timeout)
-        for port in wait or []:
-            if not wait_port(port, host=self.host):
+        # The stats listener (always a kernel socket on loopback) opens just after the
+        # proxy's ports: wait for it too.
+        waits = [(self.host, port) for port in wait or []]
+        m = re.search(r'stats:\s*\{?\s*bind:\s*"127\.0\.0\.1:(\d+)"', yaml_text)
+        if waits and m:
+            waits.append(("127.0.0.1", int(m.group(1))))
+        for host, port in waits:
+            if not wait_port(port, host=host):
                 rc = self.stop()
                 raise RuntimeError("fastproxy (exit %s) did not listen on %s:%d: %s" %
-                                   (rc, self.host, port, self.read_log()))
+                                   (rc, host, port, self.read_log()))
 
     def _address_tap(self, timeout):
         """Waits for the TAP fastproxy creates, then gives its kernel side an address."""
@@ -398,19 +404,192 @@ def recv_all(s):
     return b"".join(chunks)
 
 
-def stats(port):
-    """Returns the stats page as {name: value}, names with their labels."""
+def stats_get(port, path="/metrics", method="GET"):
+    """One request to the stats listener; returns (status, headers {lower: value}, body)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    s.sendall(("%s %s HTTP/1.1\r\nHost: stats\r\n\r\n" % (method, path)).encode())
     data = recv_all(s)
-    body = data.split(b"\r\n\r\n", 1)[1].decode()
-    out = {}
-    for line in body.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        k, v = line.rsplit(" ", 1)
-        out[k] = int(float(v))
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    hdrs = {}
+    for l in lines[1:]:
+        k, _, v = l.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    return int(lines[0].split(" ", 2)[1]), hdrs, body
+
+
+METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
+FLOAT = re.compile(r"[+-]?(Inf|NaN|([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?)\Z")
+
+
+def _labels(text, where):
+    """Parses 'a="x",b="y"' strictly (text format 0.0.4 escapes); returns [(name, value)]."""
+    out = []
+    i = 0
+    while i < len(text):
+        eq = text.index("=", i)
+        name = text[i:eq]
+        if not LABEL_NAME.match(name) or name.startswith("__"):
+            raise ValueError("%s: bad label name %r" % (where, name))
+        if text[eq + 1:eq + 2] != '"':
+            raise ValueError("%s: label value not quoted" % where)
+        j = eq + 2
+        val = []
+        while True:
+            if j >= len(text):
+                raise ValueError("%s: unterminated label value" % where)
+            ch = text[j]
+            if ch == "\\":
+                nxt = text[j + 1:j + 2]
+                if nxt not in ("\\", '"', "n"):
+                    raise ValueError("%s: bad escape \\%s" % (where, nxt))
+                val.append("\n" if nxt == "n" else nxt)
+                j += 2
+                continue
+            if ch == '"':
+                break
+            if ch == "\n":
+                raise ValueError("%s: raw newline in a label value" % where)
+            val.append(ch)
+            j += 1
+        out.append((name, "".join(val)))
+        i = j + 1
+        if i < len(text):
+            if text[i] != ",":
+                raise ValueError("%s: expected ',' between labels" % where)
+            i += 1
+    names = [n for n, _ in out]
+    if len(set(names)) != len(names):
+        raise ValueError("%s: a label repeated" % where)
     return out
+
+
+def parse_prometheus(text):
+    """A strict parser of the Prometheus text exposition format 0.0.4, stricter than the
+    format where fastproxy promises more: every family has # HELP and # TYPE before its
+    samples, its samples are contiguous, counters are named *_total and are >= 0, no series
+    repeats, and a histogram's buckets are cumulative, end with le="+Inf" equal to _count,
+    and come with _sum. Raises ValueError naming the line; returns
+    {family: {"type", "help", "samples": [(name, {label: value}, float)]}}."""
+    if not text.endswith("\n"):
+        raise ValueError("the page does not end with a newline")
+    fams = {}
+    cur = None
+    seen = set()
+    for no, line in enumerate(text[:-1].split("\n"), 1):
+        where = "line %d %r" % (no, line[:80])
+        if line.startswith("#"):
+            parts = line.split(" ", 3)
+            if len(parts) < 3 or parts[0] != "#" or parts[1] not in ("HELP", "TYPE"):
+                raise ValueError("%s: a comment other than HELP or TYPE" % where)
+            name = parts[2]
+            if not METRIC_NAME.match(name):
+                raise ValueError("%s: bad metric name" % where)
+            if cur is None or cur != name:
+                if name in fams:
+                    raise ValueError("%s: family %s appears twice" % (where, name))
+                fams[name] = {"type": None, "help": None, "samples": []}
+                cur = name
+            f = fams[name]
+            if f["samples"]:
+                raise ValueError("%s: HELP/TYPE after samples" % where)
+            key = parts[1].lower()
+            if f[key] is not None:
+                raise ValueError("%s: second %s" % (where, parts[1]))
+            arg = parts[3] if len(parts) == 4 else ""
+            if key == "type" and arg not in ("counter", "gauge", "histogram", "summary",
+                                             "untyped"):
+                raise ValueError("%s: unknown type" % where)
+            f[key] = arg
+            continue
+        if line == "":
+            raise ValueError("%s: empty line" % where)
+        m = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)( -?[0-9]+)?\Z", line, re.S)
+        if not m:
+            raise ValueError("%s: not a sample line" % where)
+        name, labels, value = m.group(1), _labels(m.group(3) or "", where), m.group(4)
+        if not FLOAT.match(value):
+            raise ValueError("%s: bad value" % where)
+        f = fams.get(cur)
+        if f is None or f["type"] is None or f["help"] is None:
+            raise ValueError("%s: sample without HELP and TYPE before it" % where)
+        allowed = {"histogram": (cur + "_bucket", cur + "_sum", cur + "_count"),
+                   "summary": (cur, cur + "_sum", cur + "_count")}.get(f["type"], (cur,))
+        if name not in allowed:
+            raise ValueError("%s: sample of another family than %s" % (where, cur))
+        series = (name, tuple(sorted(labels)))
+        if series in seen:
+            raise ValueError("%s: series repeated" % where)
+        seen.add(series)
+        v = float(value)
+        if f["type"] == "counter" and (not cur.endswith("_total") or v < 0):
+            raise ValueError("%s: counter not named *_total, or negative" % where)
+        f["samples"].append((name, dict(labels), v))
+    for name, f in fams.items():
+        if f["type"] is None or f["help"] is None or not f["samples"]:
+            raise ValueError("family %s lacks HELP, TYPE or samples" % name)
+        if f["type"] == "histogram":
+            _check_histogram(name, f["samples"])
+    return fams
+
+
+def _check_histogram(name, samples):
+    groups = {}
+    for sname, labels, v in samples:
+        key = tuple(sorted((k, x) for k, x in labels.items() if k != "le"))
+        g = groups.setdefault(key, {"buckets": [], "sum": None, "count": None})
+        if sname.endswith("_bucket"):
+            if "le" not in labels:
+                raise ValueError("%s: bucket without le" % name)
+            g["buckets"].append((float(labels["le"]), v))
+        elif sname.endswith("_sum"):
+            g["sum"] = v
+        else:
+            g["count"] = v
+    for key, g in groups.items():
+        b = g["buckets"]
+        if not b or b[-1][0] != float("inf") or g["sum"] is None or g["count"] is None:
+            raise ValueError("%s %s: needs +Inf, _sum and _count" % (name, key))
+        if [x for x, _ in b] != sorted(x for x, _ in b):
+            raise ValueError("%s %s: buckets out of order" % (name, key))
+        if any(b[i][1] > b[i + 1][1] for i in range(len(b) - 1)):
+            raise ValueError("%s %s: buckets not cumulative" % (name, key))
+        if b[-1][1] != g["count"]:
+            raise ValueError("%s %s: +Inf bucket != _count" % (name, key))
+
+
+def stats(port):
+    """Scrapes /metrics, checks it with parse_prometheus(), and returns {series: value}, each
+    series written as on the page: 'fastproxy_x_total{worker="0"}'."""
+    status, _, body = stats_get(port)
+    assert status == 200, status
+    out = {}
+    for f in parse_prometheus(body.decode()).values():
+        for name, labels, v in f["samples"]:
+            lab = ",".join('%s="%s"' % kv for kv in labels.items())
+            out[name + ("{%s}" % lab if lab else "")] = int(v) if v == int(v) else v
+    return out
+
+
+def stat_values(st, name, **labels):
+    """The values of the series of name in a stats() result whose labels include labels."""
+    out = []
+    for key, v in st.items():
+        n, _, lab = key.partition("{")
+        if n == name and all(('%s="%s"' % (k, x)) in lab for k, x in labels.items()):
+            out.append(v)
+    return out
+
+
+def stat_sum(st, name, **labels):
+    """Sums the series of name (over workers, backends...) whose labels include labels."""
+    return sum(stat_values(st, name, **labels))
+
+
+def stat_max(st, name, **labels):
+    """The largest of the series of name whose labels include labels (0 if none)."""
+    return max(stat_values(st, name, **labels) or [0])
 
 
 # Per-worker counters of the DPDK backend and of its stack, by the short names the tests use;
@@ -448,14 +627,16 @@ def worker_counters(port):
         m = re.match(r'^fastproxy_([a-z0-9_]+)\{(.*)\}$', key)
         if not m:
             continue
+        # The page names counters fastproxy_x_total and the I/O backend's own
+        # fastproxy_io_x_total (net/io.h): the short names here have neither.
+        name = re.sub(r"_total$", "", m.group(1))
+        name = name[3:] if name.startswith("io_") else name
         labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
         if "worker" not in labels:
             continue
         w = int(labels["worker"])
-        if len(labels) > 1 and ('fastproxy_%s{worker="%d"}' % (m.group(1), w)) in page:
-            continue  # a per-worker total exists: do not add its breakdown to it
         for short, names in COUNTER_NAMES.items():
-            if m.group(1) in names:
+            if name in names:
                 d = by_worker.setdefault(w, {})
                 d[short] = d.get(short, 0) + v
     return by_worker
