@@ -1027,7 +1027,7 @@ hs_build_rsp_head(struct hsess *s, const uint8_t *msg, int final)
 {
     const struct fp_h1_msg *m = &s->sp.msg;
     struct fp_buf          *b = &s->hrsp;
-    char                    line[32];
+    char                    line[48];
     int                     rc = 0;
 
     rc = fp_worker_buf_attach(s->w, b);
@@ -1041,6 +1041,12 @@ hs_build_rsp_head(struct hsess *s, const uint8_t *msg, int final)
     /* RFC 9112 §6.1: no Transfer-Encoding toward an HTTP/1.0 client (the body, if chunked,
      * is decoded: hs_feed_rsp_body()). */
     rc |= buf_put_fields(b, msg, m, s->qp.msg.version_minor == 0, -1);
+    if (final && s->dechunk && s->rsp_done) {
+        /* The whole chunked body came with the head: its decoded length is known. */
+        snprintf(line, sizeof(line), "Content-Length: %llu\r\n",
+                 (unsigned long long)s->sb.payload_bytes);
+        rc |= buf_put_str(b, line);
+    }
     if (final && !s->cli_ka) {
         rc |= buf_put_str(b, "Connection: close\r\n");
     } else if (final && s->qp.msg.version_minor == 0) {
@@ -1104,24 +1110,44 @@ hs_feed_rsp_body(struct hsess *s)
 
 /*
  * RFC 9112 §6.1: a response to an HTTP/1.0 request carries no Transfer-Encoding. The field is
- * left out of the head (hs_build_rsp_head()); a chunked body is decoded on its way and
- * delimited by closing the client connection, since its length is not known when the head
- * goes out. Other transfer codings cannot be removed: such a response (with a body) cannot
- * be delivered. Returns 0, or -1 for a response the client cannot be given (502).
+ * left out of the head (hs_build_rsp_head()) and a chunked body is decoded on its way. What
+ * of it came with the head (msg, still in rsp) is decoded now: if that is the whole body, its
+ * length is known before the head goes out and is sent as Content-Length; otherwise the body
+ * is delimited by closing the client connection. Other transfer codings cannot be removed:
+ * such a response (with a body) cannot be delivered. Returns 0 (go on), or what
+ * hs_bad_response() returned.
  */
 static int
-hs_http10_framing(struct hsess *s)
+hs_http10_framing(struct hsess *s, const uint8_t *msg)
 {
     const struct fp_h1_msg *m = &s->sp.msg;
+    size_t                  len = fp_buf_len(&s->rsp) - m->head_len;
+    size_t                  used;
+    size_t                  out;
+    enum fp_h1_status       st;
 
     if (m->body == FP_H1_BODY_NONE) {
         return 0;
     }
     if (m->flags & FP_H1_F_TE_OTHER) {
-        return -1;
+        FP_STAT_INC(s->w, http_rsp_bad_head);
+        return hs_bad_response(s, "server-coding", FP_H1_E_TE_HTTP10);
     }
-    if (m->body == FP_H1_BODY_CHUNKED) {
-        s->dechunk = 1;
+    if (m->body != FP_H1_BODY_CHUNKED) {
+        return 0;
+    }
+    s->dechunk = 1;
+    fp_h1_body_init(&s->sb, m, &s->lim);
+    st = hs_decode_rsp_body(s, (char *)msg + m->head_len, len, &used, &out);
+    if (st == FP_H1_ERROR) {
+        FP_STAT_INC(s->w, http_rsp_bad_body);
+        return hs_bad_response(s, "server-bad-body", s->sb.err);
+    }
+    /* The decoded bytes follow the head; hs_process_rsp() clears them to send. */
+    s->rsp_fwd = (uint32_t)out;
+    if (st == FP_H1_DONE) {
+        s->rsp_done = 1;
+    } else {
         s->cli_ka = 0;
     }
     return 0;
@@ -1133,6 +1159,7 @@ hs_process_rsp(struct hsess *s)
     const uint8_t    *msg;
     enum fp_h1_status st;
     int               final;
+    int               rc;
 
     while (!s->rsp_head_done) {
         msg = s->rsp.data + s->rsp.head;
@@ -1162,9 +1189,11 @@ hs_process_rsp(struct hsess *s)
              * delimited by something other than the close (§6.3). */
             s->cli_ka = s->cli_ka && s->sp.msg.body != FP_H1_BODY_CLOSE && s->req_done &&
                         !s->cli_eof && !s->w->draining;
-            if (s->qp.msg.version_minor == 0 && hs_http10_framing(s) != 0) {
-                FP_STAT_INC(s->w, http_rsp_bad_head);
-                return hs_bad_response(s, "server-coding", FP_H1_E_TE_HTTP10);
+            if (s->qp.msg.version_minor == 0) {
+                rc = hs_http10_framing(s, msg);
+                if (rc != 0) {
+                    return rc;
+                }
             }
         }
         /* RFC 9110 §15.2: a server MUST NOT send a 1xx response to an HTTP/1.0 client. */
@@ -1184,10 +1213,12 @@ hs_process_rsp(struct hsess *s)
             continue;
         }
         s->rsp_head_done = 1;
-        fp_h1_body_init(&s->sb, &s->sp.msg, &s->lim);
+        if (!s->dechunk) {
+            fp_h1_body_init(&s->sb, &s->sp.msg, &s->lim);
+            s->rsp_fwd = 0;
+        }
         s->sp.msg.hdrs = NULL;
         hdrs_put(s->w, &s->sh);
-        s->rsp_fwd = 0;
     }
     return hs_feed_rsp_body(s);
 }
