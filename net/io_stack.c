@@ -5,11 +5,14 @@
  * the proxy's events, then its timers, then transmit what the proxy sent.
  *
  * The stack reports edges (data arrived, send room came back); net/io.h promises levels. The
- * translation lives here, in one place: each connection keeps a readiness mask (set by the
- * stack's callbacks, cleared only when recv or send says -EAGAIN) and sits on the ready list
- * while (readiness & interest) is non-empty. Each loop pass calls the handler of every
- * connection on the list once; a connection that stays ready is called again on the next pass,
- * after the stack has run, so one connection cannot starve the others or the receive path.
+ * translation lives here, in one place. The level is read from the TCB itself, as the kernel
+ * reads a socket's: readable while its receive queue holds data or the peer's FIN, writable
+ * while its send buffer has room. An edge (a stack callback) or a change of interest puts the
+ * connection on the ready list; each loop pass computes (level & interest) for every listed
+ * connection, calls the handler once if it is non-empty and keeps the connection listed for
+ * the next pass, and drops it otherwise. So a connection is called while, and only while, it
+ * is ready (an idle keep-alive connection that read its whole response is not woken), and one
+ * busy connection cannot starve the others or the receive path.
  */
 #include "net/io_stack.h"
 
@@ -32,6 +35,8 @@
 #define SIO_RX_BUDGET 4
 /* Idle passes spent spinning (with a pause) before the adaptive loop starts to sleep. */
 #define SIO_IDLE_SPINS 200
+/* After the loop is told to stop: how long closed connections may still send their tail. */
+#define SIO_LINGER_US 3000000
 /* Longest adaptive sleep: the added latency bound of an idle worker. */
 #define SIO_SLEEP_MAX_US 100
 
@@ -44,9 +49,9 @@ struct sconn {
     struct sconn  *rnext;
     struct sconn  *rprev;
     unsigned       want;
-    unsigned       ready;      /* FP_EV_READ | FP_EV_WRITE | FP_EV_ERROR readiness */
     uint8_t        connecting; /* active open not yet completed */
     uint8_t        opened;     /* active open completed, not yet reported */
+    uint8_t        failed;     /* active open failed, not yet reported (FP_EV_ERROR) */
     uint8_t        listed;     /* on the ready list */
 };
 
@@ -98,7 +103,7 @@ stat_add(uint64_t *ctr, uint64_t v)
     __atomic_store_n(ctr, *ctr + v, __ATOMIC_RELAXED);
 }
 
-/* ---- The ready list: membership follows (ready & want), kept exact on every change. ---- */
+/* ---- Readiness and the ready list ---- */
 
 static void
 ready_unlink(struct sconn *sc)
@@ -113,43 +118,54 @@ ready_unlink(struct sconn *sc)
     sc->listed = 0;
 }
 
-/* The events due to sc: what it wants and has, plus a failed or completed active open, which
- * are reported whatever the interest (as the kernel backend watches a connecting socket). */
+/* Puts sc on the ready list (if not there): its level is computed at the next pass. */
+static void
+mark(struct sconn *sc)
+{
+    struct sconn *head = &sc->s->ready;
+
+    if (sc->listed) {
+        return;
+    }
+    sc->rprev = head->rprev;
+    sc->rnext = head;
+    head->rprev->rnext = sc;
+    head->rprev = sc;
+    sc->listed = 1;
+}
+
+/* The level of sc, as epoll would report it for a socket. */
+static unsigned
+level(const struct sconn *sc)
+{
+    const struct fp_tcb *tp = sc->tcb;
+    unsigned             ev = 0;
+
+    if (tp == NULL) {
+        return FP_EV_READ | FP_EV_WRITE; /* gone: reads give EOF or the error */
+    }
+    if (sc->connecting) {
+        return 0;
+    }
+    if (tp->rcvq_bytes > 0 || (tp->t_flags & FP_TF_RCVD_FIN) != 0) {
+        ev |= FP_EV_READ;
+    }
+    if ((tp->t_state == FP_TCP_ESTABLISHED || tp->t_state == FP_TCP_CLOSE_WAIT) &&
+        (tp->t_flags & FP_TF_SHUTWR) == 0 && fp_tcp_send_space(tp) > 0) {
+        ev |= FP_EV_WRITE;
+    }
+    return ev;
+}
+
+/* The events due to sc: its level within its interest, plus a failed or completed active open,
+ * reported whatever the interest (as the kernel backend watches a connecting socket). */
 static unsigned
 due_events(const struct sconn *sc)
 {
-    return sc->ready & (sc->want | FP_EV_ERROR | (sc->opened ? FP_EV_WRITE : 0u));
-}
-
-static void
-ready_update(struct sconn *sc)
-{
-    struct sconn *head = &sc->s->ready;
-    int           due = due_events(sc) != 0;
-
-    if (due && !sc->listed) {
-        sc->rprev = head->rprev;
-        sc->rnext = head;
-        head->rprev->rnext = sc;
-        head->rprev = sc;
-        sc->listed = 1;
-    } else if (!due) {
-        ready_unlink(sc);
+    if (sc->failed) {
+        return FP_EV_ERROR;
     }
-}
-
-static void
-set_ready(struct sconn *sc, unsigned ev)
-{
-    sc->ready |= ev;
-    ready_update(sc);
-}
-
-static void
-clear_ready(struct sconn *sc, unsigned ev)
-{
-    sc->ready &= ~ev;
-    ready_update(sc);
+    return (level(sc) & sc->want) | (sc->opened ? FP_EV_WRITE : 0u);
 }
 
 /* ---- Stack callbacks (delivered from fp_stack_poll, never inside packet processing) ---- */
@@ -161,19 +177,19 @@ on_connected(struct fp_tcb *c, void *user)
 
     sc->connecting = 0;
     sc->opened = 1;
-    set_ready(sc, FP_EV_WRITE);
+    mark(sc);
 }
 
 static void
 on_readable(struct fp_tcb *c, void *user)
 {
-    set_ready(user, FP_EV_READ);
+    mark(user);
 }
 
 static void
 on_writable(struct fp_tcb *c, void *user)
 {
-    set_ready(user, FP_EV_WRITE);
+    mark(user);
 }
 
 static void
@@ -182,15 +198,18 @@ on_closed(struct fp_tcb *c, void *user, int err)
     struct sconn *sc = user;
 
     sc->tcb = NULL;
-    sc->c.err = err != 0 ? err : -ECONNRESET;
     if (sc->connecting) {
         /* A failed active open is FP_EV_ERROR, as a refused connect(2) is. */
         sc->connecting = 0;
-        set_ready(sc, FP_EV_ERROR);
-        return;
+        sc->failed = 1;
+        sc->c.err = err != 0 ? err : -ECONNREFUSED;
+    } else {
+        /* err 0: the connection ended cleanly (both FINs, or TIME-WAIT over) while we still
+         * held it: reads give EOF. Otherwise, like EPOLLERR: both directions report, and
+         * recv and send return the error. */
+        sc->c.err = err;
     }
-    /* Like EPOLLERR: both directions report, and recv/send return the error. */
-    set_ready(sc, FP_EV_READ | FP_EV_WRITE);
+    mark(sc);
 }
 
 static void on_accept(struct fp_tcp_listener *tl, void *user);
@@ -249,8 +268,6 @@ accept_burst(struct slistener *sl, unsigned max)
         sc->tcb = tcb;
         peer_addr(&sc->c.peer, tcb->raddr, tcb->rport);
         fp_tcp_set_callbacks(tcb, &conn_cb, sc);
-        /* Data may already wait (it came with the handshake): report it, level-triggered. */
-        sc->ready = FP_EV_READ | FP_EV_WRITE;
         sl->l.on_accept(&sl->l, &sc->c);
     }
     return n;
@@ -414,7 +431,13 @@ sio_want(struct fp_conn *c, unsigned events)
     struct sconn *sc = (struct sconn *)c;
 
     sc->want = events & (FP_EV_READ | FP_EV_WRITE);
-    ready_update(sc);
+    if ((sc->want & FP_EV_WRITE) != 0 && sc->tcb != NULL && fp_tcp_send_space(sc->tcb) == 0) {
+        /* Room comes back as an edge only to those who asked: ask. */
+        sc->tcb->t_flags |= FP_TF_WANT_WRITE;
+    }
+    if (sc->want != 0) {
+        mark(sc);
+    }
 }
 
 static ssize_t
@@ -430,10 +453,6 @@ sio_recv(struct fp_conn *c, struct fp_buf *b)
         return c->err;
     }
     n = fp_tcp_recv(sc->tcb, b->data + b->tail, fp_buf_room(b));
-    if (n == -EAGAIN) {
-        clear_ready(sc, FP_EV_READ);
-        return n;
-    }
     if (n > 0) {
         b->tail += (uint32_t)n;
     }
@@ -447,14 +466,12 @@ send_bytes(struct sconn *sc, const uint8_t *data, size_t len)
     ssize_t n;
 
     if (sc->tcb == NULL) {
-        return sc->c.err;
+        return sc->c.err != 0 ? sc->c.err : -EPIPE;
     }
     n = fp_tcp_send(sc->tcb, data, len);
-    if (n == -EAGAIN || (n >= 0 && (size_t)n < len)) {
-        clear_ready(sc, FP_EV_WRITE);
-    }
     if (n == -ENOMEM) {
-        /* Packet pool empty: nothing will signal room, so stay ready and retry next pass. */
+        /* Packet pool empty: no edge will come, so look again at the next pass. */
+        mark(sc);
         return -EAGAIN;
     }
     return n;
@@ -506,7 +523,7 @@ sio_shutdown_write(struct fp_conn *c)
     struct sconn *sc = (struct sconn *)c;
 
     if (sc->tcb == NULL) {
-        return c->err;
+        return c->err != 0 ? c->err : -ENOTCONN;
     }
     return fp_tcp_shutdown(sc->tcb);
 }
@@ -598,17 +615,16 @@ sio_dispatch(struct sio *s)
         sc->rnext->rprev = sc->rprev;
         sc->listed = 0;
         ev = due_events(sc);
+        if (ev == 0 || sc->c.handler == NULL) {
+            continue;
+        }
         sc->opened = 0;
-        if (ev & FP_EV_ERROR) {
-            sc->ready &= ~(unsigned)FP_EV_ERROR;
-            ev = FP_EV_ERROR;
-        }
-        /* Relisted first: the handler may close sc (unlinking it) or change its interest. */
-        ready_update(sc);
-        if (ev != 0 && sc->c.handler != NULL) {
-            n++;
-            sc->c.handler(&sc->c, ev);
-        }
+        sc->failed = 0;
+        /* Listed again first: ready connections are looked at again next pass, and the
+         * handler may close sc (which unlinks it) or change its interest. */
+        mark(sc);
+        n++;
+        sc->c.handler(&sc->c, ev);
     }
     return n;
 }
@@ -683,6 +699,23 @@ fp_io_stack_poll(struct fp_io *io)
     return work;
 }
 
+/*
+ * The kernel keeps sending what a process wrote before close() after the process is gone;
+ * here the stack is the process. So a stopping loop goes on polling, bounded, until every
+ * closed connection's data and FIN are acknowledged.
+ */
+static void
+linger(struct sio *s)
+{
+    uint64_t end = clock_ns() / 1000 + SIO_LINGER_US;
+
+    while (fp_tcp_nb_unacked(s->st) > 0 && s->now_us < end) {
+        if (fp_io_stack_poll(&s->io) == 0) {
+            idle_wait(s);
+        }
+    }
+}
+
 static void
 sio_run(struct fp_io *io)
 {
@@ -705,6 +738,7 @@ sio_run(struct fp_io *io)
         stat_add(&s->stats.loops, 1);
         t0 = t1;
     }
+    linger(s);
 }
 
 static void

@@ -114,6 +114,32 @@ lookup(struct fp_stack *st, uint32_t raddr, uint16_t rport, uint16_t lport)
     return NULL;
 }
 
+struct fp_tcb *
+fp_tcp_find(struct fp_stack *st, uint32_t raddr, uint16_t rport, uint16_t lport)
+{
+    return lookup(st, raddr, rport, lport);
+}
+
+uint32_t
+fp_tcp_nb_unacked(struct fp_stack *st)
+{
+    struct fp_tcb *tp;
+    uint32_t       i;
+    uint32_t       n = 0;
+
+    for (i = 0; i <= st->tcb_hash_mask; i++) {
+        for (tp = st->tcb_hash[i]; tp != NULL; tp = tp->hnext) {
+            if (tp->t_state == FP_TCP_FIN_WAIT_1 || tp->t_state == FP_TCP_CLOSING ||
+                tp->t_state == FP_TCP_LAST_ACK ||
+                ((tp->t_state == FP_TCP_ESTABLISHED || tp->t_state == FP_TCP_CLOSE_WAIT) &&
+                 tp->sndq_bytes > 0)) {
+                n++;
+            }
+        }
+    }
+    return n;
+}
+
 static void
 hash_insert(struct fp_tcb *tp)
 {

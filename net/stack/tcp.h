@@ -81,6 +81,16 @@ void fp_tcp_close(struct fp_tcb *c);
 /* Releases the handle and resets the connection at once (RST). No more callbacks for c. */
 void fp_tcp_abort(struct fp_tcb *c);
 
+/* The connection of this instance with that remote end and local port (host order), any
+ * state, or NULL. For tests and tools. */
+struct fp_tcb *fp_tcp_find(struct fp_stack *st, uint32_t raddr, uint16_t rport, uint16_t lport);
+
+/*
+ * Returns how many connections still have data or a FIN the peer has not acknowledged: what
+ * a process must keep polling for before it exits, or the peers miss the tail.
+ */
+uint32_t fp_tcp_nb_unacked(struct fp_stack *st);
+
 /* State, for tests and tools. */
 enum fp_tcp_state fp_tcp_get_state(const struct fp_tcb *c);
 
