@@ -877,3 +877,4 @@ err_free:
     free(s);
     return NULL;
 }
+

@@ -1012,6 +1012,16 @@ tcp_timeout(void *arg)
     uint64_t       now = tp->st->now_us;
 
     if (tp->t_2msl_at != 0 && tp->t_2msl_at <= now) {
+        if (tp->rcvq_bytes > 0 && (tp->t_flags & FP_TF_CLOSED_APP) == 0) {
+            /*
+             * The application has not read all the data yet (it pushes back, e.g. on a slow
+             * client of a proxy): releasing now would drop it. A socket keeps its data until
+             * close() too; the wait starts again, and ends at the latest with the close.
+             */
+            tp->t_2msl_at = now + (uint64_t)tp->st->conf.time_wait_ms * 1000;
+            timer_update(tp);
+            return;
+        }
         tcb_release(tp, 0);
         return;
     }
@@ -1469,7 +1479,11 @@ process_ack(struct fp_tcb *tp, const struct seg *s)
         }
         break;
     case FP_TCP_LAST_ACK:
-        if (our_fin_acked(tp)) {
+        if (our_fin_acked(tp) && tp->rcvq_bytes > 0 && (tp->t_flags & FP_TF_CLOSED_APP) == 0) {
+            /* Unread data the application still holds a handle for: keep the TCB (quiet, as
+             * in TIME-WAIT) until it is read and closed, instead of dropping the data. */
+            enter_time_wait(tp);
+        } else if (our_fin_acked(tp)) {
             tcb_release(tp, 0);
             return false;
         }
@@ -1859,6 +1873,14 @@ process_rst(struct fp_tcb *tp, const struct seg *s)
     if (s->seq != tp->rcv_nxt) {
         /* In the window but not exact: a blind attacker's guess, answered with a challenge. */
         send_ack(tp, true);
+        return false;
+    }
+    if (tp->t_state == FP_TCP_TIME_WAIT && tp->rcvq_bytes > 0 &&
+        (tp->t_flags & FP_TF_CLOSED_APP) == 0) {
+        /* RFC 1337: a reset in TIME-WAIT is ignored. Here it matters beyond assassination:
+         * the TCB still holds data the application has not read, received and acknowledged
+         * in full, which the peer's reset must not take back. */
+        fp_stack_ctr_inc(st, FP_STK_TCP_RST_IGNORED);
         return false;
     }
     fp_stack_ctr_inc(st, FP_STK_TCP_RST_RX);
@@ -2550,6 +2572,11 @@ window_update(struct fp_tcb *c)
     uint32_t adv = fp_seq_gt(c->rcv_adv, c->rcv_nxt) ? c->rcv_adv - c->rcv_nxt : 0;
     uint32_t space = rcv_space(c);
 
+    /* After the peer's FIN no more data comes: a window update would only reach a peer that
+     * may have forgotten the connection, and draw a reset. */
+    if ((c->t_flags & FP_TF_RCVD_FIN) != 0) {
+        return;
+    }
     if (space - adv >= 2u * c->t_maxseg || space - adv >= c->rcv_buf / 2) {
         c->t_flags |= FP_TF_ACKNOW;
         tcp_output(c);

@@ -279,18 +279,14 @@ def run_mode(r, mode, tmp, nginx):
     try:
         r.run("%s: %d MiB down and up, checksummed" % (mode, MIB), test_100mib_down_and_up, env)
         r.run("%s: 1000 concurrent keep-alive connections (wrk)" % mode, test_1000_keepalive,
-              env, known_bug=http and fpt.dpdk_bug(
-                  "mode http on io: dpdk: some requests get 503 (no_server) with 1000 "
-                  "concurrent connections"))
+              env)
         r.run("%s: both workers serve, steering counters add up" % mode,
               test_workers_and_steering, env, known_bug=counters_bug)
         if http:
             r.run("malformed frames dropped and counted, still serving", test_bad_input, env,
                   known_bug=counters_bug)
         r.run("%s: SIGTERM drains an in-flight transfer, exit 0" % mode, test_sigterm_drains,
-              env, known_bug=http and fpt.dpdk_bug(
-                  "mode http on io: dpdk: the process exits with response bytes still in a "
-                  "stack's send buffer; the client misses the tail and never gets the FIN"))
+              env)
     finally:
         rc = fp.stop()
         if rc != 0:

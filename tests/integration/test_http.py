@@ -443,9 +443,7 @@ stats:
         fp = fpt.Fastproxy(tmp, cfg, wait=[ports["port"]])
         env = dict(ports, tmp=tmp, nginx=nginx, fp=fp)
         r.run("curl keep-alive through conf", test_curl_keepalive, env)
-        r.run("origin sees fewer connections than requests", test_origin_connection_reuse, env,
-              known_bug=fpt.dpdk_bug("io: dpdk reuses no server connection (60 requests, 60 "
-                                     "origin connections)"))
+        r.run("origin sees fewer connections than requests", test_origin_connection_reuse, env)
         r.run("pipelined requests answered in order", test_pipelining_in_order, env)
         r.run("chunked request bodies", test_chunked_request_body, env)
         r.run("chunked response body", test_chunked_response, env)

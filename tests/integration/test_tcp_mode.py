@@ -348,9 +348,7 @@ def main():
     try:
         fp = fpt.Fastproxy(tmp, cfg, wait=[port, echo_port])
         r.run("download 10 MiB through tcp mode, checksummed", test_download_10mib, env)
-        r.run("echo 10 MiB both ways with half-close", test_echo_10mib_and_half_close, env,
-              known_bug=fpt.dpdk_bug("io: dpdk loses the last ~230 KB of the echo and resets "
-                                     "the client"))
+        r.run("echo 10 MiB both ways with half-close", test_echo_10mib_and_half_close, env)
         r.run("half-close passed on both ways", test_half_close_small, env)
         r.run("200 concurrent connections all served", test_200_concurrent, env)
         r.run("both workers accept under load", test_both_workers_accept, env)
