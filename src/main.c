@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +112,19 @@ main_on_stop(struct ev_loop *loop, ev_signal *w, int revents)
     ev_timer_set(&m->grace, m->conf.global.grace_ms / 1000.0, 0);
     ev_timer_start(loop, &m->grace);
     fp_stats_http_stop(m->stats);
+}
+
+static bool
+main_any_access_log(const struct fp_conf *conf)
+{
+    uint32_t i;
+
+    for (i = 0; i < conf->nb_frontends; i++) {
+        if (conf->frontends[i].access_log) {
+            return true;
+        }
+    }
+    return false;
 }
 
 static void
@@ -292,10 +306,13 @@ main_run(struct fp_main *m)
     m->worker_exit.data = m;
     m->grace.data = m;
     ev_async_start(m->loop, &m->worker_exit);
-    /* Access log lines are written by this thread, 10 times a second, never by a worker. */
+    /* Access log lines are written by this thread, 10 times a second, never by a worker;
+     * without a logging frontend there is nothing to drain and nothing wakes this thread. */
     ev_timer_init(&m->alog, main_on_alog, 0.1, 0.1);
     m->alog.data = m;
-    ev_timer_start(m->loop, &m->alog);
+    if (main_any_access_log(&m->conf)) {
+        ev_timer_start(m->loop, &m->alog);
+    }
     m->ws.on_exit = on_worker_exit;
     m->ws.on_exit_data = m;
     if (fp_workers_start(&m->ws, err, sizeof(err)) != 0) {

@@ -6,6 +6,7 @@ response in parts and writes each next part only once the client has seen the la
 part held back by the kernel arrives about 200 ms late (Linux's cork ceiling), one sent at
 once within a millisecond or so on loopback."""
 
+import os
 import socket
 import threading
 import time
@@ -127,6 +128,26 @@ def test_length_body_tail_sent(env):
     assert statistics.median(took) < HELD_S, "the tail waited: %s" % took
 
 
+def vcs(pid, tid):
+    with open("/proc/%d/task/%d/status" % (pid, tid)) as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_idle_threads_sleep(env):
+    # Without a logging frontend nothing wakes the main thread (it drained an empty log ring
+    # 10 times a second), and an idle worker sleeps until its next timer.
+    pid = env["fp"].proc.pid
+    tids = [int(t) for t in os.listdir("/proc/%d/task" % pid)]
+    before = {t: vcs(pid, t) for t in tids}
+    time.sleep(1.0)
+    woke = {t: vcs(pid, t) - before[t] for t in tids}
+    assert woke[pid] <= 2, "main thread woke %d times in 1 s" % woke[pid]
+    assert max(woke.values()) <= 3, woke
+
+
 def main():
     tmp = fpt.tmpdir()
     chunks = [b"%x\r\n%s\r\n" % (len(c), c) for c in CHUNKS]
@@ -154,6 +175,8 @@ backends:
         r.run("chunks of a chunked stream are not held back", test_chunked_stream_not_held,
               env)
         r.run("a length-delimited body arrives whole, tail included", test_length_body_tail_sent,
+              env)
+        r.run("idle threads sleep: no periodic wake-up without a log", test_idle_threads_sleep,
               env)
     finally:
         rc = fp.stop() if fp is not None else -1
