@@ -47,6 +47,7 @@ struct fp_server_conf {
     char              *name;
     struct fp_addr     addr;
     uint32_t           weight;
+    uint32_t           weight_end; /* weights of servers 0..this one: fp_backend_conf_weights */
     uint32_t           maxconn; /* 0 = unlimited */
     struct fp_conf_loc loc;
 };
@@ -57,13 +58,32 @@ struct fp_backend_conf {
     uint32_t               queue_size; /* requests that may wait for a server slot */
     struct fp_server_conf *servers;
     uint32_t               nb_servers;
+    uint32_t               total_weight; /* sum of the weights: fp_backend_conf_weights */
     struct fp_conf_loc     loc;
 };
+
+/* Sets be's total_weight and each server's weight_end from the weights, so that a pick does
+ * not sum them. The config loader calls it once per backend; call it again after changing a
+ * weight. */
+static inline void
+fp_backend_conf_weights(struct fp_backend_conf *be)
+{
+    uint32_t total = 0;
+    uint32_t i;
+
+    for (i = 0; i < be->nb_servers; i++) {
+        total += be->servers[i].weight;
+        be->servers[i].weight_end = total;
+    }
+    be->total_weight = total;
+}
 
 /* An HTTP routing rule: every condition given must match; the first matching rule wins. */
 struct fp_route_conf {
     char              *host;        /* exact host (case-insensitive), "*.suffix", or NULL */
     char              *path_prefix; /* NULL: any path */
+    uint32_t           host_len;    /* strlen(host), set at load */
+    uint32_t           path_prefix_len;
     char              *backend_name;
     uint32_t           backend; /* index into fp_conf.backends, resolved at load */
     struct fp_conf_loc backend_loc;

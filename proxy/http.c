@@ -48,6 +48,8 @@ struct hsess {
     struct fp_buf                  hrsp; /* rewritten response heads, or an error page */
     struct fp_timer                timer;
     uint64_t                       last_ms;
+    uint64_t                       arm_ms;  /* when timeout_ms started */
+    uint64_t                       fire_ms; /* when the timer fires, 0 = not armed */
     uint32_t                       timeout_ms;
     enum hstate                    state;
     uint32_t                       be_idx;
@@ -266,14 +268,33 @@ hdrs_put(struct fp_worker *w, struct fp_h1_header **hdrs)
     }
 }
 
+/* Arms the timer to fire in ms (at least 1) and remembers when. */
 static void
-hs_arm(struct hsess *s, uint32_t timeout_ms)
+hs_timer_set(struct hsess *s, uint64_t now, uint64_t ms)
 {
     struct fp_io *io = s->w->io;
 
+    s->fire_ms = now + ms;
+    io->ops->timer_arm(io, &s->timer, (uint32_t)ms);
+}
+
+/*
+ * Starts a timeout of timeout_ms from now. The timer moves only when this deadline is earlier
+ * than the one it is armed for; otherwise it fires early and hs_on_timer() arms it again for
+ * what is left. A keep-alive request so costs no timer operation in the steady state (it
+ * used to re-arm three times per request: head, server, keep-alive).
+ */
+static void
+hs_arm(struct hsess *s, uint32_t timeout_ms)
+{
+    uint64_t now = s->w->io->ops->now_ms(s->w->io);
+
     s->timeout_ms = timeout_ms;
-    s->last_ms = io->ops->now_ms(io);
-    io->ops->timer_arm(io, &s->timer, timeout_ms);
+    s->last_ms = now;
+    s->arm_ms = now;
+    if (s->fire_ms == 0 || now + timeout_ms < s->fire_ms) {
+        hs_timer_set(s, now, timeout_ms);
+    }
 }
 
 /*
@@ -626,7 +647,7 @@ hs_route(const struct hsess *s, const uint8_t *msg)
         const struct fp_route_conf *r = &s->fe->routes[i];
 
         if (r->host != NULL) {
-            size_t rl = strlen(r->host);
+            size_t rl = r->host_len;
 
             if (r->host[0] == '*' && r->host[1] == '.') {
                 /* "*.example.com" matches "a.example.com", not "example.com" (nginx). */
@@ -639,7 +660,7 @@ hs_route(const struct hsess *s, const uint8_t *msg)
             }
         }
         if (r->path_prefix != NULL) {
-            size_t pl = strlen(r->path_prefix);
+            size_t pl = r->path_prefix_len;
 
             if (plen < pl || memcmp(path, r->path_prefix, pl) != 0) {
                 continue;
@@ -1498,13 +1519,20 @@ hs_on_timer(struct fp_timer *t)
 {
     struct hsess *s = t->data;
     struct fp_io *io = s->w->io;
-    uint64_t      idle = io->ops->now_ms(io) - s->last_ms;
+    uint64_t      now = io->ops->now_ms(io);
+    uint64_t      idle = now - s->last_ms;
     uint64_t      limit = s->state == H_XFER ? hs_xfer_timeout(s) : s->timeout_ms;
     uint64_t      rest;
 
+    s->fire_ms = 0;
+    if ((s->state == H_CONNECT || s->state == H_QUEUED) && now < s->arm_ms + s->timeout_ms) {
+        /* Armed for an earlier deadline (hs_arm): these timeouts run from their start. */
+        hs_timer_set(s, now, s->arm_ms + s->timeout_ms - now);
+        return;
+    }
     if (idle < limit && s->state != H_CONNECT && s->state != H_QUEUED) {
         rest = limit - idle < s->timeout_ms ? limit - idle : s->timeout_ms;
-        io->ops->timer_arm(io, &s->timer, (uint32_t)rest);
+        hs_timer_set(s, now, rest);
         return;
     }
     switch (s->state) {

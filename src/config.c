@@ -752,7 +752,13 @@ f_limits(struct cfg *c, yaml_node_t *n, void *obj)
 static int
 r_host(struct cfg *c, yaml_node_t *n, void *obj)
 {
-    return get_text(c, n, "host", &((struct fp_route_conf *)obj)->host);
+    struct fp_route_conf *r = obj;
+
+    if (get_text(c, n, "host", &r->host) != 0) {
+        return -1;
+    }
+    r->host_len = (uint32_t)strlen(r->host);
+    return 0;
 }
 
 static int
@@ -766,6 +772,7 @@ r_path_prefix(struct cfg *c, yaml_node_t *n, void *obj)
     if (r->path_prefix[0] != '/') {
         return cfg_error(c, n, "path_prefix must start with '/'");
     }
+    r->path_prefix_len = (uint32_t)strlen(r->path_prefix);
     return 0;
 }
 
@@ -904,6 +911,7 @@ b_servers(struct cfg *c, yaml_node_t *n, void *obj)
             }
         }
     }
+    fp_backend_conf_weights(b);
     return 0;
 }
 

@@ -122,6 +122,7 @@ test_backend_weighted_roundrobin(void)
     servers[2].weight = 1;
     be.servers = servers;
     be.nb_servers = 3;
+    fp_backend_conf_weights(&be);
     conf.backends = &be;
     conf.nb_backends = 1;
     w.conf = &conf;
@@ -140,6 +141,7 @@ test_backend_weighted_roundrobin(void)
     CU_ASSERT_EQUAL(fp_backend_pick_server(&w, 0, (1ULL << 0) | (1ULL << 2)), UINT32_MAX);
     servers[0].weight = 0;
     servers[2].weight = 0;
+    fp_backend_conf_weights(&be);
     CU_ASSERT_EQUAL(fp_backend_pick_server(&w, 0, 0), UINT32_MAX);
 }
 
