@@ -104,12 +104,27 @@ def test_install_layout_and_unit(tmp):
     assert p.returncode == 0 and not problems, p.stderr
 
 
+def test_debian_version_is_project_version():
+    """packaging/build-deb.sh builds the version of packaging/debian/changelog (native)."""
+    if not BUILD:
+        return fpt.SKIP
+    root = os.environ.get("FP_SOURCE_ROOT", "")
+    with open(os.path.join(root, "packaging", "debian", "changelog")) as f:
+        m = re.match(r"fastproxy \(([^)]+)\) ", f.readline())
+    p = subprocess.run(["meson", "introspect", "--projectinfo", BUILD], capture_output=True,
+                       text=True, timeout=60)
+    version = json.loads(p.stdout)["version"]
+    assert m and m[1] == version, (m and m[1], version)
+
+
 def main():
     r = fpt.Runner()
     tmp = fpt.tmpdir()
     try:
         r.run("meson install: binary, unit, config kept, man pages, docs; systemd-analyze verify",
               test_install_layout_and_unit, tmp)
+        r.run("packaging/debian/changelog has the project's version",
+              test_debian_version_is_project_version)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     r.finish()
