@@ -101,6 +101,7 @@ struct fp_frontend_conf {
     char                      *name;
     enum fp_mode               mode;
     struct fp_addr            *binds;
+    struct fp_conf_loc        *bind_locs; /* where each of binds is written */
     uint32_t                   nb_binds;
     bool                       forwarded_for; /* add X-Forwarded-For / X-Forwarded-Proto */
     bool                       access_log;    /* one log line per HTTP request */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <yaml.h>
 
@@ -574,32 +575,43 @@ f_name(struct cfg *c, yaml_node_t *n, void *obj)
     return get_name(c, n, &f->name);
 }
 
+/* Parses one bind address; the place it is written is kept for the whole-file checks. */
+static int
+bind_item(struct cfg *c, yaml_node_t *n, struct fp_frontend_conf *f)
+{
+    if (get_addr(c, n, &f->binds[f->nb_binds]) != 0) {
+        return -1;
+    }
+    f->bind_locs[f->nb_binds] = node_loc(n);
+    f->nb_binds++;
+    return 0;
+}
+
 static int
 f_bind(struct cfg *c, yaml_node_t *n, void *obj)
 {
     struct fp_frontend_conf *f = obj;
+    size_t                   nb = 1;
     size_t                   i;
 
-    if (n->type == YAML_SCALAR_NODE) {
-        f->binds = calloc(1, sizeof(*f->binds));
-        if (f->binds == NULL) {
-            return cfg_error(c, n, "out of memory");
-        }
-        f->nb_binds = 1;
-        return get_addr(c, n, &f->binds[0]);
-    }
-    if (need_seq(c, n, "bind", 1) != 0) {
-        return -1;
-    }
-    f->binds = calloc(seq_len(n), sizeof(*f->binds));
-    if (f->binds == NULL) {
-        return cfg_error(c, n, "out of memory");
-    }
-    for (i = 0; i < seq_len(n); i++) {
-        if (get_addr(c, seq_item(c, n, i), &f->binds[i]) != 0) {
+    if (n->type != YAML_SCALAR_NODE) {
+        if (need_seq(c, n, "bind", 1) != 0) {
             return -1;
         }
-        f->nb_binds++;
+        nb = seq_len(n);
+    }
+    f->binds = calloc(nb, sizeof(*f->binds));
+    f->bind_locs = calloc(nb, sizeof(*f->bind_locs));
+    if (f->binds == NULL || f->bind_locs == NULL) {
+        return cfg_error(c, n, "out of memory");
+    }
+    if (n->type == YAML_SCALAR_NODE) {
+        return bind_item(c, n, f);
+    }
+    for (i = 0; i < nb; i++) {
+        if (bind_item(c, seq_item(c, n, i), f) != 0) {
+            return -1;
+        }
     }
     return 0;
 }
@@ -887,7 +899,6 @@ b_servers(struct cfg *c, yaml_node_t *n, void *obj)
 {
     struct fp_backend_conf *b = obj;
     size_t                  i;
-    size_t                  j;
 
     if (need_seq(c, n, "servers", 1) != 0) {
         return -1;
@@ -904,11 +915,6 @@ b_servers(struct cfg *c, yaml_node_t *n, void *obj)
         b->nb_servers++;
         if (parse_map(c, seq_item(c, n, i), server_keys, &b->servers[i], "a server") != 0) {
             return -1;
-        }
-        for (j = 0; j < i; j++) {
-            if (strcmp(b->servers[j].name, b->servers[i].name) == 0) {
-                return cfg_error_at(c, &b->servers[i].loc, "duplicate server name in backend");
-            }
         }
     }
     fp_backend_conf_weights(b);
@@ -1434,6 +1440,57 @@ find_backend(struct cfg *c, const char *fe, const char *name, const struct fp_co
     return cfg_error_at(c, loc, msg);
 }
 
+/* Server names are checked once the whole backend is read: its name may come after them. */
+static int
+check_server_names(struct cfg *c, const struct fp_backend_conf *b)
+{
+    char     msg[256];
+    uint32_t i;
+    uint32_t j;
+
+    for (i = 0; i < b->nb_servers; i++) {
+        for (j = 0; j < i; j++) {
+            if (strcmp(b->servers[i].name, b->servers[j].name) == 0) {
+                snprintf(msg, sizeof(msg),
+                         "duplicate server name '%s' in backend '%s' (first at line %u)",
+                         b->servers[i].name, b->name, b->servers[j].loc.line);
+                return cfg_error_at(c, &b->servers[i].loc, msg);
+            }
+        }
+    }
+    return 0;
+}
+
+/*
+ * Fails on f's bind address k if frontend g (f itself included, before k) binds it too: two
+ * groups on one address would split its connections between the frontends.
+ */
+static int
+check_bind_unique(struct cfg *c, const struct fp_frontend_conf *f, uint32_t k,
+                  const struct fp_frontend_conf *g)
+{
+    char     text[FP_ADDR_STRLEN];
+    char     msg[256];
+    uint32_t n = g == f ? k : g->nb_binds;
+    uint32_t l;
+
+    for (l = 0; l < n; l++) {
+        if (!addr_equal(&f->binds[k], &g->binds[l])) {
+            continue;
+        }
+        fp_addr_format(&f->binds[k], text, sizeof(text));
+        if (g == f) {
+            snprintf(msg, sizeof(msg), "%s is listed twice in bind (first at line %u, column %u)",
+                     text, g->bind_locs[l].line, g->bind_locs[l].col);
+        } else {
+            snprintf(msg, sizeof(msg), "%s is bound by frontend '%s' too (line %u)", text,
+                     g->name, g->bind_locs[l].line);
+        }
+        return cfg_error_at(c, &f->bind_locs[k], msg);
+    }
+    return 0;
+}
+
 /* Checks what only the whole file can tell: unique names, known backends, unique binds. */
 static int
 conf_check(struct cfg *c)
@@ -1444,7 +1501,6 @@ conf_check(struct cfg *c)
     uint32_t                 i;
     uint32_t                 j;
     uint32_t                 k;
-    uint32_t                 l;
     int                      rc;
 
     for (i = 0; i < conf->nb_backends; i++) {
@@ -1455,6 +1511,9 @@ conf_check(struct cfg *c)
                 return cfg_error_at(c, &conf->backends[i].loc, msg);
             }
         }
+        if (check_server_names(c, &conf->backends[i]) != 0) {
+            return -1;
+        }
     }
     for (i = 0; i < conf->nb_frontends; i++) {
         f = &conf->frontends[i];
@@ -1464,13 +1523,11 @@ conf_check(struct cfg *c)
                          f->name, conf->frontends[j].loc.line);
                 return cfg_error_at(c, &f->loc, msg);
             }
+        }
+        for (j = 0; j <= i; j++) {
             for (k = 0; k < f->nb_binds; k++) {
-                for (l = 0; l < conf->frontends[j].nb_binds; l++) {
-                    if (addr_equal(&f->binds[k], &conf->frontends[j].binds[l])) {
-                        snprintf(msg, sizeof(msg), "frontend '%s' binds an address that "
-                                 "frontend '%s' binds too", f->name, conf->frontends[j].name);
-                        return cfg_error_at(c, &f->loc, msg);
-                    }
+                if (check_bind_unique(c, f, k, &conf->frontends[j]) != 0) {
+                    return -1;
                 }
             }
         }
@@ -1550,6 +1607,7 @@ int
 fp_conf_load(struct fp_conf *conf, const char *path, char *err, size_t errlen)
 {
     yaml_parser_t parser;
+    struct stat   st;
     FILE         *f;
     int           rc;
 
@@ -1557,6 +1615,12 @@ fp_conf_load(struct fp_conf *conf, const char *path, char *err, size_t errlen)
     f = fopen(path, "rb");
     if (f == NULL) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    /* fopen() accepts a directory on Linux; only reading it fails, with a vaguer message. */
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        snprintf(err, errlen, "%s: is a directory, not a configuration file", path);
         return -1;
     }
     if (!yaml_parser_initialize(&parser)) {
@@ -1589,6 +1653,7 @@ fp_conf_free(struct fp_conf *conf)
         free(conf->frontends[i].routes);
         free(conf->frontends[i].name);
         free(conf->frontends[i].binds);
+        free(conf->frontends[i].bind_locs);
         free(conf->frontends[i].default_backend_name);
     }
     free(conf->frontends);

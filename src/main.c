@@ -243,6 +243,13 @@ main_print_dpdk(const struct fp_conf *conf)
     }
 }
 
+/* The memory bound as printed by -c and at start alike: MiB, rounded up (a bound). */
+static size_t
+mib_ceil(size_t bytes)
+{
+    return (bytes + (1 << 20) - 1) >> 20;
+}
+
 static int
 main_print_check(const struct fp_conf *conf)
 {
@@ -262,7 +269,7 @@ main_print_check(const struct fp_conf *conf)
            "workers %u, maxconn %u (%u per worker), bufsize %u\n"
            "memory bound: %zu MiB (every pool full; resident memory never exceeds it)\n",
            conf->file, conf->nb_frontends, conf->nb_backends, n, plan.workers, plan.maxconn,
-           plan.per_worker, conf->global.bufsize, (plan.mem_bound + (1 << 20) - 1) >> 20);
+           plan.per_worker, conf->global.bufsize, mib_ceil(plan.mem_bound));
     main_print_dpdk(conf);
     return EXIT_OK;
 }
@@ -323,7 +330,7 @@ main_run(struct fp_main *m)
     fp_log(FP_LOG_INFO, "%u worker(s) listening, io %s, maxconn %u, steering %s, "
            "memory bound %zu MiB", m->ws.n, m->ws.t[0].io->ops->name, m->ws.maxconn,
            m->ws.t[0].io->steering != NULL ? m->ws.t[0].io->steering
-           : m->ws.steered ? "reuseport cpu" : "reuseport hash", m->ws.mem_bound >> 20);
+           : m->ws.steered ? "reuseport cpu" : "reuseport hash", mib_ceil(m->ws.mem_bound));
     fp_notify("READY=1");
     ev_run(m->loop, 0);
     fp_workers_drain_logs(&m->ws, stderr);

@@ -3,10 +3,14 @@
 """Startup refusals: a bind address another process listens on (a second fastproxy, or any
 socket, with or without SO_REUSEPORT, IPv4 and IPv6, exact or overlapping wildcard) makes
 fastproxy exit 2 with a clear message instead of sharing the port; a port left only with
-connections in TIME_WAIT is not refused."""
+connections in TIME_WAIT is not refused. The memory bound `-c` prints is the one the running
+process logs; a directory given as the configuration is named as such."""
 
+import os
+import re
 import socket
 import subprocess
+import time
 import time
 
 import fpt
@@ -108,6 +112,41 @@ def test_time_wait_not_refused(tmp, origin):
     print("TIME_WAIT on the port after the restart: %d" % (len(out.splitlines()) - 1))
 
 
+def test_memory_bound_agrees(tmp, origin):
+    for maxconn in (200, 3000, 8000):
+        port = fpt.free_port()
+        text = config(["127.0.0.1:%d" % port], origin.port).replace(
+            "maxconn: 200", "maxconn: %d" % maxconn)
+        path = os.path.join(tmp, "bound-%d.yaml" % maxconn)
+        with open(path, "w") as f:
+            f.write(text)
+        p = subprocess.run([fpt.fastproxy_path(), "-c", "-f", path], capture_output=True,
+                           text=True, timeout=10)
+        checked = re.search(r"memory bound: (\d+) MiB", p.stdout)
+        assert p.returncode == 0 and checked, p
+        fp = fpt.Fastproxy(tmp, text, wait=[port])
+        try:
+            # The line comes once every worker listens, a moment after the port answers.
+            for _ in range(250):
+                started = re.search(r"memory bound (\d+) MiB", fp.read_log())
+                if started:
+                    break
+                time.sleep(0.02)
+        finally:
+            fp.stop()
+        assert started, fp.read_log()
+        assert checked[1] == started[1], "maxconn %d: -c says %s MiB, the start %s MiB" % (
+            maxconn, checked[1], started[1])
+
+
+def test_directory_as_config(tmp):
+    for args in (["-c", "-f", tmp], ["-f", tmp]):
+        p = subprocess.run([fpt.fastproxy_path()] + args, capture_output=True, text=True,
+                           timeout=10)
+        assert p.returncode == 1, p
+        assert p.stderr.strip() == "%s: is a directory, not a configuration file" % tmp, p
+
+
 def main():
     r = fpt.Runner()
     tmp = fpt.tmpdir()
@@ -118,6 +157,8 @@ def main():
         r.run("any other listener (reuseport or not, v4/v6, wildcards) exits 2",
               test_foreign_listeners_refused, tmp, origin)
         r.run("restart over TIME_WAIT is not refused", test_time_wait_not_refused, tmp, origin)
+        r.run("memory bound: -c and the start agree", test_memory_bound_agrees, tmp, origin)
+        r.run("a directory as the configuration is named as such", test_directory_as_config, tmp)
     finally:
         origin.stop()
     r.finish()

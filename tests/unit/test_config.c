@@ -168,9 +168,31 @@ test_duplicate_names(void)
                  "backends:\n  - name: a\n    servers:\n"
                  "      - { name: s, address: \"1.2.3.4:1\" }\n"
                  "      - { name: s, address: \"1.2.3.4:2\" }\n",
-                 "t.yaml:7:17: duplicate server name in backend");
+                 "t.yaml:7:17: duplicate server name 's' in backend 'a' (first at line 6)");
+    /* The backend's name may come after its servers. */
+    expect_error("frontends:\n  - { name: w, bind: \"1.2.3.4:1\", default_backend: a }\n"
+                 "backends:\n  - servers:\n"
+                 "      - { name: s, address: \"1.2.3.4:1\" }\n"
+                 "      - { name: s, address: \"1.2.3.4:2\" }\n"
+                 "    name: a\n",
+                 "t.yaml:6:17: duplicate server name 's' in backend 'a' (first at line 5)");
     expect_error("global:\n  io: kernel\n  io: dpdk\n" GOOD_TAIL,
                  "t.yaml:3:3: duplicate key 'io' in global");
+}
+
+static void
+test_duplicate_binds(void)
+{
+    /* Reported where the second address is written, naming the first. */
+    expect_error("frontends:\n  - name: w\n    bind: \"1.2.3.4:1\"\n    default_backend: a\n"
+                 "  - name: v\n    default_backend: a\n"
+                 "    bind: [\"1.2.3.4:2\", \"1.2.3.4:1\"]\n"
+                 "backends:\n  - { name: a, servers: [{ name: s, address: \"1.2.3.4:1\" }] }\n",
+                 "t.yaml:7:25: 1.2.3.4:1 is bound by frontend 'w' too (line 3)");
+    expect_error("frontends:\n  - name: w\n    default_backend: a\n    bind:\n"
+                 "      - \"[::1]:80\"\n      - \"[::1]:80\"\n"
+                 "backends:\n  - { name: a, servers: [{ name: s, address: \"1.2.3.4:1\" }] }\n",
+                 "t.yaml:6:9: [::1]:80 is listed twice in bind (first at line 5, column 9)");
 }
 
 static void
@@ -470,6 +492,7 @@ main(void)
         {"bad size", test_bad_size},
         {"bad address", test_bad_address},
         {"duplicate names", test_duplicate_names},
+        {"duplicate binds (same or other frontend)", test_duplicate_binds},
         {"missing backend", test_missing_backend},
         {"missing key and syntax", test_missing_key_and_syntax},
         {"bad enum values", test_bad_enum_values},
