@@ -120,7 +120,21 @@ struct fp_io_counter {
     const char *help;
     bool        gauge; /* a level (exported as is) rather than a count of events */
     size_t      off;   /* of a uint64_t, from the start of the backend's instance */
+    size_t      base;  /* 0, or: the instance holds at this byte offset a pointer to the
+                        * block (a stack's or a link's counters) off is then counted from */
 };
+
+/* Reads counter c of instance io (relaxed load; any thread). */
+static inline uint64_t
+fp_io_counter_load(const struct fp_io *io, const struct fp_io_counter *c)
+{
+    const char *block = (const char *)io;
+
+    if (c->base != 0) {
+        block = *(const char *const *)(const void *)(block + c->base);
+    }
+    return __atomic_load_n((const uint64_t *)(const void *)(block + c->off), __ATOMIC_RELAXED);
+}
 
 struct fp_io_ops {
     const char *name;

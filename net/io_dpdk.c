@@ -267,8 +267,14 @@ dl_rx_burst(struct fp_link *l, struct fp_pktpool *pool, struct fp_pkt **pkts, ui
             continue;
         }
         nb = (uint16_t)rte_ring_sc_dequeue_burst(dp.ring[w][dl->id], (void **)mb, n - k, NULL);
-        ctr_add(dl, FP_DPDK_STEERED_IN, nb);
         for (i = 0; i < nb; i++) {
+            /* ARP copies travel the same rings but are counted as fan-out, not steering:
+             * steered_out of all workers equals steered_in plus ring drops. */
+            if (rte_pktmbuf_data_len(mb[i]) < 14 ||
+                rte_pktmbuf_mtod(mb[i], const uint8_t *)[12] != 0x08 ||
+                rte_pktmbuf_mtod(mb[i], const uint8_t *)[13] != 0x06) {
+                ctr_add(dl, FP_DPDK_STEERED_IN, 1);
+            }
             k += (uint16_t)take_frame(dl, pool, mb[i], &pkts[k]);
         }
     }
@@ -701,6 +707,10 @@ fp_io_dpdk_create(const struct fp_io_conf *conf, char *err, size_t errlen)
     sc.name = "dpdk";
     sc.steering = dp.sw_rss ? "rss software" : "rss hardware";
     sc.ports = dl->ports;
+    sc.link_ctr = dl->ctr;
+    sc.link_ctr_names = ctr_names;
+    sc.link_ctr_help = ctr_help;
+    sc.nb_link_ctr = FP_DPDK_CTR_NB;
     sc.idle = dl_idle;
     sc.wake = dl_wake;
     sc.link_release = dl_release;

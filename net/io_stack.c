@@ -16,7 +16,9 @@
  */
 #include "net/io_stack.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +79,27 @@ struct sio {
     int                     stopping;
     int                     notified; /* set by any thread, cleared by the loop */
     struct fp_io_stack_stats stats;
+    const uint64_t          *stk_ctr;  /* st->ctr, for the counter table's base */
+    const uint64_t          *link_ctr; /* the link's counters, or NULL */
+};
+
+/*
+ * The counter table of every instance of the process (struct fp_io_counter, net/io.h): the
+ * loop's, the stack's (named stack_<counter>) and the link's. Built once, by the main thread,
+ * before any worker runs; read-only afterwards.
+ */
+#define SIO_LOOP_CTRS 7
+#define SIO_LINK_CTRS_MAX 32
+#define SIO_NB_CTRS   (SIO_LOOP_CTRS + FP_STK_CTR_NB + SIO_LINK_CTRS_MAX)
+
+static struct fp_io_counter sio_ctr_table[SIO_NB_CTRS];
+static unsigned             sio_ctr_nb;
+static char                 sio_ctr_names[FP_STK_CTR_NB][48];
+
+static const char *const stk_ctr_ids[FP_STK_CTR_NB] = {
+#define FP_STK_CTR_ID(name, desc) #name,
+        FP_STK_COUNTERS(FP_STK_CTR_ID)
+#undef FP_STK_CTR_ID
 };
 
 _Static_assert(sizeof(struct fp_stk_timer) <= sizeof(((struct fp_timer *)0)->priv),
@@ -799,6 +822,55 @@ static const struct fp_io_ops sio_ops = {
     .destroy = sio_destroy,
 };
 
+static void
+ctr_add_entry(const char *name, const char *help, size_t off, size_t base)
+{
+    struct fp_io_counter *c = &sio_ctr_table[sio_ctr_nb++];
+
+    c->name = name;
+    c->help = help;
+    c->gauge = false;
+    c->off = off;
+    c->base = base;
+}
+
+static void
+build_counter_table(const struct fp_io_stack_conf *sc)
+{
+    unsigned i;
+    size_t   k;
+
+    if (sio_ctr_nb != 0) {
+        return;
+    }
+    ctr_add_entry("loops", "Polling loop passes.", offsetof(struct sio, stats.loops), 0);
+    ctr_add_entry("busy_ns", "Nanoseconds of loop passes that found work (busy cycles).",
+                  offsetof(struct sio, stats.busy_ns), 0);
+    ctr_add_entry("idle_ns", "Nanoseconds of loop passes that found nothing, sleeps included.",
+                  offsetof(struct sio, stats.idle_ns), 0);
+    ctr_add_entry("idle_sleeps", "Adaptive polling: short sleeps of an idle worker.",
+                  offsetof(struct sio, stats.sleeps), 0);
+    ctr_add_entry("idle_waits", "Adaptive polling: waits for the RX interrupt or a wake-up.",
+                  offsetof(struct sio, stats.waits), 0);
+    ctr_add_entry("rss_port_misses",
+                  "Active opens: RSS-chosen local ports refused (busy or TIME-WAIT for the peer).",
+                  offsetof(struct sio, stats.port_misses), 0);
+    ctr_add_entry("rss_no_port", "Active opens that found no local port for this worker's queue.",
+                  offsetof(struct sio, stats.no_port), 0);
+    for (i = 0; i < FP_STK_CTR_NB; i++) {
+        snprintf(sio_ctr_names[i], sizeof(sio_ctr_names[i]), "stack_%s", stk_ctr_ids[i]);
+        for (k = 0; sio_ctr_names[i][k] != '\0'; k++) {
+            sio_ctr_names[i][k] = (char)tolower((unsigned char)sio_ctr_names[i][k]);
+        }
+        ctr_add_entry(sio_ctr_names[i], fp_stack_counter_name(i), i * sizeof(uint64_t),
+                      offsetof(struct sio, stk_ctr));
+    }
+    for (i = 0; i < sc->nb_link_ctr && i < SIO_LINK_CTRS_MAX; i++) {
+        ctr_add_entry(sc->link_ctr_names[i], sc->link_ctr_help[i], i * sizeof(uint64_t),
+                      offsetof(struct sio, link_ctr));
+    }
+}
+
 size_t
 fp_io_stack_conn_size(void)
 {
@@ -842,8 +914,12 @@ fp_io_stack_create(const struct fp_io_conf *ioc, const struct fp_io_stack_conf *
     if (sc->name != NULL) {
         s->ops.name = sc->name;
     }
+    build_counter_table(sc);
+    s->ops.counters = sio_ctr_table;
+    s->ops.nb_counters = sio_ctr_nb;
     s->io.ops = &s->ops;
     s->io.steering = sc->steering;
+    s->link_ctr = sc->link_ctr;
     s->io.on_notify = ioc->on_notify;
     s->io.notify_data = ioc->notify_data;
     s->conf = *sc;
@@ -866,6 +942,7 @@ fp_io_stack_create(const struct fp_io_conf *ioc, const struct fp_io_stack_conf *
         snprintf(err, errlen, "cannot create the TCP/IP stack: %s", strerror(-rc));
         goto err_wheel;
     }
+    s->stk_ctr = s->st->ctr;
     fp_stack_attach_link(s->st, sc->link, now_us);
     return &s->io;
 

@@ -53,6 +53,13 @@ struct fp_io_stack_conf {
     fp_io_stack_idle_fn  idle; /* NULL: short sleeps when idle */
     fp_io_stack_wake_fn  wake; /* with idle */
     fp_io_stack_link_fn  link_release; /* called from destroy; may be NULL */
+    /* The link's own per-worker counters, exported beside the stack's: nb_link_ctr values
+     * at link_ctr (written by this worker only), named and explained by the two arrays.
+     * Every instance of a process must give the same names. */
+    const uint64_t      *link_ctr;
+    const char *const   *link_ctr_names;
+    const char *const   *link_ctr_help;
+    unsigned             nb_link_ctr;
     void                *link_ctx;
     uint32_t             backlog; /* accept queue per listener */
 };

@@ -456,9 +456,9 @@ put_io(struct out *o, const struct fp_workers *ws)
 {
     static const struct fp_io_counter common[] = {
             {"conn_pool_empty", "Connections refused by the I/O backend: its pool was empty.",
-             false, offsetof(struct fp_io, conn_pool_empty)},
+             false, offsetof(struct fp_io, conn_pool_empty), 0},
             {"accept_errors", "accept() failures other than would-block.", false,
-             offsetof(struct fp_io, accept_errors)},
+             offsetof(struct fp_io, accept_errors), 0},
     };
     const struct fp_io_ops *ops = ws->t[0].io->ops;
     struct label            l[1];
@@ -474,12 +474,12 @@ put_io(struct out *o, const struct fp_workers *ws)
 
         fam_open(o, fam_name(name, sizeof(name), "io_", c->name, type), type, c->help);
         for (i = 0; i < ws->n; i++) {
-            if (f >= NB(common) && ws->t[i].io->ops != ops) {
+            if (f >= NB(common) && ws->t[i].io->ops->counters != ops->counters) {
                 continue;
             }
             snprintf(wid, sizeof(wid), "%u", i);
             l[0] = (struct label){"worker", wid};
-            sample_u64(o, "", l, 1, load(ws->t[i].io, c->off));
+            sample_u64(o, "", l, 1, fp_io_counter_load(ws->t[i].io, c));
         }
         fam_close(o);
     }

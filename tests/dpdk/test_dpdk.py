@@ -274,17 +274,14 @@ def run_mode(r, mode, tmp, nginx):
     env = {"tmp": tmp, "nginx": nginx, "port": port, "stats_port": sport, "mode": mode,
            "fp": fp}
     http = mode == "http"
-    counters_bug = fpt.dpdk_bug("the backend's dpdk_* and stack counters are not on the stats "
-                                "page yet")
     try:
         r.run("%s: %d MiB down and up, checksummed" % (mode, MIB), test_100mib_down_and_up, env)
         r.run("%s: 1000 concurrent keep-alive connections (wrk)" % mode, test_1000_keepalive,
               env)
         r.run("%s: both workers serve, steering counters add up" % mode,
-              test_workers_and_steering, env, known_bug=counters_bug)
+              test_workers_and_steering, env)
         if http:
-            r.run("malformed frames dropped and counted, still serving", test_bad_input, env,
-                  known_bug=counters_bug)
+            r.run("malformed frames dropped and counted, still serving", test_bad_input, env)
         r.run("%s: SIGTERM drains an in-flight transfer, exit 0" % mode, test_sigterm_drains,
               env)
     finally:
