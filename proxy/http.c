@@ -59,6 +59,7 @@ struct hsess {
     uint32_t                       req_fwd;   /* body bytes at req's head cleared to send */
     uint32_t                       rsp_fwd;   /* body bytes at rsp's head cleared to send */
     uint64_t                       req_body_sent;
+    uint32_t                       req_head_len; /* the request head as received, once parsed */
     uint64_t                       rsp_sent; /* response bytes sent to the client */
     enum fp_h1_method              method;
     uint8_t                        req_done;
@@ -353,6 +354,11 @@ ms_since(uint64_t later, uint64_t t)
  * server-truncated), followed by the framing error in quotes. Formatted straight into the ring
  * slot and handed to the main thread, which writes it: the worker never blocks on the log. A
  * full ring drops the line and counts it.
+ *
+ * Bytes are counted as the bytes_in and bytes_out counters count them (docs/configuration.md):
+ * from the client, the request head as received (once parsed) and the body bytes sent on to
+ * the server; to the client, every byte the client connection took for this request: heads,
+ * body and the proxy's own responses. The status is -1 when nothing was answered.
  */
 static void
 hs_log(struct hsess *s)
@@ -382,9 +388,10 @@ hs_log(struct hsess *s)
     gmtime_r(&ts.tv_sec, &tm);
     strftime(date, sizeof(date), "%d/%b/%Y:%H:%M:%S", &tm);
     snprintf(line, FP_ALOG_LINE,
-             "%s [%s.%03ld] %s %s/%s %u %llu %llu %d/%d/%d/%d \"%s\" %s%s%s%s",
+             "%s [%s.%03ld] %s %s/%s %d %llu %llu %d/%d/%d/%d \"%s\" %s%s%s%s",
              fp_addr_format(&s->cli->peer, peer, sizeof(peer)), date, ts.tv_nsec / 1000000,
-             s->fe->name, be->name, srv, s->status, (unsigned long long)s->req_body_sent,
+             s->fe->name, be->name, srv, s->status != 0 ? (int)s->status : -1,
+             (unsigned long long)(s->req_head_len + s->req_body_sent),
              (unsigned long long)s->rsp_sent, ms_since(s->t_head_ms, s->t_req_ms),
              s->t_srv_ms ? ms_since(s->t_srv_ms, s->t_head_ms) : -1,
              s->t_rsp_ms ? ms_since(s->t_rsp_ms, s->t_srv_ms) : -1, ms_since(now, s->t_req_ms),
@@ -393,6 +400,20 @@ hs_log(struct hsess *s)
              s->term_err != FP_H1_E_NONE ? fp_h1_error_reason(s->term_err) : "",
              s->term_err != FP_H1_E_NONE ? "\"" : "");
     fp_ring_sp_commit(&w->alog);
+}
+
+/*
+ * The request under way ends, however it ends (answered, refused, cut by either side, by a
+ * timeout or by the end of the stop's grace period): its one log line. t_req_ms marks a
+ * request under way; it is cleared here so that no path logs a request twice.
+ */
+static void
+hs_log_end(struct hsess *s)
+{
+    if (s->t_req_ms != 0) {
+        hs_log(s);
+        s->t_req_ms = 0;
+    }
 }
 
 /* ---- server slots and the queue ---- */
@@ -423,6 +444,7 @@ hs_end(struct hsess *s, int abort_conn)
     struct fp_worker *w = s->w;
     struct fp_io     *io = w->io;
 
+    hs_log_end(s);
     io->ops->timer_stop(io, &s->timer);
     hs_unqueue(s);
     hs_close_srv(s, abort_conn);
@@ -444,7 +466,12 @@ hs_end(struct hsess *s, int abort_conn)
 static void
 hs_abort_task(struct fp_task *t)
 {
-    hs_end((struct hsess *)t, 1);
+    struct hsess *s = (struct hsess *)t;
+
+    if (s->term == NULL) {
+        s->term = "proxy-stop"; /* the stop's grace period ended (or a second signal) */
+    }
+    hs_end(s, 1);
 }
 
 /*
@@ -464,18 +491,16 @@ hs_error(struct hsess *s, int status)
     int                      n;
 
     fp_worker_stat_inc(w, e->stat);
-    s->status = (uint16_t)status;
-    if (s->t_req_ms != 0) {
-        hs_log(s);
-    }
     hs_unqueue(s);
     hs_close_srv(s, 1);
     hs_slot_release(s);
-    /* rsp_got tells a server's head (replaceable) from an error page already queued. */
+    /* rsp_got tells a server's head (replaceable) from an error page already queued. The log
+     * keeps the status the client saw, if any: this one is never sent. */
     if (s->rsp_sent > 0 || s->cli_eof || (!fp_buf_empty(&s->hrsp) && !s->rsp_got)) {
         hs_end(s, 1);
         return -1;
     }
+    s->status = (uint16_t)status;
     fp_worker_buf_release(w, &s->hrsp);
     /*
      * A request that was framed correctly and read whole leaves the connection usable: a
@@ -753,6 +778,8 @@ hs_on_req_head(struct hsess *s)
     int               rc;
 
     FP_STAT_INC(w, http_requests);
+    s->req_head_len = s->qp.msg.head_len;
+    FP_STAT_ADD(w, bytes_in, s->req_head_len);
     s->t_head_ms = w->io->ops->now_ms(w->io);
     if (s->fe->access_log) {
         const struct fp_h1_msg *m = &s->qp.msg;
@@ -1294,7 +1321,7 @@ hs_txn_done(struct hsess *s)
     struct fp_io     *io = w->io;
 
     FP_STAT_INC(w, http_responses);
-    hs_log(s);
+    hs_log_end(s);
     if (s->srv != NULL) {
         if (!s->srv_dirty && s->req_done && (s->sp.msg.flags & FP_H1_F_KEEP_ALIVE)) {
             idle_park(s);
@@ -1317,6 +1344,7 @@ hs_txn_done(struct hsess *s)
     s->rsp_done = 0;
     s->rsp_got = 0;
     s->rsp_sent = 0;
+    s->req_head_len = 0;
     s->srv_dirty = 0;
     s->dechunk = 0;
     s->req_fwd = 0;
@@ -1353,6 +1381,7 @@ hs_cli_write(struct hsess *s)
         }
         if (n < 0) {
             FP_STAT_INC(w, client_aborts);
+            s->term = s->term != NULL ? s->term : "client-reset";
             hs_end(s, 1);
             return -1;
         }
@@ -1362,14 +1391,16 @@ hs_cli_write(struct hsess *s)
         if (sent_body > 0) {
             fp_buf_consume(&s->rsp, sent_body);
             s->rsp_fwd -= sent_body;
-            FP_STAT_ADD(w, bytes_out, sent_body);
         }
         s->rsp_sent += (uint64_t)n;
+        FP_STAT_ADD(w, bytes_out, (uint64_t)n);
         hs_touch(s);
         if (s->state == H_ERROR_OUT && fp_buf_empty(&s->hrsp)) {
             /* Lingering close: stop sending, keep reading (and dropping) what the client
-             * still sends, so that our error page is not destroyed by a reset. */
+             * still sends, so that our error page is not destroyed by a reset. The page
+             * has gone: its request is logged now, not when the linger ends. */
             io->ops->shutdown_write(s->cli);
+            hs_log_end(s);
             return 0;
         }
     }
@@ -1410,12 +1441,15 @@ hs_cli_read(struct hsess *s)
         if (s->state == H_QUEUED && n == 0) {
             /* Nobody waits for this answer any more: never send it (abortonclose). */
             FP_BE_STAT_INC(w, s->be_idx, queue_client_gone);
+            s->term = "client-close";
             hs_end(s, 0);
             return -1;
         }
         if (s->state == H_WAIT_REQ || s->state == H_ERROR_OUT || n < 0 || !s->req_done) {
             /* Nothing to answer: an idle keep-alive close, the end of a linger, or a client
-             * that gave up during its request (nothing more may reach the server). */
+             * that gave up during its request (nothing more may reach the server). Only
+             * the last is a request still under way, logged with this cause. */
+            s->term = s->term != NULL ? s->term : n < 0 ? "client-reset" : "client-close";
             hs_end(s, n < 0 || (s->state != H_WAIT_REQ && s->state != H_ERROR_OUT));
             return -1;
         }
