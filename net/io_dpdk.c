@@ -217,6 +217,40 @@ take_frame(struct dlink *dl, struct fp_pktpool *pool, struct rte_mbuf *m, struct
     return 1;
 }
 
+/* Frames other workers received for flows we own, into pkts (at most n). */
+static uint16_t
+drain_rings(struct dlink *dl, struct fp_pktpool *pool, struct fp_pkt **pkts, uint16_t n)
+{
+    struct rte_mbuf *mb[FP_STK_BURST];
+    const uint8_t   *b;
+    unsigned         w;
+    uint16_t         nb;
+    uint16_t         i;
+    uint16_t         k = 0;
+
+    for (w = 0; w < dp.nb_workers && k < n; w++) {
+        if (w == dl->id) {
+            continue;
+        }
+        nb = (uint16_t)rte_ring_sc_dequeue_burst(dp.ring[w][dl->id], (void **)mb, n - k, NULL);
+        for (i = 0; i < nb; i++) {
+            /* ARP copies travel the same rings but are counted as fan-out, not steering:
+             * steered_out of all workers equals steered_in plus ring drops. */
+            b = rte_pktmbuf_mtod(mb[i], const uint8_t *);
+            if (rte_pktmbuf_data_len(mb[i]) < 14 || b[12] != 0x08 || b[13] != 0x06) {
+                ctr_add(dl, FP_DPDK_STEERED_IN, 1);
+            }
+            k += (uint16_t)take_frame(dl, pool, mb[i], &pkts[k]);
+        }
+    }
+    return k;
+}
+
+/*
+ * The link's receive burst. Steered frames go first: another worker received them before
+ * anything now on our own queue (the TAP, like a NIC with flow steering, moves a flow to the
+ * queue its owner transmits on), so taking them first keeps each flow's segments in order.
+ */
 static uint16_t
 dl_rx_burst(struct fp_link *l, struct fp_pktpool *pool, struct fp_pkt **pkts, uint16_t n,
             uint64_t now_us)
@@ -226,15 +260,18 @@ dl_rx_burst(struct fp_link *l, struct fp_pktpool *pool, struct fp_pkt **pkts, ui
     enum frame_kind  kind;
     unsigned         owner = dl->id;
     uint64_t         woken = 0;
-    unsigned         w;
     uint16_t         nb;
     uint16_t         i;
-    uint16_t         k = 0;
+    uint16_t         k;
 
     if (n > FP_STK_BURST) {
         n = FP_STK_BURST;
     }
-    nb = rte_eth_rx_burst(dp.port, (uint16_t)dl->id, mb, n);
+    k = dp.nb_workers > 1 ? drain_rings(dl, pool, pkts, n) : 0;
+    if (k == n) {
+        return k;
+    }
+    nb = rte_eth_rx_burst(dp.port, (uint16_t)dl->id, mb, n - k);
     for (i = 0; i < nb; i++) {
         const uint8_t *b = rte_pktmbuf_mtod(mb[i], const uint8_t *);
 
@@ -261,23 +298,8 @@ dl_rx_burst(struct fp_link *l, struct fp_pktpool *pool, struct fp_pkt **pkts, ui
     if (woken != 0) {
         wake_owners(woken);
     }
-    /* Frames other workers received for flows we own. */
-    for (w = 0; w < dp.nb_workers && k < n; w++) {
-        if (w == dl->id) {
-            continue;
-        }
-        nb = (uint16_t)rte_ring_sc_dequeue_burst(dp.ring[w][dl->id], (void **)mb, n - k, NULL);
-        for (i = 0; i < nb; i++) {
-            /* ARP copies travel the same rings but are counted as fan-out, not steering:
-             * steered_out of all workers equals steered_in plus ring drops. */
-            if (rte_pktmbuf_data_len(mb[i]) < 14 ||
-                rte_pktmbuf_mtod(mb[i], const uint8_t *)[12] != 0x08 ||
-                rte_pktmbuf_mtod(mb[i], const uint8_t *)[13] != 0x06) {
-                ctr_add(dl, FP_DPDK_STEERED_IN, 1);
-            }
-            k += (uint16_t)take_frame(dl, pool, mb[i], &pkts[k]);
-        }
-    }
+    /* A full burst of steered frames may have arrived meanwhile: the stack polls again
+     * while bursts are full, so a short return here is enough. */
     return k;
 }
 
