@@ -17,6 +17,7 @@
  */
 #include "net/io_dpdk.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -27,7 +28,6 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
-#include <arpa/inet.h>
 
 #include <rte_eal.h>
 #include <rte_ethdev.h>
@@ -44,21 +44,21 @@
 #include "net/stack/stack_types.h"
 
 #define DP_MAX_WORKERS 64
-#define DP_RING_SIZE 1024
-#define DP_NB_RXD    1024
-#define DP_NB_TXD    1024
-#define DP_RETA_SIZE 128 /* our software table; a power of two */
+#define DP_RING_SIZE   1024
+#define DP_NB_RXD      1024
+#define DP_NB_TXD      1024
+#define DP_RETA_SIZE   128   /* our software table; a power of two */
 #define DP_IDLE_MAX_US 10000 /* longest wait for an RX interrupt */
 
 struct dlink {
-    struct fp_link      link;
-    unsigned            id;
-    struct rte_mempool *mp;
-    struct fp_rss_ports    *ports; /* RSS-aware local ports for active opens */
-    int                 efd;       /* eventfd: steered frames or a message arrived */
-    int                 epfd;      /* waits on efd and the RX queue's interrupt */
-    int                 sleeping;  /* in dl_idle: producers must write efd */
-    uint64_t            ctr[FP_DPDK_CTR_NB];
+    struct fp_link       link;
+    unsigned             id;
+    struct rte_mempool  *mp;
+    struct fp_rss_ports *ports;    /* RSS-aware local ports for active opens */
+    int                  efd;      /* eventfd: steered frames or a message arrived */
+    int                  epfd;     /* waits on efd and the RX queue's interrupt */
+    int                  sleeping; /* in dl_idle: producers must write efd */
+    uint64_t             ctr[FP_DPDK_CTR_NB];
 } __attribute__((aligned(64)));
 
 /* Set up once by the main thread before any worker runs; read-only afterwards (ctr aside). */
@@ -69,7 +69,7 @@ static struct {
     uint16_t                   port;
     int                        sw_rss;
     int                        rx_intr; /* RX queue interrupts are enabled */
-    struct fp_rss              rss; /* key and table: the NIC's choice, or ours in software */
+    struct fp_rss              rss;     /* key and table: the NIC's choice, or ours in software */
     struct rte_ether_addr      mac;
     struct dlink              *links;
     struct rte_ring           *ring[DP_MAX_WORKERS][DP_MAX_WORKERS]; /* [from][to] */
@@ -78,13 +78,13 @@ static struct {
 
 static const char *const ctr_names[FP_DPDK_CTR_NB] = {
 #define FP_DPDK_CTR_NAME(e, name, help) name,
-    FP_DPDK_COUNTERS(FP_DPDK_CTR_NAME)
+        FP_DPDK_COUNTERS(FP_DPDK_CTR_NAME)
 #undef FP_DPDK_CTR_NAME
 };
 
 static const char *const ctr_help[FP_DPDK_CTR_NB] = {
 #define FP_DPDK_CTR_HELP(e, name, help) help,
-    FP_DPDK_COUNTERS(FP_DPDK_CTR_HELP)
+        FP_DPDK_COUNTERS(FP_DPDK_CTR_HELP)
 #undef FP_DPDK_CTR_HELP
 };
 
@@ -128,12 +128,10 @@ classify(const uint8_t *b, uint32_t len, unsigned *owner)
     if (ihl < 20 || len < 14 + ihl + 4 || ((b[20] << 8 | b[21]) & 0x3fff) != 0) {
         return FRAME_LOCAL;
     }
-    *owner = flow_owner((uint32_t)b[26] << 24 | (uint32_t)b[27] << 16 | (uint32_t)b[28] << 8 |
-                                b[29],
-                        (uint32_t)b[30] << 24 | (uint32_t)b[31] << 16 | (uint32_t)b[32] << 8 |
-                                b[33],
-                        (uint16_t)(b[14 + ihl] << 8 | b[15 + ihl]),
-                        (uint16_t)(b[16 + ihl] << 8 | b[17 + ihl]));
+    *owner = flow_owner(
+            (uint32_t)b[26] << 24 | (uint32_t)b[27] << 16 | (uint32_t)b[28] << 8 | b[29],
+            (uint32_t)b[30] << 24 | (uint32_t)b[31] << 16 | (uint32_t)b[32] << 8 | b[33],
+            (uint16_t)(b[14 + ihl] << 8 | b[15 + ihl]), (uint16_t)(b[16 + ihl] << 8 | b[17 + ihl]));
     return FRAME_TCP;
 }
 
@@ -348,8 +346,8 @@ dl_tx_burst(struct fp_link *l, struct fp_pkt **pkts, uint16_t n, uint64_t now_us
 }
 
 static const struct fp_link_ops dl_ops = {
-    .rx_burst = dl_rx_burst,
-    .tx_burst = dl_tx_burst,
+        .rx_burst = dl_rx_burst,
+        .tx_burst = dl_tx_burst,
 };
 
 static int
@@ -495,8 +493,7 @@ eal_init(const struct fp_dpdk_conf *dc, char *err, size_t errlen)
  * and the port choice of active opens all agree.
  */
 static int
-rss_setup(struct rte_eth_conf *pc, const struct rte_eth_dev_info *info, char *err,
-          size_t errlen)
+rss_setup(struct rte_eth_conf *pc, const struct rte_eth_dev_info *info, char *err, size_t errlen)
 {
     const struct fp_dpdk_conf *dc = dp.conf;
     uint64_t                   hf = RTE_ETH_RSS_NONFRAG_IPV4_TCP;
@@ -508,8 +505,10 @@ rss_setup(struct rte_eth_conf *pc, const struct rte_eth_dev_info *info, char *er
          info->hash_key_size <= FP_RSS_KEY_MAX && info->reta_size >= dp.nb_workers &&
          info->reta_size <= 512 && (info->reta_size & (info->reta_size - 1)) == 0;
     if (!hw && dc->rss == FP_DPDK_RSS_HARDWARE && dp.nb_workers > 1) {
-        snprintf(err, errlen, "dpdk: port %u has no usable RSS (rss: hardware); use rss: auto "
-                 "or software", dp.port);
+        snprintf(err, errlen,
+                 "dpdk: port %u has no usable RSS (rss: hardware); use rss: auto "
+                 "or software",
+                 dp.port);
         return -1;
     }
     dp.sw_rss = !hw;
@@ -518,10 +517,10 @@ rss_setup(struct rte_eth_conf *pc, const struct rte_eth_dev_info *info, char *er
     }
     /* The default key, zero-padded to the NIC's length: IPv4/TCP hashes use 16 bytes. */
     memset(key, 0, sizeof(key));
-    memcpy(key, fp_rss_default_key, FP_RSS_KEY_LEN < info->hash_key_size
-                                            ? FP_RSS_KEY_LEN : info->hash_key_size);
-    if (fp_rss_init(&dp.rss, key, info->hash_key_size, info->reta_size,
-                    (uint16_t)dp.nb_workers) != 0) {
+    memcpy(key, fp_rss_default_key,
+           FP_RSS_KEY_LEN < info->hash_key_size ? FP_RSS_KEY_LEN : info->hash_key_size);
+    if (fp_rss_init(&dp.rss, key, info->hash_key_size, info->reta_size, (uint16_t)dp.nb_workers) !=
+        0) {
         snprintf(err, errlen, "dpdk: port %u: unusable RSS key or table size", dp.port);
         return -1;
     }
@@ -579,8 +578,10 @@ port_setup(const struct fp_io_conf *ioc, char *err, size_t errlen)
         return -1;
     }
     if (!rte_eth_dev_is_valid_port(dp.port)) {
-        snprintf(err, errlen, "dpdk: no port %u (%u ports available; check the eal: vdev or "
-                 "the bound NIC)", dp.port, rte_eth_dev_count_avail());
+        snprintf(err, errlen,
+                 "dpdk: no port %u (%u ports available; check the eal: vdev or "
+                 "the bound NIC)",
+                 dp.port, rte_eth_dev_count_avail());
         return -1;
     }
     rc = rte_eth_dev_info_get(dp.port, &info);
@@ -589,8 +590,10 @@ port_setup(const struct fp_io_conf *ioc, char *err, size_t errlen)
         return -1;
     }
     if (info.max_rx_queues < dp.nb_workers || info.max_tx_queues < dp.nb_workers) {
-        snprintf(err, errlen, "dpdk: port %u has %u RX / %u TX queues, %u workers need one "
-                 "each", dp.port, info.max_rx_queues, info.max_tx_queues, dp.nb_workers);
+        snprintf(err, errlen,
+                 "dpdk: port %u has %u RX / %u TX queues, %u workers need one "
+                 "each",
+                 dp.port, info.max_rx_queues, info.max_tx_queues, dp.nb_workers);
         return -1;
     }
     memset(&pc, 0, sizeof(pc));
@@ -603,8 +606,7 @@ port_setup(const struct fp_io_conf *ioc, char *err, size_t errlen)
     rc = rte_eth_dev_configure(dp.port, (uint16_t)dp.nb_workers, (uint16_t)dp.nb_workers, &pc);
     if (rc != 0 && pc.intr_conf.rxq) {
         pc.intr_conf.rxq = 0;
-        rc = rte_eth_dev_configure(dp.port, (uint16_t)dp.nb_workers, (uint16_t)dp.nb_workers,
-                                   &pc);
+        rc = rte_eth_dev_configure(dp.port, (uint16_t)dp.nb_workers, (uint16_t)dp.nb_workers, &pc);
     }
     dp.rx_intr = pc.intr_conf.rxq;
     if (rc != 0) {
@@ -624,11 +626,11 @@ port_setup(const struct fp_io_conf *ioc, char *err, size_t errlen)
     for (i = 0; i < dp.nb_workers; i++) {
         /* The pool lives on the NIC's NUMA node: DMA lands in that node's memory. */
         snprintf(name, sizeof(name), "fp_mb_%u", i);
-        dp.links[i].mp = rte_pktmbuf_pool_create(name, dc->mbufs, 0, 0,
-                                                 RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+        dp.links[i].mp =
+                rte_pktmbuf_pool_create(name, dc->mbufs, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, socket);
         if (dp.links[i].mp == NULL) {
-            snprintf(err, errlen, "dpdk: cannot create %u mbufs for worker %u: %s",
-                     dc->mbufs, i, rte_strerror(rte_errno));
+            snprintf(err, errlen, "dpdk: cannot create %u mbufs for worker %u: %s", dc->mbufs, i,
+                     rte_strerror(rte_errno));
             return -1;
         }
         rc = rte_eth_rx_queue_setup(dp.port, (uint16_t)i, nb_rxd, (unsigned)socket, NULL,
@@ -645,8 +647,8 @@ port_setup(const struct fp_io_conf *ioc, char *err, size_t errlen)
                 continue;
             }
             snprintf(name, sizeof(name), "fp_st_%u_%u", i, j);
-            dp.ring[i][j] = rte_ring_create(name, DP_RING_SIZE, socket,
-                                            RING_F_SP_ENQ | RING_F_SC_DEQ);
+            dp.ring[i][j] =
+                    rte_ring_create(name, DP_RING_SIZE, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
             if (dp.ring[i][j] == NULL) {
                 snprintf(err, errlen, "dpdk: cannot create steering ring %s", name);
                 return -1;
@@ -710,8 +712,7 @@ fp_io_dpdk_create(const struct fp_io_conf *conf, char *err, size_t errlen)
         pc.laddrs = &laddr;
         pc.nb_laddrs = 1;
         if (fp_rss_ports_create(&pc, &dl->ports) != 0) {
-            snprintf(err, errlen, "dpdk: worker %u: cannot build its local port classes",
-                     dl->id);
+            snprintf(err, errlen, "dpdk: worker %u: cannot build its local port classes", dl->id);
             return NULL;
         }
     }

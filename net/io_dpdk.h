@@ -16,19 +16,19 @@
 #include "net/io.h"
 
 /* Per-worker counters of the DPDK link, beside the stack's own. */
-#define FP_DPDK_COUNTERS(X)                                                          \
-    X(RX_PACKETS, "dpdk_rx_packets", "frames received from this worker's RX queue")  \
-    X(RX_BYTES, "dpdk_rx_bytes", "bytes received from this worker's RX queue")       \
-    X(TX_PACKETS, "dpdk_tx_packets", "frames sent on this worker's TX queue")        \
-    X(TX_BYTES, "dpdk_tx_bytes", "bytes sent on this worker's TX queue")             \
+#define FP_DPDK_COUNTERS(X)                                                              \
+    X(RX_PACKETS, "dpdk_rx_packets", "frames received from this worker's RX queue")      \
+    X(RX_BYTES, "dpdk_rx_bytes", "bytes received from this worker's RX queue")           \
+    X(TX_PACKETS, "dpdk_tx_packets", "frames sent on this worker's TX queue")            \
+    X(TX_BYTES, "dpdk_tx_bytes", "bytes sent on this worker's TX queue")                 \
     X(RX_ON_OWNER, "dpdk_rx_on_owner", "TCP frames that arrived on their owner's queue") \
-    X(STEERED_OUT, "dpdk_steered_out", "frames handed to their owner worker")         \
-    X(STEERED_IN, "dpdk_steered_in", "frames received from another worker's queue")  \
-    X(RING_FULL, "dpdk_ring_full_drops", "frames dropped: steering ring full")        \
-    X(ARP_FANOUT, "dpdk_arp_fanout", "ARP frames copied to the other workers")        \
-    X(NO_MBUF, "dpdk_no_mbuf_drops", "frames dropped: mbuf pool empty")               \
-    X(NO_PKT, "dpdk_no_pkt_drops", "frames dropped: stack packet pool empty")         \
-    X(TX_FULL, "dpdk_tx_full_drops", "frames dropped: TX queue full")                 \
+    X(STEERED_OUT, "dpdk_steered_out", "frames handed to their owner worker")            \
+    X(STEERED_IN, "dpdk_steered_in", "frames received from another worker's queue")      \
+    X(RING_FULL, "dpdk_ring_full_drops", "frames dropped: steering ring full")           \
+    X(ARP_FANOUT, "dpdk_arp_fanout", "ARP frames copied to the other workers")           \
+    X(NO_MBUF, "dpdk_no_mbuf_drops", "frames dropped: mbuf pool empty")                  \
+    X(NO_PKT, "dpdk_no_pkt_drops", "frames dropped: stack packet pool empty")            \
+    X(TX_FULL, "dpdk_tx_full_drops", "frames dropped: TX queue full")                    \
     X(BAD_FRAME, "dpdk_bad_frame_drops", "frames dropped: chained or oversized")
 
 enum fp_dpdk_counter {

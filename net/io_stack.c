@@ -65,19 +65,19 @@ struct slistener {
 };
 
 struct sio {
-    struct fp_io            io; /* first */
-    struct fp_io_ops        ops; /* sio_ops, with the name the creator gave */
-    struct fp_stack        *st;
-    struct fp_pool          conns;
-    struct sconn            ready; /* list head (only rnext/rprev used) */
-    struct fp_timer_wheel   wheel; /* the proxy's timers */
-    struct slistener       *lsn[FP_STK_MAX_LISTEN];
-    unsigned                nb_lsn;
-    struct fp_io_stack_conf conf;
-    uint64_t                now_us;
-    unsigned                idle_passes;
-    int                     stopping;
-    int                     notified; /* set by any thread, cleared by the loop */
+    struct fp_io             io;  /* first */
+    struct fp_io_ops         ops; /* sio_ops, with the name the creator gave */
+    struct fp_stack         *st;
+    struct fp_pool           conns;
+    struct sconn             ready; /* list head (only rnext/rprev used) */
+    struct fp_timer_wheel    wheel; /* the proxy's timers */
+    struct slistener        *lsn[FP_STK_MAX_LISTEN];
+    unsigned                 nb_lsn;
+    struct fp_io_stack_conf  conf;
+    uint64_t                 now_us;
+    unsigned                 idle_passes;
+    int                      stopping;
+    int                      notified; /* set by any thread, cleared by the loop */
     struct fp_io_stack_stats stats;
     const uint64_t          *stk_ctr;  /* st->ctr, for the counter table's base */
     const uint64_t          *link_ctr; /* the link's counters, or NULL */
@@ -88,9 +88,9 @@ struct sio {
  * loop's, the stack's (named stack_<counter>) and the link's. Built once, by the main thread,
  * before any worker runs; read-only afterwards.
  */
-#define SIO_LOOP_CTRS 7
+#define SIO_LOOP_CTRS     7
 #define SIO_LINK_CTRS_MAX 32
-#define SIO_NB_CTRS   (SIO_LOOP_CTRS + FP_STK_CTR_NB + SIO_LINK_CTRS_MAX)
+#define SIO_NB_CTRS       (SIO_LOOP_CTRS + FP_STK_CTR_NB + SIO_LINK_CTRS_MAX)
 
 static struct fp_io_counter sio_ctr_table[SIO_NB_CTRS];
 static unsigned             sio_ctr_nb;
@@ -238,14 +238,14 @@ on_closed(struct fp_tcb *c, void *user, int err)
 static void on_accept(struct fp_tcp_listener *tl, void *user);
 
 static const struct fp_tcp_callbacks conn_cb = {
-    .on_connected = on_connected,
-    .on_readable = on_readable,
-    .on_writable = on_writable,
-    .on_closed = on_closed,
+        .on_connected = on_connected,
+        .on_readable = on_readable,
+        .on_writable = on_writable,
+        .on_closed = on_closed,
 };
 
 static const struct fp_tcp_callbacks listen_cb = {
-    .on_accept = on_accept,
+        .on_accept = on_accept,
 };
 
 static struct sconn *
@@ -327,8 +327,8 @@ sio_listen(struct fp_io *io, const struct fp_listen_conf *lc, fp_accept_fn on_ac
         return -ENOMEM;
     }
     rc = fp_tcp_listen(s->st, (uint16_t)fp_addr_port(&lc->addr),
-                       lc->backlog != 0 ? lc->backlog : s->conf.backlog,
-                       FP_TCP_SYN_BACKLOG_DEFAULT, &listen_cb, sl, &sl->tl);
+                       lc->backlog != 0 ? lc->backlog : s->conf.backlog, FP_TCP_SYN_BACKLOG_DEFAULT,
+                       &listen_cb, sl, &sl->tl);
     if (rc != 0) {
         free(sl);
         return rc;
@@ -799,27 +799,27 @@ sio_destroy(struct fp_io *io)
 }
 
 static const struct fp_io_ops sio_ops = {
-    .name = "stack",
-    .listen = sio_listen,
-    .listener_pause = sio_listener_pause,
-    .listener_close = sio_listener_close,
-    .listener_pending = sio_listener_pending,
-    .listener_shed = sio_listener_shed,
-    .connect = sio_connect,
-    .want = sio_want,
-    .recv = sio_recv,
-    .send = sio_send,
-    .sendv = sio_sendv,
-    .shutdown_write = sio_shutdown_write,
-    .close = sio_close,
-    .timer_init = sio_timer_init,
-    .timer_arm = sio_timer_arm,
-    .timer_stop = sio_timer_stop,
-    .now_ms = sio_now_ms,
-    .run = sio_run,
-    .stop = sio_stop,
-    .notify = sio_notify,
-    .destroy = sio_destroy,
+        .name = "stack",
+        .listen = sio_listen,
+        .listener_pause = sio_listener_pause,
+        .listener_close = sio_listener_close,
+        .listener_pending = sio_listener_pending,
+        .listener_shed = sio_listener_shed,
+        .connect = sio_connect,
+        .want = sio_want,
+        .recv = sio_recv,
+        .send = sio_send,
+        .sendv = sio_sendv,
+        .shutdown_write = sio_shutdown_write,
+        .close = sio_close,
+        .timer_init = sio_timer_init,
+        .timer_arm = sio_timer_arm,
+        .timer_stop = sio_timer_stop,
+        .now_ms = sio_now_ms,
+        .run = sio_run,
+        .stop = sio_stop,
+        .notify = sio_notify,
+        .destroy = sio_destroy,
 };
 
 static void
@@ -954,4 +954,3 @@ err_free:
     free(s);
     return NULL;
 }
-

@@ -46,22 +46,22 @@ struct fp_io_stack_stats {
 struct fp_io_stack_conf {
     const char          *name;     /* the backend's name in logs ("dpdk") */
     const char          *steering; /* how flows reach the instance, for logs */
-    struct fp_stack_conf stack; /* address, pools, TCP settings (copied) */
-    struct fp_link      *link;  /* not owned; must outlive the instance */
+    struct fp_stack_conf stack;    /* address, pools, TCP settings (copied) */
+    struct fp_link      *link;     /* not owned; must outlive the instance */
     enum fp_dpdk_poll    poll;
     struct fp_rss_ports *ports; /* RSS-aware local ports; NULL: the stack's sequential ones */
-    fp_io_stack_idle_fn  idle; /* NULL: short sleeps when idle */
-    fp_io_stack_wake_fn  wake; /* with idle */
+    fp_io_stack_idle_fn  idle;  /* NULL: short sleeps when idle */
+    fp_io_stack_wake_fn  wake;  /* with idle */
     fp_io_stack_link_fn  link_release; /* called from destroy; may be NULL */
     /* The link's own per-worker counters, exported beside the stack's: nb_link_ctr values
      * at link_ctr (written by this worker only), named and explained by the two arrays.
      * Every instance of a process must give the same names. */
-    const uint64_t      *link_ctr;
-    const char *const   *link_ctr_names;
-    const char *const   *link_ctr_help;
-    unsigned             nb_link_ctr;
-    void                *link_ctx;
-    uint32_t             backlog; /* accept queue per listener */
+    const uint64_t    *link_ctr;
+    const char *const *link_ctr_names;
+    const char *const *link_ctr_help;
+    unsigned           nb_link_ctr;
+    void              *link_ctx;
+    uint32_t           backlog; /* accept queue per listener */
 };
 
 /* Creates an instance (startup, any thread). NULL with a reason in err on failure. */
