@@ -34,6 +34,17 @@ fp_io_listen_group(enum fp_io_kind kind, const struct fp_addr *a, unsigned n, co
 }
 
 size_t
+fp_io_mem_bound(enum fp_io_kind kind, const struct fp_dpdk_conf *dc, uint32_t max_conns)
+{
+#if FP_HAVE_DPDK
+    if (kind == FP_IO_DPDK) {
+        return fp_io_dpdk_mem_bound(dc, max_conns);
+    }
+#endif
+    return 0;
+}
+
+size_t
 fp_io_conn_size(enum fp_io_kind kind)
 {
     if (kind == FP_IO_DPDK) {

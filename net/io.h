@@ -276,6 +276,14 @@ int fp_io_listen_group(enum fp_io_kind kind, const struct fp_addr *a, unsigned n
  */
 int fp_io_check_unused(enum fp_io_kind kind, const struct fp_addr *a, char *err, size_t errlen);
 
+/*
+ * Returns the bytes one worker's backend instance of kind may use beyond its connection
+ * objects, every pool full (for memory bounds): 0 for the kernel backend (the kernel's
+ * socket memory is not ours to bound); for io: dpdk, the worker's mbuf pool, the stack's
+ * packet buffers and TCBs for max_conns connections. dc: the dpdk: section (io: dpdk only).
+ */
+size_t fp_io_mem_bound(enum fp_io_kind kind, const struct fp_dpdk_conf *dc, uint32_t max_conns);
+
 /* Returns the bytes one connection of backend kind takes in its pool (for memory bounds). */
 size_t fp_io_conn_size(enum fp_io_kind kind);
 

@@ -76,6 +76,14 @@ static struct {
     const struct fp_dpdk_conf *conf;
 } dp;
 
+/* TCBs of a worker's stack: TIME-WAIT keeps one after its connection is gone, so room for
+ * as many again as the connections. */
+static uint32_t
+nb_tcbs(uint32_t max_conns)
+{
+    return max_conns * 2 > 1024 ? max_conns * 2 : 1024;
+}
+
 static const char *const ctr_names[FP_DPDK_CTR_NB] = {
 #define FP_DPDK_CTR_NAME(e, name, help) name,
         FP_DPDK_COUNTERS(FP_DPDK_CTR_NAME)
@@ -723,7 +731,7 @@ fp_io_dpdk_create(const struct fp_io_conf *conf, char *err, size_t errlen)
     sc.stack.gateway = ntohl(conf->dpdk->gateway.s_addr);
     sc.stack.nb_pkts = conf->dpdk->mbufs;
     /* TIME-WAIT keeps a TCB after its connection is gone: room for as many again. */
-    sc.stack.nb_tcbs = conf->max_conns * 2 > 1024 ? conf->max_conns * 2 : 1024;
+    sc.stack.nb_tcbs = nb_tcbs(conf->max_conns);
     sc.stack.seed = rte_rand() | 1;
     sc.link = &dl->link;
     sc.poll = conf->dpdk->poll;
@@ -740,6 +748,16 @@ fp_io_dpdk_create(const struct fp_io_conf *conf, char *err, size_t errlen)
     sc.link_ctx = dl;
     io = fp_io_stack_create(conf, &sc, err, errlen);
     return io;
+}
+
+size_t
+fp_io_dpdk_mem_bound(const struct fp_dpdk_conf *dc, uint32_t max_conns)
+{
+    /* An mbuf: its data room, the struct and the mempool's header; its ring slot. */
+    size_t mbuf = RTE_MBUF_DEFAULT_BUF_SIZE + sizeof(struct rte_mbuf) + 64 + 8;
+
+    return (size_t)dc->mbufs * mbuf + fp_io_stack_mem_bound(dc->mbufs, nb_tcbs(max_conns)) +
+           (size_t)DP_MAX_WORKERS * DP_RING_SIZE * sizeof(void *);
 }
 
 size_t

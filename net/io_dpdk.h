@@ -45,6 +45,9 @@ enum fp_dpdk_counter {
  */
 struct fp_io *fp_io_dpdk_create(const struct fp_io_conf *conf, char *err, size_t errlen);
 
+/* Per-worker memory beyond the connection objects (see fp_io_mem_bound in net/io.h). */
+size_t fp_io_dpdk_mem_bound(const struct fp_dpdk_conf *dc, uint32_t max_conns);
+
 /* Returns sizeof the backend's connection object. */
 size_t fp_io_dpdk_conn_size(void);
 

@@ -872,6 +872,16 @@ build_counter_table(const struct fp_io_stack_conf *sc)
 }
 
 size_t
+fp_io_stack_mem_bound(uint32_t nb_pkts, uint32_t nb_tcbs)
+{
+    /* Packets and TCBs with their free-list slots, the TCB hash (a power of two at most
+     * twice the TCBs), the proxy's and the stack's timer wheels. */
+    return (size_t)nb_pkts * (sizeof(struct fp_pkt) + sizeof(void *)) +
+           (size_t)nb_tcbs * (sizeof(struct fp_tcb) + 3 * sizeof(void *)) +
+           2 * 4096 * sizeof(void *) + sizeof(struct sio);
+}
+
+size_t
 fp_io_stack_conn_size(void)
 {
     return sizeof(struct sconn);

@@ -68,6 +68,9 @@ struct fp_io_stack_conf {
 struct fp_io *fp_io_stack_create(const struct fp_io_conf *ioc, const struct fp_io_stack_conf *sc,
                                  char *err, size_t errlen);
 
+/* Bytes of a stack instance with nb_pkts packet buffers and nb_tcbs TCBs, pools full. */
+size_t fp_io_stack_mem_bound(uint32_t nb_pkts, uint32_t nb_tcbs);
+
 /* Returns sizeof the backend's connection object. */
 size_t fp_io_stack_conn_size(void);
 

@@ -89,6 +89,10 @@ size_maxconn(const struct fp_conf *conf)
     if (conf->global.maxconn == 0) {
         return budget;
     }
+    if (conf->global.maxconn > budget && conf->global.io == FP_IO_DPDK) {
+        /* The stack backend's connections are no file descriptors. */
+        return conf->global.maxconn;
+    }
     if (conf->global.maxconn > budget) {
         fp_log(FP_LOG_WARNING, "maxconn %u lowered to %u: the open-file limit is %llu "
                "(2 descriptors per connection)", conf->global.maxconn, budget,
@@ -174,8 +178,10 @@ fp_workers_plan(const struct fp_conf *conf, struct fp_workers_plan *plan, char *
     plan->workers = ws.n;
     plan->maxconn = size_maxconn(conf);
     plan->per_worker = (plan->maxconn + ws.n - 1) / ws.n;
-    plan->mem_bound = MEM_BASE + ws.n * fp_worker_mem_bound(conf, ws.n, plan->per_worker,
-                                                              fp_io_conn_size(conf->global.io));
+    plan->mem_bound = MEM_BASE + ws.n * (fp_worker_mem_bound(conf, ws.n, plan->per_worker,
+                                                               fp_io_conn_size(conf->global.io)) +
+                                         fp_io_mem_bound(conf->global.io, &conf->dpdk,
+                                                         FP_CONNS_PER_SESSION * plan->per_worker));
     return 0;
 }
 
