@@ -416,6 +416,7 @@ setup(void)
     mc.wire.seed = W.o.seed;
     mc.wire.loss_ppm = W.o.loss_ppm;
     mc.wire.delay_us = 50;
+    mc.wire.queue_frames = 8192; /* 800 connections answering at once: no tail drop */
     mc.rss = &W.rss;
     mc.on_rx = on_rx;
     rc = fp_mqlink_create(&mc, &W.mq);
@@ -618,10 +619,11 @@ report(void)
            W.o.seq_ports ? "sequential" : "rss", (unsigned long long)W.echoed,
            (double)(W.now_us - 1000000) / 1e6);
     printf("frames of our connections: %llu on the owner's queue, %llu on another queue; "
-           "failed connections %llu; wire lost %llu + %llu\n",
+           "failed connections %llu; wire lost %llu + %llu, queue full %llu + %llu\n",
            (unsigned long long)W.right_queue, (unsigned long long)W.wrong_queue,
            (unsigned long long)W.failed, (unsigned long long)ws[0].lost,
-           (unsigned long long)ws[1].lost);
+           (unsigned long long)ws[1].lost, (unsigned long long)ws[0].queue_full,
+           (unsigned long long)ws[1].queue_full);
     for (i = 0; i < W.o.queues; i++) {
         fp_mqlink_queue_stats(W.mq, (uint16_t)i, &qs);
         fp_rss_ports_stats(W.in[i].ports, &ps);
