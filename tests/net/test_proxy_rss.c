@@ -85,6 +85,7 @@ struct test {
     struct fp_mqlink *mq;
     struct fp_rss     rss;
     struct fp_io     *io[MAX_WORKERS];
+    struct fp_rss_ports *ports[MAX_WORKERS];
     struct fp_worker  w[MAX_WORKERS];
     struct fp_conf    conf;
     struct pconn     *pc;  /* MAX_CONNS * 2 */
@@ -506,6 +507,7 @@ setup(struct test *t)
         sc.stack.seed = 100 + i;
         sc.link = fp_mqlink_queue(t->mq, (uint16_t)i);
         sc.ports = ports;
+        t->ports[i] = ports;
         t->io[i] = fp_io_stack_create(&ioc, &sc, err, sizeof(err));
         if (t->io[i] == NULL) {
             fprintf(stderr, "worker %u: %s\n", i, err);
@@ -652,6 +654,7 @@ main(int argc, char **argv)
     for (i = 0; i < t.o.workers; i++) {
         fp_worker_destroy(&t.w[i]);
         t.io[i]->ops->destroy(t.io[i]);
+        fp_rss_ports_destroy(t.ports[i]);
     }
     fp_stack_destroy(t.peer);
     fp_conf_free(&t.conf);
