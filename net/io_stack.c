@@ -38,7 +38,7 @@
 /* Idle passes spent spinning (with a pause) before the adaptive loop starts to sleep. */
 #define SIO_IDLE_SPINS 200
 /* After the loop is told to stop: how long closed connections may still send their tail. */
-#define SIO_LINGER_US 3000000
+#define SIO_LINGER_US 2000000
 /* Longest adaptive sleep: the added latency bound of an idle worker. */
 #define SIO_SLEEP_MAX_US 100
 

@@ -32,14 +32,14 @@
 #include "proxy/worker.h"
 #include "src/config.h"
 
-#define MAX_WORKERS  8
-#define MAX_CONNS    1024
-#define PROXY_ADDR   0x0a000002u /* 10.0.0.2 */
-#define PEER_ADDR    0x0a000001u /* 10.0.0.1 */
-#define PROXY_PORT   8080
-#define ORIGIN_PORT  9000
-#define BUF_SIZE     65536
-#define HTTP_BODY    "hello"
+#define MAX_WORKERS 8
+#define MAX_CONNS   1024
+#define PROXY_ADDR  0x0a000002u /* 10.0.0.2 */
+#define PEER_ADDR   0x0a000001u /* 10.0.0.1 */
+#define PROXY_PORT  8080
+#define ORIGIN_PORT 9000
+#define BUF_SIZE    65536
+#define HTTP_BODY   "hello"
 
 static const char http_req[] = "GET /x HTTP/1.1\r\nHost: t\r\n\r\n";
 static const char http_rsp[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n" HTTP_BODY;
@@ -55,12 +55,12 @@ struct pconn {
     struct test   *t;
     struct fp_tcb *c;
     enum role      role;
-    uint64_t       sent;   /* bytes sent (pattern position for tcp clients/downloads) */
-    uint64_t       recvd;  /* bytes received */
-    unsigned       reqs;   /* http: requests sent (client) */
-    unsigned       rsps;   /* http: responses completed (client) or requests seen (origin) */
-    unsigned       crlf;   /* http: progress through "\r\n\r\n" */
-    unsigned       body;   /* http client: body bytes still expected */
+    uint64_t       sent;        /* bytes sent (pattern position for tcp clients/downloads) */
+    uint64_t       recvd;       /* bytes received */
+    unsigned       reqs;        /* http: requests sent (client) */
+    unsigned       rsps;        /* http: responses completed (client) or requests seen (origin) */
+    unsigned       crlf;        /* http: progress through "\r\n\r\n" */
+    unsigned       body;        /* http client: body bytes still expected */
     uint8_t        pend[16384]; /* origin echo: bytes received, not yet sent */
     uint32_t       pend_len;
     bool           done;
@@ -80,21 +80,21 @@ struct opts {
 };
 
 struct test {
-    struct opts       o;
-    struct fp_stack  *peer;
-    struct fp_mqlink *mq;
-    struct fp_rss     rss;
-    struct fp_io     *io[MAX_WORKERS];
+    struct opts          o;
+    struct fp_stack     *peer;
+    struct fp_mqlink    *mq;
+    struct fp_rss        rss;
+    struct fp_io        *io[MAX_WORKERS];
     struct fp_rss_ports *ports[MAX_WORKERS];
-    struct fp_worker  w[MAX_WORKERS];
-    struct fp_conf    conf;
-    struct pconn     *pc;  /* MAX_CONNS * 2 */
-    unsigned          nb_pc;
-    unsigned          clients_done;
-    unsigned          clients_failed;
-    uint64_t          misdelivered;   /* backend frames on a queue whose worker lacks the flow */
-    uint64_t          backend_frames[MAX_WORKERS];
-    uint64_t          mismatches;
+    struct fp_worker     w[MAX_WORKERS];
+    struct fp_conf       conf;
+    struct pconn        *pc; /* MAX_CONNS * 2 */
+    unsigned             nb_pc;
+    unsigned             clients_done;
+    unsigned             clients_failed;
+    uint64_t             misdelivered; /* backend frames on a queue whose worker lacks the flow */
+    uint64_t             backend_frames[MAX_WORKERS];
+    uint64_t             mismatches;
 };
 
 static uint64_t
@@ -359,10 +359,10 @@ peer_on_closed(struct fp_tcb *c, void *user, int err)
 }
 
 static const struct fp_tcp_callbacks peer_cb = {
-    .on_connected = peer_on_connected,
-    .on_readable = peer_on_readable,
-    .on_writable = peer_on_writable,
-    .on_closed = peer_on_closed,
+        .on_connected = peer_on_connected,
+        .on_readable = peer_on_readable,
+        .on_writable = peer_on_writable,
+        .on_closed = peer_on_closed,
 };
 
 static void
@@ -387,7 +387,7 @@ origin_on_accept(struct fp_tcp_listener *l, void *user)
 }
 
 static const struct fp_tcp_callbacks origin_lcb = {
-    .on_accept = origin_on_accept,
+        .on_accept = origin_on_accept,
 };
 
 /* The link's observer: is the frame, if it belongs to a backend connection (from the
@@ -410,8 +410,8 @@ on_rx(void *arg, uint16_t q, const uint8_t *f, uint32_t len)
         return;
     }
     t->backend_frames[q]++;
-    if (fp_tcp_find((struct fp_stack *)fp_io_stack_of(t->io[q]), PEER_ADDR, ORIGIN_PORT,
-                    dport) == NULL) {
+    if (fp_tcp_find((struct fp_stack *)fp_io_stack_of(t->io[q]), PEER_ADDR, ORIGIN_PORT, dport) ==
+        NULL) {
         t->misdelivered++;
     }
 }
@@ -604,8 +604,8 @@ main(int argc, char **argv)
     struct fp_memlink_stats ws;
     uint64_t                lost = 0;
     uint64_t                t0;
-    unsigned           i;
-    int                fail = 0;
+    unsigned                i;
+    int                     fail = 0;
 
     if (parse_opts(&t.o, argc, argv) != 0) {
         return 2;
@@ -618,12 +618,14 @@ main(int argc, char **argv)
     t0 = now_us();
     run(&t, t.o.control ? 3000000 : 60000000);
     printf("%u workers, mode %s, %u clients%s: %u done, %u failed, %llu mismatched bytes, "
-           "%.2f s\n", t.o.workers, t.o.http ? "http" : "tcp", t.o.conns,
+           "%.2f s\n",
+           t.o.workers, t.o.http ? "http" : "tcp", t.o.conns,
            t.o.control ? " (control: sequential ports)" : "", t.clients_done, t.clients_failed,
            (unsigned long long)t.mismatches, (double)(now_us() - t0) / 1e6);
     for (i = 0; i < t.o.workers; i++) {
         printf("worker %u: accepted %llu, backend connections %llu, backend frames received "
-               "%llu\n", i, (unsigned long long)t.w[i].stats.accepted,
+               "%llu\n",
+               i, (unsigned long long)t.w[i].stats.accepted,
                (unsigned long long)t.w[i].stats.srv_conn_new,
                (unsigned long long)t.backend_frames[i]);
     }
