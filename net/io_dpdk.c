@@ -732,6 +732,9 @@ fp_io_dpdk_create(const struct fp_io_conf *conf, char *err, size_t errlen)
     sc.stack.nb_pkts = conf->dpdk->mbufs;
     /* TIME-WAIT keeps a TCB after its connection is gone: room for as many again. */
     sc.stack.nb_tcbs = nb_tcbs(conf->max_conns);
+    /* A proxy opens bursts of connections to a few servers: frames waiting for one ARP
+     * answer must not be cut at the stack's default of 8 (each cut SYN costs a 1 s RTO). */
+    sc.stack.arp_wait_max = 256;
     sc.stack.seed = rte_rand() | 1;
     sc.link = &dl->link;
     sc.poll = conf->dpdk->poll;
