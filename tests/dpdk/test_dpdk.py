@@ -44,7 +44,7 @@ def proxy_config(port, sport, mode, origin_port):
     return f"""global:
   workers: 2
   maxconn: 4000
-  grace: 20s
+  grace: 5s
 defaults:
   timeouts: {{ connect: 2s, client: 30s, server: 30s, http_request: 10s, keep_alive: 30s }}
 frontends:
@@ -96,6 +96,18 @@ def test_1000_keepalive(env):
     accepted = sum(after[w].get("accepted", 0) - before.get(w, {}).get("accepted", 0)
                    for w in after)
     assert accepted >= 1000, (accepted, after)
+
+
+def test_sessions_closed(env):
+    """wrk closed every connection: within 5 s the proxy has noticed each close."""
+    def active():
+        return fpt.stat_sum(fpt.stats(env["stats_port"]), "fastproxy_sessions_active")
+
+    end = time.monotonic() + 5
+    while active() and time.monotonic() < end:
+        time.sleep(0.2)
+    n = active()
+    assert n == 0, "%d sessions still open 5 s after wrk closed its connections" % n
 
 
 def test_workers_and_steering(env):
@@ -286,6 +298,7 @@ def run_mode(r, mode, tmp, nginx):
         r.run("%s: %d MiB down and up, checksummed" % (mode, MIB), test_100mib_down_and_up, env)
         r.run("%s: 1000 concurrent keep-alive connections (wrk)" % mode, test_1000_keepalive,
               env)
+        r.run("%s: no session outlives wrk's connections" % mode, test_sessions_closed, env)
         r.run("%s: both workers serve, steering counters add up" % mode,
               test_workers_and_steering, env)
         if http:

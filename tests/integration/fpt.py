@@ -687,7 +687,7 @@ class Runner:
     """Runs named test functions, prints one line each and the plain summary line.
 
     known_bug (see dpdk_bug): a failure is reported as XFAIL with the reason and does not fail
-    the program; a pass is reported as XPASS, asking for the marker to be removed."""
+    the program; a pass is reported as XPASS (some known bugs show in some runs only)."""
 
     def __init__(self):
         self.passed = 0
@@ -709,8 +709,8 @@ class Runner:
             self.passed += 1
             print("ok   %s (%.2fs)" % (name, time.monotonic() - t0), flush=True)
             if known_bug:
-                print("XPASS %s: passes now; remove its known_bug marker (%s)" %
-                      (name, known_bug), flush=True)
+                print("XPASS %s: passed despite its known_bug marker (%s); remove the marker "
+                      "once the bug is fixed" % (name, known_bug), flush=True)
         except Exception:
             if known_bug:
                 self.xfailed += 1
