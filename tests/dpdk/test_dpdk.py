@@ -46,7 +46,7 @@ def proxy_config(port, sport, mode, origin_port):
   maxconn: 4000
   grace: 5s
 defaults:
-  timeouts: {{ connect: 2s, client: 30s, server: 30s, http_request: 10s, keep_alive: 30s }}
+  timeouts: {{ connect: 5s, client: 30s, server: 30s, http_request: 10s, keep_alive: 30s }}
 frontends:
   - name: web
     bind: ["127.0.0.1:{port}"]
