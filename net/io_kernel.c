@@ -270,6 +270,11 @@ kio_connect(struct fp_io *io, const struct fp_addr *to, struct fp_conn **out)
         return -ENOBUFS;
     }
     kc->c.peer = *to;
+    /* Connections we open (to servers) before accepted ones: a server's answer frees a
+     * server slot, and under overload a loop iteration holds many client requests; served
+     * first, the slot goes back to work at once instead of idling through the iteration. */
+    ev_set_priority(&kc->rio, EV_MAXPRI);
+    ev_set_priority(&kc->wio, EV_MAXPRI);
     if (connect(fd, &to->u.sa, to->len) == -1 && errno != EINPROGRESS) {
         rc = -errno;
         goto err_put;

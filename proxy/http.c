@@ -72,6 +72,7 @@ struct hsess {
     uint8_t                        srv_dirty; /* not reusable (bytes past the response...) */
     uint8_t                        dechunk;   /* chunked response, HTTP/1.0 client: decode */
     uint8_t                        has_slot;  /* counts in w->srv_active[srv_gi] */
+    uint64_t                       refused_ms; /* our last 503 on this connection, or 0 */
     struct fp_waiter               wait;      /* in w->queues[be_idx] while H_QUEUED */
     uint16_t                       status;   /* final status sent, for the log */
     const char                    *term;     /* why the request ended badly, or NULL */
@@ -98,6 +99,7 @@ static void hs_on_srv(struct fp_conn *c, unsigned events);
 static int  hs_process_req(struct hsess *s);
 static int  hs_acquire_server(struct hsess *s);
 static int  hs_srv_write(struct hsess *s);
+static int  hs_cli_write(struct hsess *s);
 
 size_t
 fp_session_size(void)
@@ -474,6 +476,13 @@ hs_abort_task(struct fp_task *t)
     hs_end(s, 1);
 }
 
+/* An idle keep-alive connection gives its session to a new one (fp_worker_idle_add). */
+static void
+hs_yield_task(struct fp_task *t)
+{
+    hs_end((struct hsess *)t, 0);
+}
+
 /*
  * Answers status and closes. Once the client has part of a response, a status can no longer
  * be sent: the connection is reset so that the client sees the failure. A server's response
@@ -522,6 +531,8 @@ hs_error(struct hsess *s, int status)
         return -1;
     }
     if (keep) {
+        /* The next request on this connection within Retry-After is a retry. */
+        s->refused_ms = status == 503 ? w->io->ops->now_ms(w->io) : 0;
         s->rsp_head_done = 1;
         s->rsp_done = 1;
         s->state = H_XFER; /* without a server: the page is the whole response */
@@ -810,6 +821,12 @@ hs_on_req_head(struct hsess *s)
         return rc;
     }
     s->tried = 0;
+    /* Most likely a client's retry, but a client's pool may as well reuse the connection for
+     * a new request: counted, and weighed as demand all the same (docs/overload.md). */
+    if (s->refused_ms != 0 && s->t_head_ms - s->refused_ms < FP_RETRY_AFTER_S * 1000) {
+        FP_STAT_INC(w, http_retries);
+    }
+    s->refused_ms = 0;
     fp_worker_demand(w, s->be_idx);
     rc = hs_acquire_server(s);
     if (rc == 0 && s->state == H_XFER && s->srv != NULL) {
@@ -877,9 +894,17 @@ hs_on_queue_refuse(struct fp_waiter *wt)
 {
     struct hsess *s = waiter_sess(wt);
 
-    if (hs_error(s, 503) == 0) {
-        hs_update(s);
+    if (hs_error(s, 503) != 0) {
+        return;
     }
+    /* Sent at the end of this loop iteration rather than after a poll for writability: under
+     * overload refusals are most of the work, and this saves two epoll_ctl() and a loop
+     * iteration each (and the queue operation that refused it is over by then). */
+    if (s->state == H_XFER) {
+        fp_worker_defer(s->w, &s->task);
+        return;
+    }
+    hs_update(s);
 }
 
 /* A slot of the backend freed for this queued request: on to a server. */
@@ -889,9 +914,16 @@ hs_on_queue_grant(struct fp_waiter *wt)
     struct hsess *s = waiter_sess(wt);
 
     s->state = H_CONNECT;
-    if (hs_acquire_server(s) == 0) {
-        hs_update(s);
+    if (hs_acquire_server(s) != 0) {
+        return;
     }
+    /* A reused connection is writable: send at the end of this loop iteration, not after a
+     * poll (under load an iteration is long, and the server slot would idle through it). */
+    if (s->state == H_XFER && s->srv != NULL) {
+        fp_worker_defer(s->w, &s->task);
+        return;
+    }
+    hs_update(s);
 }
 
 /* Waits for a server slot. Returns 0, or -1 if s ended. */
@@ -1359,6 +1391,9 @@ hs_txn_done(struct hsess *s)
     hdrs_put(w, &s->sh);
     hs_arm(s, w->conf->timeouts.keep_alive_ms);
     fp_worker_buf_trim(w, &s->req);
+    if (s->req.data == NULL) {
+        fp_worker_idle_add(w, &s->task);
+    }
     /* A pipelined request may already be here. */
     return hs_process_req(s);
 }
@@ -1459,6 +1494,7 @@ hs_cli_read(struct hsess *s)
     if (s->state == H_ERROR_OUT) {
         return 0;
     }
+    fp_worker_idle_del(w, &s->task);
     if (s->state != H_WAIT_REQ && s->state != H_QUEUED) {
         hs_touch(s);
     }
@@ -1642,6 +1678,7 @@ fp_http_session_start(struct fp_worker *w, const struct fp_frontend_conf *fe, st
     c->data = s;
     s->task.abort = hs_abort_task;
     s->task.flush = hs_flush;
+    s->task.yield = hs_yield_task;
     fp_worker_task_add(w, &s->task);
     fp_h1_limits_default(&s->lim);
     if (fe->limits.request_line != 0) {

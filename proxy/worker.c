@@ -53,7 +53,11 @@ free_arrays(struct fp_worker *w)
     w->idle = NULL;
 }
 
-static void worker_on_shed_timer(struct fp_timer *t);
+static void     worker_on_shed_timer(struct fp_timer *t);
+static uint32_t idle_yield(struct fp_worker *w, uint32_t n);
+
+/* Most idle connections closed at once to make room (nginx drains 32 too). */
+#define IDLE_YIELD_BURST 32
 
 /* A worker resumes accepting once this many sessions are free again (hysteresis). */
 static uint32_t
@@ -236,6 +240,14 @@ worker_on_shed_timer(struct fp_timer *t)
 
     if (!w->paused || w->draining) {
         return;
+    }
+    /* Sessions that went idle since the pause give their place to waiting connections. */
+    if (w->idle_head != NULL) {
+        idle_yield(w, IDLE_YIELD_BURST);
+        if (fp_pool_in_use(&w->sessions) + 1 < w->max_sessions) {
+            worker_pause(w, false);
+            return;
+        }
     }
     for (i = 0; i < w->nb_listeners; i++) {
         pending = w->io->ops->listener_pending(w->listeners[i]);
@@ -432,7 +444,11 @@ worker_on_accept(struct fp_listener *l, struct fp_conn *c)
 
     FP_STAT_INC(w, accepted);
     FP_FE_STAT_INC(w, (uint32_t)(fl->fe - w->conf->frontends), accepted);
-    if (fp_pool_in_use(&w->sessions) + 1 >= w->max_sessions) {
+    /* Near maxconn, idle keep-alive connections make room before anything is refused. */
+    if (fp_pool_in_use(&w->sessions) + resume_margin(w) >= w->max_sessions) {
+        idle_yield(w, resume_margin(w) < IDLE_YIELD_BURST ? resume_margin(w) : IDLE_YIELD_BURST);
+    }
+    if (fp_pool_in_use(&w->sessions) + 1 >= w->max_sessions && w->idle_head == NULL) {
         worker_pause(w, true);
     }
     switch (fl->fe->mode) {
@@ -536,6 +552,60 @@ fp_worker_session_alloc(struct fp_worker *w, struct fp_conn *c, size_t size)
 }
 
 void
+fp_worker_idle_add(struct fp_worker *w, struct fp_task *t)
+{
+    if (t->idle) {
+        return;
+    }
+    t->idle = true;
+    t->idle_next = NULL;
+    t->idle_prev = w->idle_tail;
+    if (w->idle_tail != NULL) {
+        w->idle_tail->idle_next = t;
+    } else {
+        w->idle_head = t;
+    }
+    w->idle_tail = t;
+}
+
+void
+fp_worker_idle_del(struct fp_worker *w, struct fp_task *t)
+{
+    if (!t->idle) {
+        return;
+    }
+    if (t->idle_prev != NULL) {
+        t->idle_prev->idle_next = t->idle_next;
+    } else {
+        w->idle_head = t->idle_next;
+    }
+    if (t->idle_next != NULL) {
+        t->idle_next->idle_prev = t->idle_prev;
+    } else {
+        w->idle_tail = t->idle_prev;
+    }
+    t->idle_next = NULL;
+    t->idle_prev = NULL;
+    t->idle = false;
+}
+
+/* Closes up to n of the oldest idle keep-alive sessions. Returns how many. */
+static uint32_t
+idle_yield(struct fp_worker *w, uint32_t n)
+{
+    struct fp_task *t;
+    uint32_t        done = 0;
+
+    while (done < n && (t = w->idle_head) != NULL) {
+        fp_worker_idle_del(w, t);
+        FP_STAT_INC(w, idle_yielded);
+        t->yield(t);
+        done++;
+    }
+    return done;
+}
+
+void
 fp_worker_task_add(struct fp_worker *w, struct fp_task *t)
 {
     t->prev = NULL;
@@ -611,6 +681,7 @@ fp_worker_task_del(struct fp_worker *w, struct fp_task *t)
     }
     t->next = NULL;
     t->prev = NULL;
+    fp_worker_idle_del(w, t);
     FP_STAT_ADD(w, sessions_active, (uint64_t)-1);
     FP_STAT_INC(w, sessions_done);
     if (w->paused && fp_pool_in_use(&w->sessions) + resume_margin(w) <= w->max_sessions) {

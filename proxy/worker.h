@@ -62,6 +62,9 @@ struct fp_worker_stats {
     /* overload control (docs/overload.md); the queues' counters are per backend below */
     uint64_t accept_paused;     /* times the worker stopped accepting at its maxconn */
     uint64_t shed_503;          /* connections accepted only to be answered 503 */
+    uint64_t http_retries;      /* requests on a connection refused 503 less than Retry-After
+                                   before: most likely a client's retry */
+    uint64_t idle_yielded;      /* idle client connections closed at maxconn for new ones */
 };
 
 #define FP_QDELAY_BUCKETS 8
@@ -161,6 +164,12 @@ struct fp_task {
     struct fp_task *fl_next; /* in w's flush list while fl_queued */
     struct fp_task *fl_prev;
     bool            fl_queued;
+    /* While the session is an idle keep-alive connection (fp_worker_idle_add): its place in
+     * the worker's idle list, oldest first, and how to close it when a new one needs room. */
+    struct fp_task *idle_next;
+    struct fp_task *idle_prev;
+    void (*yield)(struct fp_task *t);
+    bool idle;
 };
 
 /* Who owns an idle server connection: set as its fp_conn.data while it waits for reuse. */
@@ -183,6 +192,8 @@ struct fp_worker {
     struct fp_task       *active;  /* open sessions, for a forced stop */
     struct fp_task       *fl_head; /* sessions with sends deferred to the end of the loop */
     struct fp_task       *fl_tail; /* iteration (fp_worker_defer), in the order they came */
+    struct fp_task       *idle_head; /* idle keep-alive sessions, oldest first */
+    struct fp_task       *idle_tail;
     struct fp_conn      **idle;    /* per server: a stack of idle_cap idle connections */
     uint32_t             *idle_n;  /* per server: how many are on its stack */
     uint32_t              idle_cap;   /* idle server connections kept, all servers together */
@@ -222,6 +233,18 @@ void fp_worker_task_del(struct fp_worker *w, struct fp_task *t);
  */
 void fp_worker_defer(struct fp_worker *w, struct fp_task *t);
 
+/*
+ * t (its yield set) is an idle keep-alive client connection: between requests, nothing
+ * buffered. When w nears its maxconn, new connections take the place of the oldest idle ones,
+ * which are closed through t->yield (counted in idle_yielded), as nginx does when it runs out
+ * of connections: an idle client holds a session that a waiting one could use, and HTTP lets
+ * a server close an idle connection at any time (RFC 9112 §9.5).
+ */
+void fp_worker_idle_add(struct fp_worker *w, struct fp_task *t);
+
+/* t is no longer idle (a request began, or it ends). No-op if it was not idle. */
+void fp_worker_idle_del(struct fp_worker *w, struct fp_task *t);
+
 /* Gives b a buffer from w's pool if it has none. Returns 0, or -ENOBUFS (counted). */
 int fp_worker_buf_attach(struct fp_worker *w, struct fp_buf *b);
 
@@ -247,8 +270,13 @@ uint32_t fp_worker_pick_slot(struct fp_worker *w, uint32_t be_idx, uint64_t trie
                              uint64_t *full);
 
 /* Counts a new request (or tcp session) of backend be_idx that wants a server slot: the
- * queue's overload detection weighs these against finished ones. Once per request. */
+ * queue's overload detection weighs these against finished ones. Once per request, a
+ * client's retry included (docs/overload.md, "Clients that retry at once"). */
 void fp_worker_demand(struct fp_worker *w, uint32_t be_idx);
+
+/* A refused request's Retry-After (seconds), and the window in which a request on the same
+ * connection counts as a retry. */
+#define FP_RETRY_AFTER_S 1
 
 /* Takes a slot of server gi of backend be_idx (one fp_worker_pick_slot found free). */
 void fp_worker_slot_take(struct fp_worker *w, uint32_t be_idx, uint32_t gi);
