@@ -216,12 +216,13 @@ def test_open_loop_overload_bounded(env):
         s = fpt.stats(sport)
         print("     offered 1600/s: goodput %.0f/s, 503 %d, timeouts %d, errors %d, p99 ok %.1f ms,"
               " p99 refused %.1f ms; queue max %d/20 per worker, LIFO switches %d, stale drops"
-              " %d; rss peak %.1f MiB <= bound %d MiB" %
+              " %d; idle yielded %d; rss peak %.1f MiB <= bound %d MiB" %
               (out["goodput_rps"], out["non2xx"], out["timeouts"], out["errors"],
                out["p99_us"] / 1000, out["refused_p99_us"] / 1000,
                fpt.stat_max(s, "fastproxy_queue_max"),
                fpt.stat_sum(s, "fastproxy_queue_lifo_total"),
-               fpt.stat_sum(s, "fastproxy_queue_dropped_stale_total"), peak / 2**20,
+               fpt.stat_sum(s, "fastproxy_queue_dropped_stale_total"),
+               fpt.stat_sum(s, "fastproxy_idle_yielded_total"), peak / 2**20,
                bound >> 20))
         assert out["timeouts"] == 0 and out["errors"] == 0, out
         assert out["ok"] + out["non2xx"] == out["scheduled"], out
@@ -232,11 +233,14 @@ def test_open_loop_overload_bounded(env):
         # Overload is detected: LIFO serves the newest, the old are refused for their age.
         # A FIFO queue of 20 per worker at 200/s per worker would make served requests wait
         # about 100 ms and refused ones up to the 300 ms queue timeout; here both stay short
-        # (bounds loose for sanitizer builds on a shared machine).
+        # (bounds loose for sanitizer builds on a shared machine). The median tells LIFO from
+        # FIFO (20-35 ms against over 100 ms); p99 only catches gross delays: on a machine
+        # shared with other builds a few scheduling stalls put it at 80-300 ms, in main's
+        # code as well.
         assert fpt.stat_sum(s, "fastproxy_queue_lifo_total") >= 1, s
         assert fpt.stat_sum(s, "fastproxy_queue_dropped_stale_total") > 0, s
-        assert out["p99_us"] < 80000, out
-        assert out["refused_p99_us"] < 50000, out
+        assert out["p50_us"] < 60000 and out["p99_us"] < 400000, out
+        assert out["refused_p50_us"] < 30000 and out["refused_p99_us"] < 400000, out
     finally:
         assert fp.stop() == 0
         origin.stop()
@@ -264,7 +268,11 @@ def test_flood_beyond_maxconn(env):
             s = socket.create_connection(("127.0.0.1", port), timeout=5)
             s.sendall(b"GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n")
             assert get_small(s).startswith(b"HTTP/1.1 200")
+            # The next request begins: the connection is busy, not idle (idle ones would
+            # yield their sessions to the flood: test_idle_keepalive_yields).
+            s.sendall(b"GET /small.txt HTTP/1.1\r\n")
             clients.append(s)
+        time.sleep(0.1)
         flood = []
         for _ in range(200):
             try:
@@ -274,7 +282,7 @@ def test_flood_beyond_maxconn(env):
         time.sleep(0.3)
         t0 = time.monotonic()
         for s in clients:
-            s.sendall(b"GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.sendall(b"Host: x\r\n\r\n")
             got = get_small(s)
             assert got.startswith(b"HTTP/1.1 200"), got
         served_in = time.monotonic() - t0
@@ -305,6 +313,100 @@ def test_flood_beyond_maxconn(env):
         assert fp.stop() == 0
 
 
+def test_idle_keepalive_yields(env):
+    """At maxconn, the oldest idle keep-alive connections are closed to admit new ones."""
+    port, sport = fpt.free_port(), fpt.free_port()
+    text = cfg(port, env["nginx"].port, workers=1, maxconn_srv=0, queue=8, stats=sport,
+               maxconn=20)
+    fp = fpt.Fastproxy(env["tmp"], text, wait=[port])
+    try:
+        idle = []
+        for _ in range(20):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert get_small(s).startswith(b"HTTP/1.1 200")
+            idle.append(s)
+            time.sleep(0.01)
+        for _ in range(5):  # each takes the session of the oldest idle one
+            n = socket.create_connection(("127.0.0.1", port), timeout=5)
+            n.sendall(b"GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = get_small(n)
+            assert got.startswith(b"HTTP/1.1 200"), got
+            n.close()
+        st = fpt.stats(sport)
+        print("     20 idle keep-alive connections at maxconn 20, 5 new ones served; "
+              "idle_yielded %d, shed_503 %d" % (fpt.stat_sum(st, "fastproxy_idle_yielded_total"),
+                                                fpt.stat_sum(st, "fastproxy_shed_503_total")))
+        assert fpt.stat_sum(st, "fastproxy_idle_yielded_total") >= 1 and fpt.stat_sum(st, "fastproxy_shed_503_total") == 0, st
+        assert fpt.stat_sum(st, "fastproxy_sess_pool_empty_total") == 0, st
+        # Oldest first: the first connections were closed (EOF), the newest still serve.
+        idle[0].settimeout(2)
+        assert idle[0].recv(64) == b""
+        last = idle[-1]
+        last.sendall(b"GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert get_small(last).startswith(b"HTTP/1.1 200")
+        for s in idle:
+            s.close()
+    finally:
+        assert fp.stop() == 0
+
+
+def test_retry_storm_no_collapse(env):
+    """4x open-loop load whose clients retry every refusal at once (3 times): the proxy keeps
+    serving near the origin's capacity, and it is back to idle within a second of the end."""
+    loadgen, slow = os.environ.get("FP_LOADGEN"), os.environ.get("FP_SLOW_ORIGIN")
+    if not loadgen or not slow:
+        return fpt.SKIP
+    oport, port, sport = fpt.free_port(), fpt.free_port(), fpt.free_port()
+    # Capacity 8 slots / 50 ms = 160 req/s: small, so that the test measures the proxy's
+    # policy rather than the CPU a shared machine (or a sanitizer build) lends it.
+    origin = fpt.Proc([slow, "-p", str(oport), "-s", "8", "-m", "50"],
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert fpt.wait_port(oport)
+    text = cfg(port, oport, workers=1, maxconn_srv=8, queue=1024, queue_to="1s", stats=sport,
+               maxconn=2000)
+    fp = fpt.Fastproxy(env["tmp"], text, wait=[port])
+    try:
+        cap = 160
+        samples = []
+        lg = subprocess.Popen([loadgen, "-p", str(port), "-r", str(4 * cap), "-d", "3", "-c",
+                               "1024", "-t", "2000", "-P", "--retries", "3"],
+                              stdout=subprocess.PIPE, text=True)
+        while lg.poll() is None:
+            samples.append(fpt.stats(sport))
+            time.sleep(0.2)
+        out = json.loads(lg.stdout.read().strip().splitlines()[-1])
+        t_end = time.monotonic()
+        after = None
+        while time.monotonic() - t_end < 1.0:
+            s = fpt.stats(sport)
+            if (fpt.stat_sum(s, "fastproxy_sessions_active") <= 2
+                    and fpt.stat_sum(s, "fastproxy_slots_busy") == 0
+                    and fpt.stat_sum(s, "fastproxy_queue_len") == 0):
+                after = time.monotonic() - t_end
+                break
+            time.sleep(0.05)
+        peak = max(fpt.stat_sum(x, "fastproxy_sessions_active") for x in samples) if samples else 0
+        print("     offered %d/s (4x), 3 immediate retries: logical goodput %.0f/s (%.0f%%), "
+              "%.2f tries per request, p99 %.0f ms, timeouts %d; proxy: %d requests, %d retries, "
+              "%d stale refusals, sessions peak %d, idle again after %s" %
+              (4 * cap, out["goodput_rps"], out["goodput_rps"] / cap * 100,
+               out["attempts_per_req"], out["p99_us"] / 1000, out["timeouts"],
+               fpt.stat_sum(s, "fastproxy_http_requests_total"),
+               fpt.stat_sum(s, "fastproxy_http_retries_total"),
+               fpt.stat_sum(s, "fastproxy_queue_dropped_stale_total"), peak,
+               "%.0f ms" % (after * 1000) if after is not None else "NOT within 1 s: %s" % {
+                   k: fpt.stat_sum(s, k) for k in ("fastproxy_sessions_active",
+                                                    "fastproxy_slots_busy", "fastproxy_queue_len")}))
+        assert out["retries"] > 0, out
+        # Collapsed, goodput was a few % of capacity (issue 15); healthy runs give 70-95 %.
+        assert out["goodput_rps"] >= 0.5 * cap, out
+        assert after is not None, "sessions, slots or queue still busy 1 s after the load"
+    finally:
+        assert fp.stop() == 0
+        origin.stop()
+
+
 def main():
     tmp = fpt.tmpdir()
     nginx = fpt.Nginx(tmp, {"small.txt": b"small\n"})
@@ -320,6 +422,10 @@ def main():
               test_open_loop_overload_bounded, env)
         r.run("flood beyond maxconn: established clients still served", test_flood_beyond_maxconn,
               env)
+        r.run("at maxconn idle keep-alive connections yield, oldest first",
+              test_idle_keepalive_yields, env)
+        r.run("4x load with immediate retries: no collapse, idle within 1 s after",
+              test_retry_storm_no_collapse, env)
     finally:
         nginx.stop()
         import shutil
