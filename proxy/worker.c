@@ -56,7 +56,7 @@ free_arrays(struct fp_worker *w)
 static void     worker_on_shed_timer(struct fp_timer *t);
 static uint32_t idle_yield(struct fp_worker *w, uint32_t n);
 
-/* Most idle connections closed at once to make room (nginx drains 32 too). */
+/* Most idle connections closed at once by the shed timer to make room. */
 #define IDLE_YIELD_BURST 32
 
 /* A worker resumes accepting once this many sessions are free again (hysteresis). */
@@ -444,9 +444,12 @@ worker_on_accept(struct fp_listener *l, struct fp_conn *c)
 
     FP_STAT_INC(w, accepted);
     FP_FE_STAT_INC(w, (uint32_t)(fl->fe - w->conf->frontends), accepted);
-    /* Near maxconn, idle keep-alive connections make room before anything is refused. */
-    if (fp_pool_in_use(&w->sessions) + resume_margin(w) >= w->max_sessions) {
-        idle_yield(w, resume_margin(w) < IDLE_YIELD_BURST ? resume_margin(w) : IDLE_YIELD_BURST);
+    /* This connection takes the last session: the oldest idle keep-alive connection makes
+     * room for the next one, and the listeners pause only when none is left. Only at maxconn
+     * itself: a client may be sending on an idle connection as we close it (it then resends,
+     * RFC 9112 §9.3.1), which is not worth risking while sessions are free. */
+    if (fp_pool_in_use(&w->sessions) + 1 >= w->max_sessions) {
+        idle_yield(w, 1);
     }
     if (fp_pool_in_use(&w->sessions) + 1 >= w->max_sessions && w->idle_head == NULL) {
         worker_pause(w, true);

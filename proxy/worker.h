@@ -235,10 +235,10 @@ void fp_worker_defer(struct fp_worker *w, struct fp_task *t);
 
 /*
  * t (its yield set) is an idle keep-alive client connection: between requests, nothing
- * buffered. When w nears its maxconn, new connections take the place of the oldest idle ones,
- * which are closed through t->yield (counted in idle_yielded), as nginx does when it runs out
- * of connections: an idle client holds a session that a waiting one could use, and HTTP lets
- * a server close an idle connection at any time (RFC 9112 §9.5).
+ * buffered. When w reaches its maxconn, new connections take the place of the oldest idle
+ * ones, which are closed through t->yield (counted in idle_yielded), as nginx does when it
+ * runs out of connections: an idle client holds a session that a waiting one could use, and
+ * HTTP lets a server close an idle connection at any time (RFC 9112 §9.5).
  */
 void fp_worker_idle_add(struct fp_worker *w, struct fp_task *t);
 
