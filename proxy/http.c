@@ -312,6 +312,11 @@ hs_waits_for_client(const struct hsess *s)
     if (!fp_buf_empty(&s->hrsp) || s->rsp_fwd > 0) {
         return true;
     }
+    /* A client that sent Expect: 100-continue may wait for the server's answer before it
+     * sends the body (RFC 9110 §10.1.1). */
+    if ((s->qp.msg.flags & FP_H1_F_EXPECT_CONTINUE) && !s->rsp_got) {
+        return false;
+    }
     return !s->req_done && s->req_fwd == 0 && s->hreq_sent == fp_buf_len(&s->hreq);
 }
 

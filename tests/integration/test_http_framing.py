@@ -37,11 +37,12 @@ SCRIPTS = {
     b"/bad-chunk-late": [(0, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                              b"5\r\nhello\r\n"), (0.3, b"zz\r\n")],
     b"/early-answer": [(0, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")],
+    b"/expect-hang": [],
     b"/interim": [(0, b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s>\r\n"
                       b"\r\n" + OK)],
 }
 # Paths answered as soon as the head is in, without waiting for the request body.
-EARLY = (b"/early-answer",)
+EARLY = (b"/early-answer", b"/expect-hang")
 
 
 class RawOrigin:
@@ -315,6 +316,22 @@ def test_client_stall_after_response_began(env):
     fresh_ok(env["raw"])
 
 
+def test_expect_continue_waits_for_server(env):
+    """A client that sent Expect: 100-continue waits for the server before its body: while no
+    answer came, the stall is the server's, so no 408 after the client timeout (3 s)."""
+    before = fpt.stats(env["stats_port"])
+    s = socket.create_connection(("127.0.0.1", env["raw"]), timeout=5)
+    s.sendall(b"PUT /expect-hang HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+              b"Content-Length: 10\r\n\r\n")
+    try:
+        got = s.recv(65536)
+    except socket.timeout:
+        got = None
+    s.close()
+    assert got is None, got
+    assert stat_delta(env, before, "client_timeouts") == 0
+
+
 def main():
     tmp = fpt.tmpdir()
     origin = RawOrigin()
@@ -361,6 +378,8 @@ stats:
               test_client_stall_blamed, env)
         r.run("client stalls after the response began: cut after the client timeout",
               test_client_stall_after_response_began, env)
+        r.run("Expect: 100-continue unanswered: the server is waited for, no 408",
+              test_expect_continue_waits_for_server, env)
     finally:
         rc = fp.stop() if fp is not None else -1
         if rc != 0:
