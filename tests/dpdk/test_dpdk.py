@@ -298,10 +298,7 @@ def run_mode(r, mode, tmp, nginx):
         r.run("%s: %d MiB down and up, checksummed" % (mode, MIB), test_100mib_down_and_up, env)
         r.run("%s: 1000 concurrent keep-alive connections (wrk)" % mode, test_1000_keepalive,
               env)
-        r.run("%s: no session outlives wrk's connections" % mode, test_sessions_closed, env,
-              known_bug=fpt.dpdk_bug(
-                  "io: dpdk: in some runs a few sessions of closed clients stay open until a "
-                  "timeout (14 of 1000 in mode tcp in one run, some in mode http in another)"))
+        r.run("%s: no session outlives wrk's connections" % mode, test_sessions_closed, env)
         r.run("%s: both workers serve, steering counters add up" % mode,
               test_workers_and_steering, env)
         if http:

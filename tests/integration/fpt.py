@@ -373,7 +373,12 @@ class Fastproxy:
                 raise RuntimeError("fastproxy (exit %s) created no TAP %s: %s" %
                                    (rc, self.tap, self.read_log()))
             time.sleep(0.05)
+        # txqueuelen: the kernel side's queue towards fastproxy. At its default of 1000 a burst
+        # (1000 clients closing at once) overflows it and the kernel drops frames, resets
+        # among them, which no one sends again: the sessions would then wait for a timeout.
+        # A NIC's RX ring is sized the same way (docs/dpdk.md).
         for cmd in (["ip", "addr", "add", self.kernel_side + "/24", "dev", self.tap],
+                    ["ip", "link", "set", self.tap, "txqueuelen", "10000"],
                     ["ip", "link", "set", self.tap, "up"]):
             p = subprocess.run(cmd, capture_output=True, text=True)
             if p.returncode != 0:
