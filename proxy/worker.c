@@ -59,6 +59,10 @@ static uint32_t idle_yield(struct fp_worker *w, uint32_t n);
 /* Most idle connections closed at once by the shed timer to make room. */
 #define IDLE_YIELD_BURST 32
 
+/* Only connections idle this long yield: a client's pool reuses its connections within
+ * milliseconds, and closing those would only make it reconnect at once (churn). */
+#define IDLE_YIELD_MIN_MS 1000
+
 /* A worker resumes accepting once this many sessions are free again (hysteresis). */
 static uint32_t
 resume_margin(const struct fp_worker *w)
@@ -242,8 +246,7 @@ worker_on_shed_timer(struct fp_timer *t)
         return;
     }
     /* Sessions that went idle since the pause give their place to waiting connections. */
-    if (w->idle_head != NULL) {
-        idle_yield(w, IDLE_YIELD_BURST);
+    if (idle_yield(w, IDLE_YIELD_BURST) > 0) {
         if (fp_pool_in_use(&w->sessions) + 1 < w->max_sessions) {
             worker_pause(w, false);
             return;
@@ -451,7 +454,9 @@ worker_on_accept(struct fp_listener *l, struct fp_conn *c)
     if (fp_pool_in_use(&w->sessions) + 1 >= w->max_sessions) {
         idle_yield(w, 1);
     }
-    if (fp_pool_in_use(&w->sessions) + 1 >= w->max_sessions && w->idle_head == NULL) {
+    if (fp_pool_in_use(&w->sessions) + 1 >= w->max_sessions &&
+        (w->idle_head == NULL ||
+         w->io->ops->now_ms(w->io) - w->idle_head->idle_ms < IDLE_YIELD_MIN_MS)) {
         worker_pause(w, true);
     }
     switch (fl->fe->mode) {
@@ -561,6 +566,7 @@ fp_worker_idle_add(struct fp_worker *w, struct fp_task *t)
         return;
     }
     t->idle = true;
+    t->idle_ms = w->io->ops->now_ms(w->io);
     t->idle_next = NULL;
     t->idle_prev = w->idle_tail;
     if (w->idle_tail != NULL) {
@@ -592,14 +598,16 @@ fp_worker_idle_del(struct fp_worker *w, struct fp_task *t)
     t->idle = false;
 }
 
-/* Closes up to n of the oldest idle keep-alive sessions. Returns how many. */
+/* Closes up to n of the oldest idle keep-alive sessions idle for IDLE_YIELD_MIN_MS. Returns how
+ * many. */
 static uint32_t
 idle_yield(struct fp_worker *w, uint32_t n)
 {
+    uint64_t        now = w->io->ops->now_ms(w->io);
     struct fp_task *t;
     uint32_t        done = 0;
 
-    while (done < n && (t = w->idle_head) != NULL) {
+    while (done < n && (t = w->idle_head) != NULL && now - t->idle_ms >= IDLE_YIELD_MIN_MS) {
         fp_worker_idle_del(w, t);
         FP_STAT_INC(w, idle_yielded);
         t->yield(t);

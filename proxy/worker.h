@@ -169,7 +169,8 @@ struct fp_task {
     struct fp_task *idle_next;
     struct fp_task *idle_prev;
     void (*yield)(struct fp_task *t);
-    bool idle;
+    uint64_t idle_ms; /* idle since (loop time) */
+    bool     idle;
 };
 
 /* Who owns an idle server connection: set as its fp_conn.data while it waits for reuse. */
