@@ -6,7 +6,8 @@
 #   demo   the quick start: curl and nginx for the demo origin   (packaging/quickstart.sh)
 #   test   the test suites: CUnit, clang + libFuzzer, the DPDK backend, real clients and origins,
 #          network namespaces, systemd-analyze                    (tests/run)
-#   bench  the benchmark harness: wrk, haproxy and nginx peers, gnuplot   (bench/run)
+#   bench  the benchmark harness: wrk, haproxy and nginx peers, gnuplot; iproute2 for the
+#          io: dpdk rows, valgrind for --profile-dpdk   (bench/run)
 #   deb    building and checking the Debian package   (packaging/build-deb.sh)
 # Usage: packaging/install-deps.sh [build|demo|test|bench|deb]...
 set -eu
@@ -14,7 +15,7 @@ build="meson ninja-build pkg-config gcc libc6-dev libev-dev libssl-dev libyaml-d
 demo="curl nginx-light"
 test="libcunit1-dev clang libclang-rt-14-dev libdpdk-dev dpdk python3 curl nginx-light
 iproute2 iputils-ping procps util-linux systemd"
-bench="python3 nginx-light haproxy wrk gnuplot-nox util-linux procps"
+bench="python3 nginx-light haproxy wrk gnuplot-nox util-linux procps iproute2 valgrind"
 deb="build-essential debhelper dpkg-dev fakeroot lintian"
 [ $# -gt 0 ] || set -- build demo test bench deb
 pkgs=""
