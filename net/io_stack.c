@@ -39,6 +39,8 @@
 #define SIO_IDLE_SPINS 200
 /* After the loop is told to stop: how long closed connections may still send their tail. */
 #define SIO_LINGER_US 2000000
+/* Longest wait for the link (the link may cap it lower); timers are looked up this far. */
+#define SIO_WAIT_MAX_US 10000
 /* Longest adaptive sleep: the added latency bound of an idle worker. */
 #define SIO_SLEEP_MAX_US 100
 
@@ -656,8 +658,8 @@ sio_dispatch(struct sio *s)
 static uint64_t
 next_deadline_us(struct sio *s, uint64_t max_us)
 {
-    uint64_t t = fp_stack_next_timer_us(s->st);
-    uint64_t p = fp_timer_wheel_next_us(&s->wheel);
+    uint64_t t = fp_timer_wheel_next_within_us(&s->st->wheel, max_us);
+    uint64_t p = fp_timer_wheel_next_within_us(&s->wheel, max_us);
 
     if (p < t) {
         t = p;
@@ -685,7 +687,7 @@ idle_wait(struct sio *s)
         return;
     }
     if (s->conf.idle != NULL) {
-        timeout_us = next_deadline_us(s, 1000000);
+        timeout_us = next_deadline_us(s, SIO_WAIT_MAX_US);
         if (timeout_us == 0 || __atomic_load_n(&s->notified, __ATOMIC_ACQUIRE)) {
             return;
         }

@@ -157,6 +157,30 @@ fp_timer_wheel_advance(struct fp_timer_wheel *w, uint64_t now_us)
 }
 
 uint64_t
+fp_timer_wheel_next_within_us(const struct fp_timer_wheel *w, uint64_t horizon_us)
+{
+    struct fp_stk_timer *t;
+    uint64_t             tick;
+    uint64_t             last;
+
+    if (w->nb_armed == 0) {
+        return UINT64_MAX;
+    }
+    last = w->cur_tick + (horizon_us + w->tick_us - 1) / w->tick_us;
+    if (last > w->cur_tick + w->mask + 1) {
+        last = w->cur_tick + w->mask + 1;
+    }
+    for (tick = w->cur_tick + 1; tick <= last; tick++) {
+        for (t = w->slots[tick & w->mask]; t != NULL; t = t->next) {
+            if (t->expire_tick <= tick) {
+                return tick * w->tick_us;
+            }
+        }
+    }
+    return UINT64_MAX;
+}
+
+uint64_t
 fp_timer_wheel_next_us(const struct fp_timer_wheel *w)
 {
     uint64_t         best = UINT64_MAX;

@@ -52,4 +52,11 @@ uint32_t fp_timer_wheel_advance(struct fp_timer_wheel *w, uint64_t now_us);
  * only. */
 uint64_t fp_timer_wheel_next_us(const struct fp_timer_wheel *w);
 
+/*
+ * Returns the earliest expiry (us) of a timer due within horizon_us of the wheel's current
+ * tick, or UINT64_MAX when none is: O(horizon in ticks), for an idle loop that waits at most
+ * that long anyway (a full scan costs a whole revolution of slots).
+ */
+uint64_t fp_timer_wheel_next_within_us(const struct fp_timer_wheel *w, uint64_t horizon_us);
+
 #endif /* FP_NET_STACK_TIMER_H */
