@@ -82,24 +82,48 @@ steer(const struct fp_mqlink *mq, const uint8_t *f, uint32_t len, bool *tcp)
                         fp_get16(f + ETH_HLEN + ihl), fp_get16(f + ETH_HLEN + ihl + 2));
 }
 
-/* Appends pkt, or an inline copy of data when pkt is NULL, to q's ring; drops when it is full. */
-static void
-ring_put(struct queue *q, struct fp_pkt *pkt, const uint8_t *data, uint32_t len)
+/* Takes a slot at the end of q's ring, or NULL (counted) when the ring is full. */
+static struct slot *
+ring_slot(struct queue *q)
 {
     struct slot *s;
 
     if (q->count == q->mq->ring_frames) {
         q->stats.rx_ring_full++;
-        fp_pkt_free(pkt);
-        return;
+        return NULL;
     }
     s = &q->ring[(q->head + q->count) % q->mq->ring_frames];
     q->count++;
-    s->pkt = pkt;
-    s->len = len;
-    if (pkt == NULL) {
-        memcpy(s->copy, data, len);
+    return s;
+}
+
+/* Appends pkt to q's ring; drops it when the ring is full. */
+static void
+ring_put(struct queue *q, struct fp_pkt *pkt)
+{
+    struct slot *s = ring_slot(q);
+
+    if (s == NULL) {
+        fp_pkt_free(pkt);
+        return;
     }
+    s->pkt = pkt;
+    s->len = pkt->len;
+}
+
+/* Appends an inline copy of data (at most ARP_COPY_MAX bytes) to q's ring. Kept apart from
+ * ring_put so that no path passes memcpy a NULL source (a release build's -Wnonnull). */
+static void
+ring_put_copy(struct queue *q, const uint8_t *data, uint32_t len)
+{
+    struct slot *s = ring_slot(q);
+
+    if (s == NULL) {
+        return;
+    }
+    s->pkt = NULL;
+    s->len = len;
+    memcpy(s->copy, data, len);
 }
 
 static void
@@ -113,10 +137,10 @@ fan_out_arp(struct fp_mqlink *mq, struct fp_pkt *p)
             continue;
         }
         mq->q[i].stats.rx_arp++;
-        ring_put(&mq->q[i], NULL, p->data, p->len);
+        ring_put_copy(&mq->q[i], p->data, p->len);
     }
     mq->q[0].stats.rx_arp++;
-    ring_put(&mq->q[0], p, NULL, p->len);
+    ring_put(&mq->q[0], p);
 }
 
 /* Takes every frame due on the wire and steers it into its queue's ring. */
@@ -145,7 +169,7 @@ pull(struct fp_mqlink *mq, struct fp_pktpool *pool, uint64_t now_us)
             } else {
                 q->stats.rx_other++;
             }
-            ring_put(q, pkts[i], NULL, pkts[i]->len);
+            ring_put(q, pkts[i]);
         }
     } while (n == PULL_BURST);
 }
