@@ -702,13 +702,13 @@ idle_wait(struct sio *s)
     stat_add(&s->stats.sleeps, 1);
 }
 
-unsigned
-fp_io_stack_poll(struct fp_io *io)
+/* One loop pass at now_ns (the caller's clock read, so a pass reads the clock once). */
+static unsigned
+poll_at(struct sio *s, uint64_t now_ns)
 {
-    struct sio *s = sio_of(io);
-    unsigned    work = 0;
+    unsigned work = 0;
 
-    s->now_us = clock_ns() / 1000;
+    s->now_us = now_ns / 1000;
     if (__atomic_exchange_n(&s->notified, 0, __ATOMIC_ACQUIRE) && s->io.on_notify != NULL) {
         s->io.on_notify(&s->io, s->io.notify_data);
         work++;
@@ -722,6 +722,12 @@ fp_io_stack_poll(struct fp_io *io)
     }
     fp_stack_tx_flush(s->st);
     return work;
+}
+
+unsigned
+fp_io_stack_poll(struct fp_io *io)
+{
+    return poll_at(sio_of(io), clock_ns());
 }
 
 /*
@@ -752,7 +758,7 @@ sio_run(struct fp_io *io)
     s->stopping = 0;
     t0 = clock_ns();
     while (!s->stopping) {
-        work = fp_io_stack_poll(io);
+        work = poll_at(s, t0);
         if (work == 0) {
             idle_wait(s);
         } else {
