@@ -40,7 +40,7 @@
 #include "net/io_stack.h"
 #include "net/rss.h"
 #include "net/stack/link.h"
-#include "net/stack/pool.h"
+#include "net/stack/pkt.h"
 #include "net/stack/stack_types.h"
 
 #define DP_MAX_WORKERS 64

@@ -26,7 +26,7 @@
 
 #include "net/pool.h"
 #include "net/rss.h"
-#include "net/stack/pool.h"
+#include "net/stack/pkt.h"
 #include "net/stack/stack.h"
 #include "net/stack/tcp.h"
 #include "net/stack/timer.h"

@@ -64,6 +64,17 @@ fp_pool_get(struct fp_pool *p)
     return p->free[--p->nb_free];
 }
 
+void *
+fp_pool_get_zeroed(struct fp_pool *p)
+{
+    void *obj = fp_pool_get(p);
+
+    if (obj != NULL) {
+        memset(obj, 0, p->elt_size);
+    }
+    return obj;
+}
+
 void
 fp_pool_put(struct fp_pool *p, void *obj)
 {

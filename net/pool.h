@@ -4,6 +4,8 @@
  * worker, and never grows: an empty pool is a normal, counted event that the caller turns
  * into load shedding. Objects are handed out last-in first-out so that the most recently
  * used (cache-hot) object is reused first. Not thread-safe by design: only the owner calls it.
+ * This is the one pool of net/: the proxy's sessions and buffers, the backends' connections,
+ * and the user-space stack's packet buffers and TCBs (net/stack/pkt.h) all come from one.
  */
 #ifndef FP_NET_POOL_H
 #define FP_NET_POOL_H
@@ -11,14 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct fp_pool {
-    uint8_t  *mem;       /* count * elt_size bytes, one allocation */
-    void    **free;      /* stack of free objects */
-    size_t    elt_size;  /* rounded up to a cache line */
-    uint32_t  count;     /* objects in the pool */
-    uint32_t  nb_free;   /* objects on the free stack */
-    uint64_t  empty;     /* gets refused because the pool was empty */
-};
+#include "net/pool_types.h"
 
 /*
  * Creates a pool of count objects of elt_size bytes each, zeroed. Startup only.
@@ -32,6 +27,10 @@ void fp_pool_destroy(struct fp_pool *p);
 
 /* Returns a free object, or NULL (counted in p->empty) when none is left. */
 void *fp_pool_get(struct fp_pool *p);
+
+/* Returns a free object with its first elt_size bytes zeroed, or NULL (counted) when none is
+ * left. */
+void *fp_pool_get_zeroed(struct fp_pool *p);
 
 /* Returns obj, which came from fp_pool_get(p), to p. */
 void fp_pool_put(struct fp_pool *p, void *obj);

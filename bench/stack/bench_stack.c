@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "net/stack/pool.h"
+#include "net/stack/pkt.h"
 #include "net/stack/tcp.h"
 #include "tests/net/harness.h"
 

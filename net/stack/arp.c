@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "net/stack/ipv4.h"
-#include "net/stack/pool.h"
+#include "net/stack/pkt.h"
 #include "net/stack/stack.h"
 #include "net/stack/timer.h"
 #include "net/stack/wire.h"

@@ -23,7 +23,8 @@
 #include <unistd.h>
 
 #include "net/stack/link_tap.h"
-#include "net/stack/pool.h"
+#include "net/pool.h"
+#include "net/stack/pkt.h"
 #include "net/stack/stack.h"
 #include "net/stack/tcp.h"
 
@@ -43,7 +44,7 @@ struct app_conn {
 
 struct app {
     struct fp_stack *st;
-    struct fp_spool  conns;
+    struct fp_pool   conns;
     enum mode        mode;
     /* client mode */
     uint64_t total;
@@ -81,7 +82,7 @@ conn_release(struct app *a, struct app_conn *ac)
 {
     fp_pkt_free_chain(ac->pending);
     ac->pending = NULL;
-    fp_spool_put(&a->conns, ac);
+    fp_pool_put(&a->conns, ac);
 }
 
 /* Echo: pass received buffers straight to the send queue (zero copy). */
@@ -176,7 +177,7 @@ on_accept(struct fp_tcp_listener *l, void *user)
     struct fp_tcb   *c;
 
     while ((c = fp_tcp_accept(l)) != NULL) {
-        ac = fp_spool_get(&a->conns);
+        ac = fp_pool_get_zeroed(&a->conns);
         if (ac == NULL) {
             fp_tcp_abort(c); /* more connections than TCBs cannot happen; be safe */
             continue;
@@ -557,7 +558,7 @@ main(int argc, char **argv)
     }
     now = now_us();
     rc = fp_stack_create(&sc, now, &a->st);
-    if (rc < 0 || fp_spool_init(&a->conns, sc.nb_tcbs, sizeof(struct app_conn)) < 0) {
+    if (rc < 0 || fp_pool_init(&a->conns, sizeof(struct app_conn), sc.nb_tcbs) < 0) {
         fprintf(stderr, "fp-stackd: cannot create the instance: %s\n", strerror(-rc));
         return 1;
     }
@@ -622,7 +623,7 @@ main(int argc, char **argv)
         fprintf(stderr, "  %-60s %" PRIu64 "\n", "frames dropped by --loss-ppm", lossy.dropped);
     }
     fp_stack_destroy(a->st);
-    fp_spool_fini(&a->conns);
+    fp_pool_destroy(&a->conns);
     fp_taplink_close(&tap);
     close(sfd);
     return exit_rc;

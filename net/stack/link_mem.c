@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/stack/pool.h"
+#include "net/stack/pkt.h"
 
 struct slot {
     uint64_t       deliver_us;

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/stack/pool.h"
+#include "net/stack/pkt.h"
 #include "net/stack/wire.h"
 
 #define PULL_BURST   32

@@ -13,7 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "net/stack/pool.h"
+#include "net/stack/pkt.h"
 
 #define RX_OFFSET (FP_PKT_HEADROOM - 64)
 

@@ -15,7 +15,7 @@
 #include "net/stack/arp.h"
 #include "net/stack/ipv4.h"
 #include "net/stack/link.h"
-#include "net/stack/pool.h"
+#include "net/stack/pkt.h"
 #include "net/stack/tcp.h"
 #include "net/stack/timer.h"
 

@@ -4,7 +4,7 @@
  * connection tables, timers, pools, counters) is reachable from one struct fp_stack value, so N
  * instances can run in one process, one per thread, without locks. Only this header's types are
  * shared between the stack's modules; each module's functions are declared in its own header.
- * This file includes only system headers (HAProxy's -t.h rule).
+ * This file includes only system headers and net/pool_types.h (HAProxy's -t.h rule).
  */
 #ifndef FP_NET_STACK_STACK_TYPES_H
 #define FP_NET_STACK_STACK_TYPES_H
@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "net/pool_types.h"
 
 #define FP_PKT_BUF_SIZE   2048 /* bytes of storage in one packet buffer */
 #define FP_PKT_HEADROOM   128  /* room kept in front of L4 data for IPv4 and Ethernet headers */
@@ -51,17 +53,9 @@ struct fp_pkt {
 
 typedef void (*fp_pkt_ext_free_fn)(void *ctx, void *ext);
 
-/* A fixed-capacity pool of fixed-size objects; a stack of free pointers gives O(1) get and put. */
-struct fp_spool {
-    void   **free;    /* free[0..nb_free) are available */
-    uint32_t nb_free; /* objects available now */
-    uint32_t size;    /* capacity, fixed at creation */
-    size_t   obj_size;
-    uint8_t *mem; /* size * obj_size bytes */
-};
-
+/* Packet buffers: an fp_pool of struct fp_pkt (net/stack/pkt.h). */
 struct fp_pktpool {
-    struct fp_spool    sp;
+    struct fp_pool     objs;
     fp_pkt_ext_free_fn ext_free; /* called for buffers with ext != NULL */
     void              *ext_ctx;
 };
@@ -425,7 +419,7 @@ struct fp_stack {
     struct fp_link         *link;
     uint32_t                netmask;
     struct fp_pktpool       pkts;
-    struct fp_spool         tcbs;
+    struct fp_pool          tcbs;
     struct fp_tcb         **tcb_hash;
     uint32_t                tcb_hash_mask;
     struct fp_tcp_listener  listeners[FP_STK_MAX_LISTEN];

@@ -16,9 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/pool.h"
 #include "net/stack/cksum.h"
 #include "net/stack/ipv4.h"
-#include "net/stack/pool.h"
+#include "net/stack/pkt.h"
 #include "net/stack/seq.h"
 #include "net/stack/stack.h"
 #include "net/stack/tcp_cc.h"
@@ -262,7 +263,7 @@ choose_rcv_wscale(uint32_t rcv_buf)
 static struct fp_tcb *
 tcb_new(struct fp_stack *st)
 {
-    struct fp_tcb *tp = fp_spool_get(&st->tcbs);
+    struct fp_tcb *tp = fp_pool_get_zeroed(&st->tcbs);
 
     if (tp == NULL) {
         fp_stack_ctr_inc(st, FP_STK_TCB_POOL_EMPTY);
@@ -388,7 +389,7 @@ fp_tcp_reap(struct fp_stack *st)
             keep = tp;
             continue;
         }
-        fp_spool_put(&st->tcbs, tp);
+        fp_pool_put(&st->tcbs, tp);
     }
     st->reap_head = keep;
 }
@@ -407,7 +408,7 @@ fp_tcp_init(struct fp_stack *st)
         return -ENOMEM;
     }
     st->tcb_hash_mask = n - 1;
-    rc = fp_spool_init(&st->tcbs, st->conf.nb_tcbs, sizeof(struct fp_tcb));
+    rc = fp_pool_init(&st->tcbs, sizeof(struct fp_tcb), st->conf.nb_tcbs);
     if (rc < 0) {
         free(st->tcb_hash);
         st->tcb_hash = NULL;
@@ -447,7 +448,7 @@ fp_tcp_fini(struct fp_stack *st)
         return;
     }
     fp_tcp_release_all(st);
-    fp_spool_fini(&st->tcbs);
+    fp_pool_destroy(&st->tcbs);
     free(st->tcb_hash);
     st->tcb_hash = NULL;
 }

@@ -14,7 +14,7 @@
 
 #include "net/stack/cksum.h"
 #include "net/stack/link.h"
-#include "net/stack/pool.h"
+#include "net/stack/pkt.h"
 #include "net/stack/stack.h"
 #include "net/stack/tcp.h"
 #include "net/stack/wire.h"

@@ -8,7 +8,7 @@
 
 #include "net/stack/cksum.h"
 #include "net/stack/link.h"
-#include "net/stack/pool.h"
+#include "net/stack/pkt.h"
 #include "net/stack/wire.h"
 
 #if defined(__SANITIZE_ADDRESS__)

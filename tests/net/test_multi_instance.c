@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "net/stack/pool.h"
+#include "net/stack/pkt.h"
 #include "net/stack/tcp.h"
 #include "tests/net/harness.h"
 

@@ -22,7 +22,8 @@
 
 #include "net/rss.h"
 #include "net/stack/link_mq.h"
-#include "net/stack/pool.h"
+#include "net/pool.h"
+#include "net/stack/pkt.h"
 #include "net/stack/stack.h"
 #include "net/stack/tcp.h"
 #include "net/stack/wire.h"
@@ -79,7 +80,7 @@ struct world {
     struct fp_rss     rss;
     struct fp_mqlink *mq;
     struct fp_stack  *peer;
-    struct fp_spool   srv_conns;
+    struct fp_pool    srv_conns;
     struct inst       in[MAX_Q];
     uint64_t          now_us;
     int8_t            owner[65536]; /* instance that opened a connection from this port, -1 */
@@ -112,7 +113,7 @@ struct srv_conn {
 static void
 srv_release(struct srv_conn *sc)
 {
-    fp_spool_put(&W.srv_conns, sc);
+    fp_pool_put(&W.srv_conns, sc);
 }
 
 static void
@@ -176,7 +177,7 @@ srv_accept(struct fp_tcp_listener *l, void *user)
 
     (void)user;
     while ((c = fp_tcp_accept(l)) != NULL) {
-        sc = fp_spool_get(&W.srv_conns);
+        sc = fp_pool_get_zeroed(&W.srv_conns);
         if (sc == NULL) {
             fp_tcp_abort(c);
             continue;
@@ -434,7 +435,7 @@ setup(void)
         return rc;
     }
     fp_stack_attach_link(W.peer, fp_mqlink_peer(W.mq), W.now_us);
-    rc = fp_spool_init(&W.srv_conns, sc.nb_tcbs, sizeof(struct srv_conn));
+    rc = fp_pool_init(&W.srv_conns, sizeof(struct srv_conn), sc.nb_tcbs);
     if (rc < 0) {
         return rc;
     }
@@ -487,7 +488,7 @@ teardown(void)
         fp_stack_shutdown(W.in[i].st);
     }
     fp_stack_destroy(W.peer);
-    fp_spool_fini(&W.srv_conns);
+    fp_pool_destroy(&W.srv_conns);
     for (i = 0; i < W.o.queues; i++) {
         fp_stack_destroy(W.in[i].st);
         fp_rss_ports_destroy(W.in[i].ports);

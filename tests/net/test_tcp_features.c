@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/stack/pool.h"
+#include "net/stack/pkt.h"
 #include "net/stack/tcp.h"
 #include "tests/net/harness.h"
 
