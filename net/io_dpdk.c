@@ -692,6 +692,7 @@ fp_io_dpdk_create(const struct fp_io_conf *conf, char *err, size_t errlen)
     struct fp_io_stack_conf sc;
     struct dlink           *dl;
     struct fp_io           *io;
+    uint32_t                i;
 
     if (conf->dpdk == NULL || !conf->dpdk->present) {
         snprintf(err, errlen, "io: dpdk needs a dpdk: section");
@@ -712,13 +713,18 @@ fp_io_dpdk_create(const struct fp_io_conf *conf, char *err, size_t errlen)
     memcpy(dl->link.mac, dp.mac.addr_bytes, 6);
     if (dl->ports == NULL) {
         struct fp_rss_ports_conf pc;
-        uint32_t                 laddr = ntohl(conf->dpdk->addr.s_addr);
+        uint32_t                 laddrs[1 + FP_DPDK_MAX_SRC_ADDRS];
 
+        /* The port's address first; the source addresses once its ports are used up. */
+        laddrs[0] = ntohl(conf->dpdk->addr.s_addr);
+        for (i = 0; i < conf->dpdk->nb_src_addrs; i++) {
+            laddrs[1 + i] = ntohl(conf->dpdk->src_addrs[i].s_addr);
+        }
         memset(&pc, 0, sizeof(pc));
         pc.rss = &dp.rss;
         pc.queue = (uint16_t)dl->id;
-        pc.laddrs = &laddr;
-        pc.nb_laddrs = 1;
+        pc.laddrs = laddrs;
+        pc.nb_laddrs = 1 + conf->dpdk->nb_src_addrs;
         if (fp_rss_ports_create(&pc, &dl->ports) != 0) {
             snprintf(err, errlen, "dpdk: worker %u: cannot build its local port classes", dl->id);
             return NULL;
@@ -729,6 +735,10 @@ fp_io_dpdk_create(const struct fp_io_conf *conf, char *err, size_t errlen)
     sc.stack.addr = ntohl(conf->dpdk->addr.s_addr);
     sc.stack.prefix_len = conf->dpdk->prefix_len;
     sc.stack.gateway = ntohl(conf->dpdk->gateway.s_addr);
+    for (i = 0; i < conf->dpdk->nb_src_addrs; i++) {
+        sc.stack.src_addrs[i] = ntohl(conf->dpdk->src_addrs[i].s_addr);
+    }
+    sc.stack.nb_src_addrs = conf->dpdk->nb_src_addrs;
     sc.stack.nb_pkts = conf->dpdk->mbufs;
     /* TIME-WAIT keeps a TCB after its connection is gone: room for as many again. */
     sc.stack.nb_tcbs = nb_tcbs(conf->max_conns);

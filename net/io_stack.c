@@ -391,7 +391,9 @@ sio_listener_shed(struct fp_listener *l, const void *msg, size_t len, unsigned m
 }
 
 /* Opens a stack connection from a local port whose reply hashes to our queue (net/rss.h);
- * a candidate the stack refuses (busy, or in TIME-WAIT, for that peer) moves to the next. */
+ * a candidate the stack refuses (busy, or in TIME-WAIT, for that peer) moves to the next, and
+ * once the ports of one local address are used up, the next address's (dpdk.source_addresses)
+ * are tried. */
 static int
 open_rss(struct sio *s, struct sconn *sc, uint32_t raddr, uint16_t rport)
 {
@@ -402,7 +404,7 @@ open_rss(struct sio *s, struct sconn *sc, uint32_t raddr, uint16_t rport)
 
     fp_rss_ports_begin(s->conf.ports, raddr, rport, &it);
     while (fp_rss_ports_next(s->conf.ports, &it, &laddr, &lport) == 0) {
-        rc = fp_tcp_connect(s->st, raddr, rport, lport, &conn_cb, sc, &sc->tcb);
+        rc = fp_tcp_connect_from(s->st, laddr, raddr, rport, lport, &conn_cb, sc, &sc->tcb);
         if (rc != -EADDRINUSE) {
             return rc;
         }

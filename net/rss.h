@@ -126,7 +126,7 @@ uint32_t fp_rss_toeplitz(const uint8_t *key, size_t key_len, const uint8_t *inpu
  */
 
 /* At most this many local addresses per worker. */
-#define FP_RSS_LADDR_MAX 8
+#define FP_RSS_LADDR_MAX 16
 /* Default port range (Linux's ip_local_port_range). */
 #define FP_RSS_PORT_LO 32768
 #define FP_RSS_PORT_HI 60999

@@ -25,7 +25,8 @@
 static const uint8_t bcast_mac[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 
 static void
-send_arp(struct fp_stack *st, uint16_t op, const uint8_t *tha, uint32_t tpa, const uint8_t *dmac)
+send_arp(struct fp_stack *st, uint16_t op, uint32_t spa, const uint8_t *tha, uint32_t tpa,
+         const uint8_t *dmac)
 {
     struct fp_pkt *p = fp_stack_pkt_alloc(st);
     uint8_t       *a;
@@ -40,7 +41,7 @@ send_arp(struct fp_stack *st, uint16_t op, const uint8_t *tha, uint32_t tpa, con
     a[5] = 4;
     fp_put16(a + 6, op);
     memcpy(a + 8, st->conf.mac, 6);
-    fp_put32(a + 14, st->conf.addr);
+    fp_put32(a + 14, spa);
     memcpy(a + 18, tha, 6);
     fp_put32(a + 24, tpa);
     p->len = ARP_HLEN;
@@ -49,17 +50,22 @@ send_arp(struct fp_stack *st, uint16_t op, const uint8_t *tha, uint32_t tpa, con
 }
 
 static void
-send_request(struct fp_stack *st, uint32_t ip)
+send_request(struct fp_stack *st, uint32_t spa, uint32_t ip)
 {
     static const uint8_t zero[6] = {0};
 
-    send_arp(st, 1, zero, ip, bcast_mac);
+    send_arp(st, 1, spa, zero, ip, bcast_mac);
 }
 
 void
 fp_arp_announce(struct fp_stack *st)
 {
-    send_request(st, st->conf.addr);
+    uint32_t i;
+
+    send_request(st, st->conf.addr, st->conf.addr);
+    for (i = 0; i < st->conf.nb_src_addrs; i++) {
+        send_request(st, st->conf.src_addrs[i], st->conf.src_addrs[i]);
+    }
 }
 
 static struct fp_arp_entry *
@@ -158,7 +164,7 @@ fp_arp_input(struct fp_stack *st, struct fp_pkt *pkt)
     op = fp_get16(a + 6);
     spa = fp_get32(a + 14);
     tpa = fp_get32(a + 24);
-    if (spa == 0 || spa == st->conf.addr || (a[8] & 1) != 0) {
+    if (spa == 0 || fp_stack_is_local(st, spa) || (a[8] & 1) != 0) {
         fp_stack_ctr_inc(st, FP_STK_ARP_BAD); /* probe, conflict or multicast sender */
         goto drop;
     }
@@ -167,7 +173,7 @@ fp_arp_input(struct fp_stack *st, struct fp_pkt *pkt)
     if (e != NULL) {
         learn(st, e, a + 8);
     }
-    if (tpa != st->conf.addr) {
+    if (!fp_stack_is_local(st, tpa)) {
         fp_stack_ctr_inc(st, FP_STK_ARP_NOT_US);
         goto drop;
     }
@@ -178,7 +184,7 @@ fp_arp_input(struct fp_stack *st, struct fp_pkt *pkt)
         }
     }
     if (op == 1) {
-        send_arp(st, 2, a + 8, spa, a + 8);
+        send_arp(st, 2, tpa, a + 8, spa, a + 8);
     }
 drop:
     fp_pkt_free(pkt);
@@ -205,7 +211,7 @@ fp_arp_output(struct fp_stack *st, struct fp_pkt *pkt, uint32_t nexthop)
         e->state = FP_ARP_PENDING;
         e->retries = 0;
         e->expire_us = st->now_us + ARP_RETRY_US;
-        send_request(st, nexthop);
+        send_request(st, st->conf.addr, nexthop);
     }
     if (e->nb_wait >= st->conf.arp_wait_max) {
         fp_stack_ctr_inc(st, FP_STK_ARP_QUEUE_FULL);
@@ -235,7 +241,7 @@ arp_timer(void *arg)
             continue;
         }
         e->expire_us = st->now_us + ARP_RETRY_US;
-        send_request(st, e->ip);
+        send_request(st, st->conf.addr, e->ip);
     }
     fp_timer_arm(&st->wheel, &st->arp_timer, st->now_us + ARP_TIMER_US);
 }

@@ -26,7 +26,7 @@ fp_eth_output(struct fp_stack *st, struct fp_pkt *pkt, const uint8_t dmac[6], ui
 }
 
 static void
-icmp_input(struct fp_stack *st, struct fp_pkt *pkt, uint32_t saddr)
+icmp_input(struct fp_stack *st, struct fp_pkt *pkt, uint32_t saddr, uint32_t daddr)
 {
     uint8_t *ic = pkt->data;
     uint16_t sum;
@@ -47,7 +47,7 @@ icmp_input(struct fp_stack *st, struct fp_pkt *pkt, uint32_t saddr)
     sum = fp_cksum(ic, pkt->len);
     memcpy(ic + 2, &sum, 2);
     fp_stack_ctr_inc(st, FP_STK_ICMP_ECHO_REPLIED);
-    fp_ipv4_output(st, pkt, saddr, FP_IPPROTO_ICMP);
+    fp_ipv4_output(st, pkt, daddr, saddr, FP_IPPROTO_ICMP);
     return;
 
 drop:
@@ -84,7 +84,7 @@ ipv4_input(struct fp_stack *st, struct fp_pkt *pkt)
     }
     daddr = fp_get32(ip + 16);
     saddr = fp_get32(ip + 12);
-    if (daddr != st->conf.addr) {
+    if (!fp_stack_is_local(st, daddr)) {
         fp_stack_ctr_inc(st, FP_STK_IP_NOT_US); /* no forwarding, no broadcast services */
         goto drop;
     }
@@ -99,7 +99,7 @@ ipv4_input(struct fp_stack *st, struct fp_pkt *pkt)
         fp_tcp_input(st, pkt, saddr, daddr);
         return;
     case FP_IPPROTO_ICMP:
-        icmp_input(st, pkt, saddr);
+        icmp_input(st, pkt, saddr, daddr);
         return;
     default:
         fp_stack_ctr_inc(st, FP_STK_IP_BAD_PROTO);
@@ -141,7 +141,8 @@ drop:
 }
 
 void
-fp_ipv4_output(struct fp_stack *st, struct fp_pkt *pkt, uint32_t daddr, uint8_t proto)
+fp_ipv4_output(struct fp_stack *st, struct fp_pkt *pkt, uint32_t saddr, uint32_t daddr,
+               uint8_t proto)
 {
     uint32_t nexthop = daddr;
     uint8_t *ip;
@@ -167,7 +168,7 @@ fp_ipv4_output(struct fp_stack *st, struct fp_pkt *pkt, uint32_t daddr, uint8_t 
     ip[9] = proto;
     ip[10] = 0;
     ip[11] = 0;
-    fp_put32(ip + 12, st->conf.addr);
+    fp_put32(ip + 12, saddr);
     fp_put32(ip + 16, daddr);
     sum = fp_cksum(ip, FP_STK_IP_HLEN);
     memcpy(ip + 10, &sum, 2);

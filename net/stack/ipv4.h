@@ -28,6 +28,7 @@ void fp_eth_output(struct fp_stack *st, struct fp_pkt *pkt, const uint8_t dmac[6
  * gateway; dropped and counted when there is none) and sends via ARP. pkt->data is at the L4
  * header and needs FP_STK_IP_HLEN + FP_STK_ETH_HLEN bytes of headroom. Consumes pkt.
  */
-void fp_ipv4_output(struct fp_stack *st, struct fp_pkt *pkt, uint32_t daddr, uint8_t proto);
+void fp_ipv4_output(struct fp_stack *st, struct fp_pkt *pkt, uint32_t saddr, uint32_t daddr,
+                    uint8_t proto);
 
 #endif /* FP_NET_STACK_IPV4_H */

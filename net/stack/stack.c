@@ -77,7 +77,7 @@ fp_stack_create(const struct fp_stack_conf *conf, uint64_t now_us, struct fp_sta
     struct timespec  ts;
     int              rc;
 
-    if (conf->addr == 0 || conf->prefix_len > 32) {
+    if (conf->addr == 0 || conf->prefix_len > 32 || conf->nb_src_addrs > FP_STK_MAX_SRC_ADDRS) {
         return -EINVAL;
     }
     st = calloc(1, sizeof(*st));

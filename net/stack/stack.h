@@ -96,6 +96,24 @@ fp_stack_ctr_inc(struct fp_stack *st, enum fp_stk_counter c)
     fp_stack_ctr_add(st, c, 1);
 }
 
+/* Returns whether a (host order) is one of the instance's addresses: conf.addr or a source
+ * address. */
+static inline bool
+fp_stack_is_local(const struct fp_stack *st, uint32_t a)
+{
+    uint32_t i;
+
+    if (a == st->conf.addr) {
+        return true;
+    }
+    for (i = 0; i < st->conf.nb_src_addrs; i++) {
+        if (a == st->conf.src_addrs[i]) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Queues a complete frame for transmission (flushed when the burst is full or the call ends). */
 void fp_stack_tx(struct fp_stack *st, struct fp_pkt *frame);
 

@@ -19,6 +19,7 @@
 #define FP_PKT_HEADROOM   128  /* room kept in front of L4 data for IPv4 and Ethernet headers */
 #define FP_STK_BURST      32   /* frames per rx/tx burst */
 #define FP_STK_MAX_LISTEN 16   /* listening ports per instance */
+#define FP_STK_MAX_SRC_ADDRS 8 /* local addresses for active opens, beside addr */
 #define FP_STK_ETH_HLEN   14
 #define FP_STK_IP_HLEN    20
 #define FP_STK_TCP_HLEN   20
@@ -382,6 +383,11 @@ struct fp_link;
 /* Instance configuration; fields left 0 take the defaults documented in stack.h. */
 struct fp_stack_conf {
     uint32_t addr; /* IPv4 address, host order */
+    /* More local addresses on addr's subnet, host order, for active opens only (a caller that
+     * has used up addr's ports to a peer opens from one of these): answered in ARP, accepted
+     * as destinations; SYNs to them find no listener. */
+    uint32_t src_addrs[FP_STK_MAX_SRC_ADDRS];
+    uint32_t nb_src_addrs;
     uint8_t  prefix_len;
     uint32_t gateway; /* 0 = none */
     uint8_t  mac[6];

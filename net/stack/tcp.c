@@ -89,26 +89,31 @@ mix64(uint64_t x)
     return x;
 }
 
-/* Keyed hash of a 4-tuple; the key keeps remote hosts from choosing our hash chains. */
+/* Keyed hash of a 4-tuple; the key keeps remote hosts from choosing our hash chains. The local
+ * address only matters when the instance has source addresses beside conf.addr. */
 static uint64_t
-tuple_hash(const struct fp_stack *st, uint32_t raddr, uint16_t rport, uint16_t lport, uint64_t k)
+tuple_hash(const struct fp_stack *st, uint32_t laddr, uint32_t raddr, uint16_t rport,
+           uint16_t lport, uint64_t k)
 {
-    return mix64(((uint64_t)raddr << 32 | (uint64_t)rport << 16 | lport) ^ st->secret[0] ^ k);
+    uint64_t l = laddr == st->conf.addr ? 0 : (uint64_t)laddr * 0x9E3779B97F4A7C15ULL;
+
+    return mix64(((uint64_t)raddr << 32 | (uint64_t)rport << 16 | lport) ^ st->secret[0] ^ k ^ l);
 }
 
 static struct fp_tcb **
-bucket(struct fp_stack *st, uint32_t raddr, uint16_t rport, uint16_t lport)
+bucket(struct fp_stack *st, uint32_t laddr, uint32_t raddr, uint16_t rport, uint16_t lport)
 {
-    return &st->tcb_hash[tuple_hash(st, raddr, rport, lport, 0) & st->tcb_hash_mask];
+    return &st->tcb_hash[tuple_hash(st, laddr, raddr, rport, lport, 0) & st->tcb_hash_mask];
 }
 
 static struct fp_tcb *
-lookup(struct fp_stack *st, uint32_t raddr, uint16_t rport, uint16_t lport)
+lookup(struct fp_stack *st, uint32_t laddr, uint32_t raddr, uint16_t rport, uint16_t lport)
 {
     struct fp_tcb *tp;
 
-    for (tp = *bucket(st, raddr, rport, lport); tp != NULL; tp = tp->hnext) {
-        if (tp->raddr == raddr && tp->rport == rport && tp->lport == lport) {
+    for (tp = *bucket(st, laddr, raddr, rport, lport); tp != NULL; tp = tp->hnext) {
+        if (tp->raddr == raddr && tp->rport == rport && tp->lport == lport &&
+            tp->laddr == laddr) {
             return tp;
         }
     }
@@ -116,9 +121,9 @@ lookup(struct fp_stack *st, uint32_t raddr, uint16_t rport, uint16_t lport)
 }
 
 struct fp_tcb *
-fp_tcp_find(struct fp_stack *st, uint32_t raddr, uint16_t rport, uint16_t lport)
+fp_tcp_find(struct fp_stack *st, uint32_t laddr, uint32_t raddr, uint16_t rport, uint16_t lport)
 {
-    return lookup(st, raddr, rport, lport);
+    return lookup(st, laddr == 0 ? st->conf.addr : laddr, raddr, rport, lport);
 }
 
 uint32_t
@@ -144,7 +149,7 @@ fp_tcp_nb_unacked(struct fp_stack *st)
 static void
 hash_insert(struct fp_tcb *tp)
 {
-    struct fp_tcb **b = bucket(tp->st, tp->raddr, tp->rport, tp->lport);
+    struct fp_tcb **b = bucket(tp->st, tp->laddr, tp->raddr, tp->rport, tp->lport);
 
     tp->hnext = *b;
     *b = tp;
@@ -153,7 +158,7 @@ hash_insert(struct fp_tcb *tp)
 static void
 hash_remove(struct fp_tcb *tp)
 {
-    struct fp_tcb **pp = bucket(tp->st, tp->raddr, tp->rport, tp->lport);
+    struct fp_tcb **pp = bucket(tp->st, tp->laddr, tp->raddr, tp->rport, tp->lport);
 
     for (; *pp != NULL; pp = &(*pp)->hnext) {
         if (*pp == tp) {
@@ -292,14 +297,15 @@ tcb_new(struct fp_stack *st)
 static void
 set_ts_offset(struct fp_tcb *tp)
 {
-    tp->ts_offset = (uint32_t)tuple_hash(tp->st, tp->raddr, tp->rport, tp->lport, 0x75);
+    tp->ts_offset = (uint32_t)tuple_hash(tp->st, tp->laddr, tp->raddr, tp->rport, tp->lport, 0x75);
 }
 
 /* RFC 6528: ISN = M + F(4-tuple, secret), M a 4 us clock. */
 static uint32_t
-gen_iss(struct fp_stack *st, uint32_t raddr, uint16_t rport, uint16_t lport)
+gen_iss(struct fp_stack *st, uint32_t laddr, uint32_t raddr, uint16_t rport, uint16_t lport)
 {
-    return (uint32_t)(st->now_us / 4) + (uint32_t)tuple_hash(st, raddr, rport, lport, 0x155);
+    return (uint32_t)(st->now_us / 4) +
+           (uint32_t)tuple_hash(st, laddr, raddr, rport, lport, 0x155);
 }
 
 static void
@@ -636,7 +642,7 @@ send_segment(struct fp_tcb *tp, uint32_t seq, uint32_t len, uint8_t flags)
         tp->t_segs_unacked = 0;
     }
     fp_stack_ctr_inc(st, FP_STK_TCP_TX);
-    fp_ipv4_output(st, p, tp->raddr, FP_IPPROTO_TCP);
+    fp_ipv4_output(st, p, tp->laddr, tp->raddr, FP_IPPROTO_TCP);
     return 0;
 }
 
@@ -850,13 +856,13 @@ respond(struct fp_stack *st, const struct seg *s, uint32_t seq, uint32_t ack, ui
     fp_put16(th + 14, (flags & TH_SYN) != 0 ? 65535 : 0);
     memset(th + 16, 0, 4);
     p->len = hl;
-    sum = fp_cksum_tcp(st->conf.addr, s->saddr, th, hl);
+    sum = fp_cksum_tcp(s->daddr, s->saddr, th, hl);
     memcpy(th + 16, &sum, 2);
     if ((flags & TH_RST) != 0) {
         fp_stack_ctr_inc(st, FP_STK_TCP_RST_TX);
     }
     fp_stack_ctr_inc(st, FP_STK_TCP_TX);
-    fp_ipv4_output(st, p, s->saddr, FP_IPPROTO_TCP);
+    fp_ipv4_output(st, p, s->daddr, s->saddr, FP_IPPROTO_TCP);
 }
 
 /* RFC 9293 §3.10.7.1: the reset for a segment that has no connection. */
@@ -1975,7 +1981,7 @@ out:
 static uint32_t
 cookie_hash(const struct fp_stack *st, const struct seg *s, uint64_t t)
 {
-    return (uint32_t)mix64(tuple_hash(st, s->saddr, s->sport, s->dport, st->secret[1]) ^
+    return (uint32_t)mix64(tuple_hash(st, s->daddr, s->saddr, s->sport, s->dport, st->secret[1]) ^
                            ((uint64_t)(s->seq - ((s->flags & TH_SYN) ? 0 : 1)) << 8) ^ t);
 }
 
@@ -2024,7 +2030,7 @@ static uint32_t
 cookie_ts_base(const struct fp_stack *st, const struct seg *s)
 {
     return (uint32_t)(st->now_us / 1000) +
-           (uint32_t)tuple_hash(st, s->saddr, s->sport, s->dport, 0x75);
+           (uint32_t)tuple_hash(st, s->daddr, s->saddr, s->sport, s->dport, 0x75);
 }
 
 static void
@@ -2105,6 +2111,7 @@ new_passive(struct fp_stack *st, struct fp_tcp_listener *l, const struct seg *s)
     if (tp == NULL) {
         return NULL;
     }
+    tp->laddr = s->daddr;
     tp->raddr = s->saddr;
     tp->rport = s->sport;
     tp->lport = s->dport;
@@ -2144,7 +2151,7 @@ listen_syn(struct fp_stack *st, struct fp_tcp_listener *l, const struct seg *s)
     l->nb_syn++;
     tp->t_state = FP_TCP_SYN_RCVD;
     take_syn_options(tp, s, true);
-    tp->iss = gen_iss(st, s->saddr, s->sport, s->dport);
+    tp->iss = gen_iss(st, s->daddr, s->saddr, s->sport, s->dport);
     tp->snd_una = tp->iss;
     tp->snd_nxt = tp->iss;
     tp->snd_max = tp->iss;
@@ -2193,11 +2200,15 @@ listen_ack(struct fp_stack *st, struct fp_tcp_listener *l, const struct seg *s)
 static void
 no_conn_input(struct fp_stack *st, struct seg *s)
 {
-    struct fp_tcp_listener *l = find_listener(st, s->dport);
+    struct fp_tcp_listener *l = NULL;
     struct fp_tcb          *tp;
 
     if ((s->flags & TH_RST) != 0) {
         return;
+    }
+    /* Listeners are on conf.addr only: the source addresses serve active opens. */
+    if (s->daddr == st->conf.addr) {
+        l = find_listener(st, s->dport);
     }
     if (l == NULL) {
         fp_stack_ctr_inc(st, FP_STK_TCP_NO_CONN);
@@ -2280,7 +2291,7 @@ fp_tcp_input(struct fp_stack *st, struct fp_pkt *pkt, uint32_t saddr, uint32_t d
     pkt->len -= off;
     s.len = pkt->len;
     s.pkt = pkt;
-    tp = lookup(st, saddr, s.sport, s.dport);
+    tp = lookup(st, daddr, saddr, s.sport, s.dport);
     if (tp != NULL && tp->t_state == FP_TCP_TIME_WAIT && time_wait_recycle(tp, &s)) {
         tp = NULL;
     }
@@ -2373,7 +2384,7 @@ fp_tcp_set_callbacks(struct fp_tcb *c, const struct fp_tcp_callbacks *cb, void *
 
 /* Picks a free ephemeral port for raddr:rport, reusing a TIME_WAIT slot with timestamps. */
 static int
-pick_port(struct fp_stack *st, uint32_t raddr, uint16_t rport, uint16_t *lport)
+pick_port(struct fp_stack *st, uint32_t laddr, uint32_t raddr, uint16_t rport, uint16_t *lport)
 {
     struct fp_tcb *tp;
     uint32_t       i;
@@ -2386,7 +2397,7 @@ pick_port(struct fp_stack *st, uint32_t raddr, uint16_t rport, uint16_t *lport)
         if (find_listener(st, port) != NULL) {
             continue;
         }
-        tp = lookup(st, raddr, rport, port);
+        tp = lookup(st, laddr, raddr, rport, port);
         if (tp == NULL) {
             *lport = port;
             return 0;
@@ -2406,17 +2417,30 @@ int
 fp_tcp_connect(struct fp_stack *st, uint32_t raddr, uint16_t rport, uint16_t lport,
                const struct fp_tcp_callbacks *cb, void *user, struct fp_tcb **out)
 {
+    return fp_tcp_connect_from(st, 0, raddr, rport, lport, cb, user, out);
+}
+
+int
+fp_tcp_connect_from(struct fp_stack *st, uint32_t laddr, uint32_t raddr, uint16_t rport,
+                    uint16_t lport, const struct fp_tcp_callbacks *cb, void *user,
+                    struct fp_tcb **out)
+{
     struct fp_tcb *tp;
     struct fp_tcb *old;
     int            rc;
 
+    if (laddr == 0) {
+        laddr = st->conf.addr;
+    } else if (!fp_stack_is_local(st, laddr)) {
+        return -EADDRNOTAVAIL;
+    }
     if (lport == 0) {
-        rc = pick_port(st, raddr, rport, &lport);
+        rc = pick_port(st, laddr, raddr, rport, &lport);
         if (rc < 0) {
             return rc;
         }
     } else {
-        old = lookup(st, raddr, rport, lport);
+        old = lookup(st, laddr, raddr, rport, lport);
         if (old != NULL) {
             if (old->t_state != FP_TCP_TIME_WAIT || (old->t_flags & FP_TF_RCVD_TSTMP) == 0) {
                 return -EADDRINUSE;
@@ -2429,13 +2453,14 @@ fp_tcp_connect(struct fp_stack *st, uint32_t raddr, uint16_t rport, uint16_t lpo
     if (tp == NULL) {
         return -ENOMEM;
     }
+    tp->laddr = laddr;
     tp->raddr = raddr;
     tp->rport = rport;
     tp->lport = lport;
     tp->cb = cb;
     tp->user = user;
     set_ts_offset(tp);
-    tp->iss = gen_iss(st, raddr, rport, lport);
+    tp->iss = gen_iss(st, laddr, raddr, rport, lport);
     tp->snd_una = tp->iss;
     tp->snd_nxt = tp->iss;
     tp->snd_max = tp->iss;

@@ -42,6 +42,15 @@ struct fp_tcb *fp_tcp_accept(struct fp_tcp_listener *l);
 int fp_tcp_connect(struct fp_stack *st, uint32_t raddr, uint16_t rport, uint16_t lport,
                    const struct fp_tcp_callbacks *cb, void *user, struct fp_tcb **out);
 
+/*
+ * fp_tcp_connect from local address laddr (host order): conf.addr or one of conf.src_addrs;
+ * 0 means conf.addr. Ports are per local address: the same lport may be open to the same peer
+ * from two addresses. Also returns -EADDRNOTAVAIL when laddr is not one of ours.
+ */
+int fp_tcp_connect_from(struct fp_stack *st, uint32_t laddr, uint32_t raddr, uint16_t rport,
+                        uint16_t lport, const struct fp_tcp_callbacks *cb, void *user,
+                        struct fp_tcb **out);
+
 /* Replaces the callbacks and user pointer of c (e.g. right after fp_tcp_accept). */
 void fp_tcp_set_callbacks(struct fp_tcb *c, const struct fp_tcp_callbacks *cb, void *user);
 
@@ -81,9 +90,10 @@ void fp_tcp_close(struct fp_tcb *c);
 /* Releases the handle and resets the connection at once (RST). No more callbacks for c. */
 void fp_tcp_abort(struct fp_tcb *c);
 
-/* The connection of this instance with that remote end and local port (host order), any
+/* The connection of this instance with that 4-tuple (host order; laddr 0: conf.addr), any
  * state, or NULL. For tests and tools. */
-struct fp_tcb *fp_tcp_find(struct fp_stack *st, uint32_t raddr, uint16_t rport, uint16_t lport);
+struct fp_tcb *fp_tcp_find(struct fp_stack *st, uint32_t laddr, uint32_t raddr, uint16_t rport,
+                           uint16_t lport);
 
 /*
  * Returns how many connections still have data or a FIN the peer has not acknowledged: what

@@ -140,6 +140,18 @@ def test_workers_and_steering(env):
         c = fpt.worker_counters(env["stats_port"])
 
 
+def test_source_addresses(env):
+    """dpdk.source_addresses (.3 and .4, see fpt.dpdk_config) are the stack's own: the kernel
+    side resolves them by ARP and they answer ping; .5, on the subnet but not configured, does
+    not answer."""
+    net = env["fp"].host.rsplit(".", 1)[0]
+    for last, want in ((3, 0), (4, 0), (5, 1)):
+        p = subprocess.run(["ping", "-c", "1", "-W", "2", "%s.%d" % (net, last)],
+                           capture_output=True, text=True)
+        got = 0 if p.returncode == 0 else 1
+        assert got == want, ("ping %s.%d: exit %d" % (net, last, p.returncode), p.stdout)
+
+
 def test_sigterm_drains(env):
     tmp = env["tmp"]
     port, sport = fpt.free_port(), fpt.free_port()
@@ -303,6 +315,8 @@ def run_mode(r, mode, tmp, nginx):
               test_workers_and_steering, env)
         if http:
             r.run("malformed frames dropped and counted, still serving", test_bad_input, env)
+            r.run("source addresses answer ARP and ping; others do not", test_source_addresses,
+                  env)
         r.run("%s: SIGTERM drains an in-flight transfer, exit 0" % mode, test_sigterm_drains,
               env)
     finally:

@@ -125,7 +125,8 @@ def client_host(port):
 def dpdk_config(text, n):
     """Rewrites a kernel test config (127.0.0.1 everywhere) for io: dpdk instance n: io: dpdk
     in global, frontend binds on the stack address, servers on the kernel side of the TAP, a
-    dpdk: section on TAP fp<n>. stats.bind stays on loopback."""
+    dpdk: section on TAP fp<n> with two source addresses (.3, .4) for server connections.
+    stats.bind stays on loopback."""
     stack, kside = "%s.%d.2" % (DPDK_NET, n), "%s.%d.1" % (DPDK_NET, n)
     out = []
     section = None
@@ -148,9 +149,10 @@ def dpdk_config(text, n):
   eal: ["--no-huge", "-m", "512", "--no-shconf", "--no-pci", "--file-prefix=fpt%d-%d",
         "--vdev=net_tap%d,iface=fp%d"]
   address: %s/24
+  source_addresses: [%s.%d.3, %s.%d.4]
   mbufs: 8192
   poll: adaptive
-  rss: auto""" % (os.getpid(), n, n, n, stack))
+  rss: auto""" % (os.getpid(), n, n, n, stack, DPDK_NET, n, DPDK_NET, n))
     return "\n".join(out) + "\n"
 
 

@@ -13,8 +13,15 @@
  * sees the frame). --control turns the RSS-aware port choice off (the stack's sequential
  * ports) and then asserts that frames DO land on the wrong queue: the check can fail.
  *
+ * --ports LO-HI narrows the local ports of backend connections and --src-addrs N gives the
+ * workers N more local addresses (10.0.0.3 on, as dpdk.source_addresses does), so that a
+ * worker runs out of one address's ports: then backend frames must reach the extra addresses
+ * and still their owner. With --ports and no --src-addrs the test is the control: it asserts
+ * that some backend connections found no port.
+ *
  * Usage: test_proxy_rss --workers N --mode http|tcp [--conns C] [--reqs R] [--bytes B]
  *                       [--download MIB] [--loss PPM] [--control]
+ *                       [--ports LO-HI] [--src-addrs N]
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -77,6 +84,9 @@ struct opts {
     uint64_t download;
     uint32_t loss_ppm;
     bool     control;
+    uint16_t port_lo; /* 0: the default range */
+    uint16_t port_hi;
+    unsigned nb_src;  /* extra local addresses PROXY_ADDR + 1 .. */
 };
 
 struct test {
@@ -94,6 +104,7 @@ struct test {
     unsigned             clients_failed;
     uint64_t             misdelivered; /* backend frames on a queue whose worker lacks the flow */
     uint64_t             backend_frames[MAX_WORKERS];
+    uint64_t             src_frames; /* backend frames to an extra local address */
     uint64_t             mismatches;
 };
 
@@ -397,6 +408,7 @@ on_rx(void *arg, uint16_t q, const uint8_t *f, uint32_t len)
 {
     struct test *t = arg;
     uint32_t     ihl;
+    uint32_t     daddr;
     uint16_t     sport;
     uint16_t     dport;
 
@@ -404,14 +416,18 @@ on_rx(void *arg, uint16_t q, const uint8_t *f, uint32_t len)
         return;
     }
     ihl = (uint32_t)(f[14] & 0xf) * 4;
+    daddr = (uint32_t)f[30] << 24 | (uint32_t)f[31] << 16 | (uint32_t)f[32] << 8 | f[33];
     sport = (uint16_t)(f[14 + ihl] << 8 | f[15 + ihl]);
     dport = (uint16_t)(f[16 + ihl] << 8 | f[17 + ihl]);
     if (sport != ORIGIN_PORT) {
         return;
     }
     t->backend_frames[q]++;
-    if (fp_tcp_find((struct fp_stack *)fp_io_stack_of(t->io[q]), PEER_ADDR, ORIGIN_PORT, dport) ==
-        NULL) {
+    if (daddr != PROXY_ADDR) {
+        t->src_frames++;
+    }
+    if (fp_tcp_find((struct fp_stack *)fp_io_stack_of(t->io[q]), daddr, PEER_ADDR, ORIGIN_PORT,
+                    dport) == NULL) {
         t->misdelivered++;
     }
 }
@@ -451,9 +467,10 @@ setup(struct test *t)
     struct fp_listen_conf    lc;
     struct fp_tcp_listener  *ol;
     struct fp_rss_ports     *ports;
-    uint32_t                 laddr = PROXY_ADDR;
+    uint32_t                 laddrs[1 + FP_STK_MAX_SRC_ADDRS];
     char                     err[256];
     unsigned                 i;
+    unsigned                 k;
 
     if (load_conf(t) != 0 || fp_rss_init(&t->rss, NULL, 0, 128, (uint16_t)t->o.workers) != 0) {
         return -1;
@@ -482,14 +499,19 @@ setup(struct test *t)
                       &ol) != 0) {
         return -1;
     }
+    for (k = 0; k <= t->o.nb_src; k++) {
+        laddrs[k] = PROXY_ADDR + k;
+    }
     for (i = 0; i < t->o.workers; i++) {
         ports = NULL;
         if (!t->o.control) {
             memset(&rc, 0, sizeof(rc));
             rc.rss = &t->rss;
             rc.queue = (uint16_t)i;
-            rc.laddrs = &laddr;
-            rc.nb_laddrs = 1;
+            rc.laddrs = laddrs;
+            rc.nb_laddrs = 1 + t->o.nb_src;
+            rc.port_lo = t->o.port_lo;
+            rc.port_hi = t->o.port_hi;
             if (fp_rss_ports_create(&rc, &ports) != 0) {
                 return -1;
             }
@@ -501,6 +523,10 @@ setup(struct test *t)
         ioc.nb_workers = t->o.workers;
         memset(&sc, 0, sizeof(sc));
         sc.stack.addr = PROXY_ADDR;
+        for (k = 0; k < t->o.nb_src; k++) {
+            sc.stack.src_addrs[k] = laddrs[1 + k];
+        }
+        sc.stack.nb_src_addrs = t->o.nb_src;
         sc.stack.prefix_len = 24;
         sc.stack.nb_pkts = 16384;
         sc.stack.nb_tcbs = 8 * MAX_CONNS;
@@ -584,14 +610,28 @@ parse_opts(struct opts *o, int argc, char **argv)
             o->download = strtoull(v, NULL, 10) << 20;
         } else if (strcmp(argv[i], "--loss") == 0) {
             o->loss_ppm = (uint32_t)atoi(v);
+        } else if (strcmp(argv[i], "--ports") == 0) {
+            unsigned lo = 0;
+            unsigned hi = 0;
+
+            if (sscanf(v, "%u-%u", &lo, &hi) != 2 || lo == 0 || hi < lo || hi > 65535) {
+                fprintf(stderr, "--ports LO-HI\n");
+                return -1;
+            }
+            o->port_lo = (uint16_t)lo;
+            o->port_hi = (uint16_t)hi;
+        } else if (strcmp(argv[i], "--src-addrs") == 0) {
+            o->nb_src = (unsigned)atoi(v);
         } else {
             fprintf(stderr, "unknown option %s\n", argv[i]);
             return -1;
         }
         i++;
     }
-    if (o->workers == 0 || o->workers > MAX_WORKERS || o->conns == 0 || o->conns > MAX_CONNS) {
-        fprintf(stderr, "workers 1..%d, conns 1..%d\n", MAX_WORKERS, MAX_CONNS);
+    if (o->workers == 0 || o->workers > MAX_WORKERS || o->conns == 0 || o->conns > MAX_CONNS ||
+        o->nb_src > FP_STK_MAX_SRC_ADDRS) {
+        fprintf(stderr, "workers 1..%d, conns 1..%d, src-addrs 0..%d\n", MAX_WORKERS, MAX_CONNS,
+                FP_STK_MAX_SRC_ADDRS);
         return -1;
     }
     return 0;
@@ -603,6 +643,8 @@ main(int argc, char **argv)
     static struct test      t;
     struct fp_memlink_stats ws;
     uint64_t                lost = 0;
+    uint64_t                no_port = 0;
+    uint64_t                addr_moves = 0;
     uint64_t                t0;
     unsigned                i;
     int                     fail = 0;
@@ -631,12 +673,32 @@ main(int argc, char **argv)
     }
     printf("backend frames on a queue whose worker does not own the connection: %llu\n",
            (unsigned long long)t.misdelivered);
+    for (i = 0; i < t.o.workers; i++) {
+        struct fp_io_stack_stats  ss;
+        struct fp_rss_ports_stats ps;
+
+        fp_io_stack_stats(t.io[i], &ss);
+        memset(&ps, 0, sizeof(ps));
+        if (t.ports[i] != NULL) {
+            fp_rss_ports_stats(t.ports[i], &ps);
+        }
+        printf("worker %u: port picks %llu, moves to the next address %llu, opens without a "
+               "port %llu\n",
+               i, (unsigned long long)ps.picks, (unsigned long long)ps.addr_moves,
+               (unsigned long long)ss.no_port);
+        no_port += ss.no_port;
+        addr_moves += ps.addr_moves;
+    }
+    printf("backend frames to a source address: %llu\n", (unsigned long long)t.src_frames);
     for (i = 0; i < 2; i++) {
         fp_mqlink_wire_stats(t.mq, i, &ws);
         lost += ws.lost;
     }
     printf("frames lost on the wire: %llu\n", (unsigned long long)lost);
-    if (t.o.control) {
+    if (t.o.port_lo != 0 && t.o.nb_src == 0) {
+        /* The exhaustion control: one address's ports in the narrow range do not suffice. */
+        fail = no_port == 0;
+    } else if (t.o.control) {
         /* Sequential ports: with 2 or more queues some replies must land elsewhere. Such a
          * frame may even find a connection of the same 4-tuple that the wrong worker opened
          * from the same port: then it is not counted, but its session fails. */
@@ -648,6 +710,7 @@ main(int argc, char **argv)
             fail |= t.w[i].stats.accepted == 0 || t.backend_frames[i] == 0;
         }
         fail |= t.o.loss_ppm != 0 && lost == 0;
+        fail |= t.o.nb_src != 0 && (t.src_frames == 0 || addr_moves == 0 || no_port != 0);
     }
     printf("%s\n", fail ? "FAIL" : "PASS");
     for (i = 0; i < t.o.workers; i++) {
