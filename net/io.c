@@ -1,12 +1,21 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* Backend selection: the one place that knows every backend. */
+/*
+ * Backend selection: the one place that knows every backend. Also the generic segment path
+ * (net/io.h, fp_io_generic_*), which gives every backend without recv_segs/send_segs the
+ * zero-copy interface at the price of one copy: received bytes land in buffers of a pool the
+ * instance owns (one recv(2) per buffer, until the kernel has no more or the caller's bound is
+ * reached), and a send hands them to sendv, then frees what the kernel took.
+ */
 #include "net/io.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "fp_build_config.h"
 #include "net/io_kernel.h"
 #include "net/io_stack.h"
+#include "net/pool.h"
 #if FP_HAVE_DPDK
 #include "net/io_dpdk.h"
 #endif
@@ -33,6 +42,135 @@ fp_io_listen_group(enum fp_io_kind kind, const struct fp_addr *a, unsigned n, co
     return 0;
 }
 
+/*
+ * The generic path's buffers: one per connection is the reserve (a connection that holds none
+ * always gets one, so its read never fails for want of memory), and half as many again are
+ * spare, lent to connections that read ahead (FP_RECV_AHEAD) only while the reserve is intact
+ * (segpool_may_lend). A session's two directions read ahead up to FP_SEGQ_MAX_BYTES each when
+ * spare buffers are free, and one buffer at a time when they are not.
+ */
+struct fp_io_segpool {
+    struct fp_pool pool;    /* FP_IO_SEG_SIZE-byte buffers */
+    uint32_t       reserve; /* buffers read-ahead never takes: max_conns */
+};
+
+static uint32_t
+segpool_count(uint32_t max_conns)
+{
+    return max_conns + max_conns / 2 + 1;
+}
+
+/*
+ * A buffer taken without FP_RECV_AHEAD (the caller held none of the connection's) is a
+ * "first"; at most one per connection is held at a time, so at most reserve. Read-ahead takes
+ * one only while in_use < count - reserve, so read-ahead holds at most count - reserve: a first
+ * always finds a free buffer.
+ */
+static bool
+segpool_may_lend(const struct fp_io_segpool *sp, bool ahead)
+{
+    return ahead ? sp->pool.nb_free > sp->reserve : sp->pool.nb_free > 0;
+}
+
+static int
+segpool_create(struct fp_io *io, uint32_t max_conns)
+{
+    struct fp_io_segpool *sp = calloc(1, sizeof(*sp));
+
+    if (sp == NULL) {
+        return -ENOMEM;
+    }
+    if (fp_pool_init(&sp->pool, FP_IO_SEG_SIZE, segpool_count(max_conns)) != 0) {
+        free(sp);
+        return -ENOMEM;
+    }
+    sp->reserve = max_conns;
+    io->segpool = sp;
+    return 0;
+}
+
+ssize_t
+fp_io_generic_recv_segs(struct fp_conn *c, struct fp_seg *segs, unsigned max, uint32_t max_bytes,
+                        unsigned flags)
+{
+    struct fp_io_segpool *sp = c->io->segpool;
+    struct fp_buf         b;
+    uint32_t              got = 0;
+    uint32_t              room;
+    unsigned              i = 0;
+    ssize_t               n = -EAGAIN;
+
+    while (i < max && (i == 0 || got < max_bytes)) {
+        if (!segpool_may_lend(sp, i > 0 || (flags & FP_RECV_AHEAD) != 0)) {
+            n = -ENOBUFS;
+            break;
+        }
+        b.data = fp_pool_get(&sp->pool);
+        room = max_bytes > got ? max_bytes - got : 0;
+        b.size = room > 0 && room < FP_IO_SEG_SIZE ? room : FP_IO_SEG_SIZE;
+        b.head = 0;
+        b.tail = 0;
+        n = c->io->ops->recv(c, &b);
+        if (n <= 0) {
+            fp_pool_put(&sp->pool, b.data);
+            break;
+        }
+        segs[i].data = b.data;
+        segs[i].len = (uint32_t)n;
+        segs[i].ref = b.data;
+        got += (uint32_t)n;
+        i++;
+        /* A short read drained the socket: another recv would only say EAGAIN. */
+        if ((uint32_t)n < b.size) {
+            break;
+        }
+    }
+    return i > 0 ? (ssize_t)i : n;
+}
+
+ssize_t
+fp_io_generic_send_segs(struct fp_conn *c, const struct fp_seg *segs, unsigned n, unsigned flags)
+{
+    struct fp_slice sl[FP_SEGQ_CAP];
+    ssize_t         sent;
+    size_t          left;
+    unsigned        i;
+
+    if (n == 0) {
+        return -EAGAIN;
+    }
+    if (n > FP_SEGQ_CAP) {
+        n = FP_SEGQ_CAP;
+    }
+    for (i = 0; i < n; i++) {
+        sl[i].data = segs[i].data;
+        sl[i].len = segs[i].len;
+    }
+    sent = c->io->ops->sendv(c, sl, n, flags);
+    if (sent <= 0) {
+        return sent == 0 ? -EAGAIN : sent;
+    }
+    /* The kernel copied what it took: the wholly sent buffers go back to the pool now. */
+    left = (size_t)sent;
+    for (i = 0; i < n && left >= segs[i].len; i++) {
+        left -= segs[i].len;
+        fp_pool_put(&c->io->segpool->pool, segs[i].ref);
+    }
+    return sent;
+}
+
+void
+fp_io_generic_seg_free(struct fp_io *io, struct fp_seg *seg)
+{
+    fp_pool_put(&io->segpool->pool, seg->ref);
+}
+
+uint32_t
+fp_io_seg_in_use(const struct fp_io *io)
+{
+    return io->segpool != NULL ? fp_pool_in_use(&io->segpool->pool) : 0;
+}
+
 size_t
 fp_io_mem_bound(enum fp_io_kind kind, const struct fp_dpdk_conf *dc, uint32_t max_conns)
 {
@@ -41,7 +179,8 @@ fp_io_mem_bound(enum fp_io_kind kind, const struct fp_dpdk_conf *dc, uint32_t ma
         return fp_io_dpdk_mem_bound(dc, max_conns);
     }
 #endif
-    return 0;
+    /* The generic segment path's buffers (the stack backend lends its packet buffers). */
+    return (size_t)segpool_count(max_conns) * (FP_IO_SEG_SIZE + sizeof(void *));
 }
 
 size_t
@@ -53,8 +192,8 @@ fp_io_conn_size(enum fp_io_kind kind)
     return fp_io_kernel_conn_size();
 }
 
-struct fp_io *
-fp_io_create(const struct fp_io_conf *conf, char *err, size_t errlen)
+static struct fp_io *
+create_backend(const struct fp_io_conf *conf, char *err, size_t errlen)
 {
     switch (conf->kind) {
     case FP_IO_KERNEL:
@@ -70,4 +209,33 @@ fp_io_create(const struct fp_io_conf *conf, char *err, size_t errlen)
     }
     snprintf(err, errlen, "unknown I/O backend %d", (int)conf->kind);
     return NULL;
+}
+
+struct fp_io *
+fp_io_create(const struct fp_io_conf *conf, char *err, size_t errlen)
+{
+    struct fp_io *io = create_backend(conf, err, errlen);
+
+    if (io == NULL || io->ops->recv_segs != NULL) {
+        return io;
+    }
+    if (segpool_create(io, conf->max_conns) != 0) {
+        snprintf(err, errlen, "cannot allocate %u segment buffers", segpool_count(conf->max_conns));
+        io->ops->destroy(io);
+        return NULL;
+    }
+    return io;
+}
+
+void
+fp_io_destroy(struct fp_io *io)
+{
+    struct fp_io_segpool *sp = io->segpool;
+
+    io->segpool = NULL;
+    io->ops->destroy(io);
+    if (sp != NULL) {
+        fp_pool_destroy(&sp->pool);
+        free(sp);
+    }
 }

@@ -41,6 +41,16 @@ enum {
     FP_SEND_MORE = 0x1,
 };
 
+/* Flags of fp_io_ops.recv_segs. */
+enum {
+    /*
+     * The caller still holds segments of this connection (it reads ahead): a backend that
+     * lends memory from a shared pool may refuse (-ENOBUFS) to keep its reserve for the
+     * connections that hold none, so that their reads never fail for want of memory.
+     */
+    FP_RECV_AHEAD = 0x1,
+};
+
 enum fp_io_kind {
     FP_IO_KERNEL = 0,
     FP_IO_DPDK,
@@ -50,6 +60,7 @@ struct fp_io;
 struct fp_conn;
 struct fp_listener;
 struct fp_timer;
+struct fp_io_segpool;
 
 typedef void (*fp_conn_event_fn)(struct fp_conn *c, unsigned events);
 typedef void (*fp_accept_fn)(struct fp_listener *l, struct fp_conn *c);
@@ -173,6 +184,29 @@ struct fp_io_ops {
      * caller consumes them from its slices, in order), -EAGAIN or -errno. */
     ssize_t (*sendv)(struct fp_conn *c, const struct fp_slice *slices, unsigned n,
                      unsigned flags);
+    /*
+     * Zero-copy receive; optional (NULL: net/io.c's generic path, which copies into pool
+     * buffers). Callers use fp_io_recv_segs. Lends up to max segments of received bytes, in
+     * order, at segs[0..], about max_bytes in all (the last segment may cross it). Each is the
+     * caller's until it passes it to send_segs of a connection of the same instance, or to
+     * seg_free. flags: FP_RECV_*. Returns the number of segments (>= 1), 0 at EOF (nothing
+     * lent), -EAGAIN, -ENOBUFS (FP_RECV_AHEAD only: no spare memory now; send what is held and
+     * read again later), or -errno (the connection is then dead, but still needs close).
+     */
+    ssize_t (*recv_segs)(struct fp_conn *c, struct fp_seg *segs, unsigned max,
+                         uint32_t max_bytes, unsigned flags);
+    /*
+     * Zero-copy send; optional (NULL: the generic path). Callers use fp_io_send_segs. Sends
+     * the n segments in order; flags: FP_SEND_*. Returns the bytes taken (> 0), -EAGAIN or
+     * -errno. A segment whose bytes were all taken belongs to the backend from then on (the
+     * caller forgets it, fp_segq_consume); one taken in part stays the caller's, advanced by
+     * the bytes taken; after an error nothing was taken. segs must come from recv_segs of the
+     * same instance.
+     */
+    ssize_t (*send_segs)(struct fp_conn *c, const struct fp_seg *segs, unsigned n,
+                         unsigned flags);
+    /* Gives back a segment from recv_segs that will not be sent; optional, as above. */
+    void (*seg_free)(struct fp_io *io, struct fp_seg *seg);
     /* Half-closes the sending direction (FIN after queued data). Returns 0 or -errno. */
     int (*shutdown_write)(struct fp_conn *c);
     /* Closes c and returns it to the pool; abort = 1 resets instead of a graceful close.
@@ -209,6 +243,8 @@ struct fp_io {
     void        *flush_data;
     uint64_t                conn_pool_empty; /* connections refused: pool exhausted */
     uint64_t                accept_errors;   /* accept() failures other than EAGAIN */
+    /* The generic segment path's buffers (net/io.c), for a backend without recv_segs. */
+    struct fp_io_segpool *segpool;
 };
 
 enum fp_dpdk_poll {
@@ -290,5 +326,71 @@ size_t fp_io_conn_size(enum fp_io_kind kind);
 /* Creates a backend instance for the calling worker. Startup only. Returns NULL and writes a
  * reason into err on failure (unknown kind, backend not built, out of memory). */
 struct fp_io *fp_io_create(const struct fp_io_conf *conf, char *err, size_t errlen);
+
+/* Releases an instance made by fp_io_create (the backend's destroy, and what net/io.c added).
+ * Every connection and listener must be closed, every segment given back. */
+void fp_io_destroy(struct fp_io *io);
+
+/* The generic segment path (net/io.c) for backends without recv_segs/send_segs/seg_free:
+ * recv into FP_IO_SEG_SIZE-byte buffers of a per-worker pool, send with sendv, then free. */
+#define FP_IO_SEG_SIZE (16u * 1024)
+
+ssize_t fp_io_generic_recv_segs(struct fp_conn *c, struct fp_seg *segs, unsigned max,
+                                uint32_t max_bytes, unsigned flags);
+ssize_t fp_io_generic_send_segs(struct fp_conn *c, const struct fp_seg *segs, unsigned n,
+                                unsigned flags);
+void    fp_io_generic_seg_free(struct fp_io *io, struct fp_seg *seg);
+
+/* Returns how many buffers of the generic path io has lent and not got back (0 when its
+ * backend lends its own). Any thread may read it (an estimate); tests use it on the owner's. */
+uint32_t fp_io_seg_in_use(const struct fp_io *io);
+
+/* fp_io_recv_segs() : fp_io_ops.recv_segs of c's backend, or the generic path. */
+static inline ssize_t
+fp_io_recv_segs(struct fp_conn *c, struct fp_seg *segs, unsigned max, uint32_t max_bytes,
+                unsigned flags)
+{
+    if (c->io->ops->recv_segs != NULL) {
+        return c->io->ops->recv_segs(c, segs, max, max_bytes, flags);
+    }
+    return fp_io_generic_recv_segs(c, segs, max, max_bytes, flags);
+}
+
+/* fp_io_send_segs() : fp_io_ops.send_segs of c's backend, or the generic path. */
+static inline ssize_t
+fp_io_send_segs(struct fp_conn *c, const struct fp_seg *segs, unsigned n, unsigned flags)
+{
+    if (c->io->ops->send_segs != NULL) {
+        return c->io->ops->send_segs(c, segs, n, flags);
+    }
+    return fp_io_generic_send_segs(c, segs, n, flags);
+}
+
+/* fp_io_seg_free() : fp_io_ops.seg_free of io's backend, or the generic path. */
+static inline void
+fp_io_seg_free(struct fp_io *io, struct fp_seg *seg)
+{
+    if (io->ops->seg_free != NULL) {
+        io->ops->seg_free(io, seg);
+    } else {
+        fp_io_generic_seg_free(io, seg);
+    }
+    seg->data = NULL;
+    seg->len = 0;
+    seg->ref = NULL;
+}
+
+/* Gives back every segment q holds (fp_io_seg_free) and empties it. */
+static inline void
+fp_io_segq_release(struct fp_io *io, struct fp_segq *q)
+{
+    uint32_t i;
+
+    for (i = 0; i < q->nb; i++) {
+        fp_io_seg_free(io, &q->seg[i]);
+    }
+    q->nb = 0;
+    q->bytes = 0;
+}
 
 #endif /* FP_NET_IO_H */

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "net/debug.h"
 #include "net/pool.h"
 #include "net/rss.h"
 #include "net/stack/pkt.h"
@@ -57,6 +58,7 @@ struct sconn {
     uint8_t        opened;     /* active open completed, not yet reported */
     uint8_t        failed;     /* active open failed, not yet reported (FP_EV_ERROR) */
     uint8_t        listed;     /* on the ready list */
+    uint32_t       wr_need;    /* send room writability needs: a refused segment's length */
 };
 
 struct slistener {
@@ -176,7 +178,8 @@ level(const struct sconn *sc)
         ev |= FP_EV_READ;
     }
     if ((tp->t_state == FP_TCP_ESTABLISHED || tp->t_state == FP_TCP_CLOSE_WAIT) &&
-        (tp->t_flags & FP_TF_SHUTWR) == 0 && fp_tcp_send_space(tp) > 0) {
+        (tp->t_flags & FP_TF_SHUTWR) == 0 && fp_tcp_send_space(tp) > 0 &&
+        fp_tcp_send_space(tp) >= sc->wr_need) {
         ev |= FP_EV_WRITE;
     }
     return ev;
@@ -495,6 +498,7 @@ send_bytes(struct sconn *sc, const uint8_t *data, size_t len)
     if (sc->tcb == NULL) {
         return sc->c.err != 0 ? sc->c.err : -EPIPE;
     }
+    sc->wr_need = 0;
     n = fp_tcp_send(sc->tcb, data, len);
     if (n == -ENOMEM) {
         /* Packet pool empty: no edge will come, so look again at the next pass. */
@@ -542,6 +546,136 @@ sio_sendv(struct fp_conn *c, const struct fp_slice *slices, unsigned n, unsigned
         }
     }
     return total;
+}
+
+/*
+ * Zero-copy receive: the TCB's receive-queue buffers themselves are lent, each segment's data
+ * pointing at the payload behind the old headers. Nothing is copied.
+ */
+static ssize_t
+sio_recv_segs(struct fp_conn *c, struct fp_seg *segs, unsigned max, uint32_t max_bytes,
+              unsigned flags)
+{
+    struct sconn  *sc = (struct sconn *)c;
+    struct fp_pkt *chain;
+    struct fp_pkt *p;
+    ssize_t        n;
+    unsigned       i = 0;
+
+    if (sc->tcb == NULL) {
+        return c->err;
+    }
+    if (max == 0) {
+        return -ENOBUFS;
+    }
+    n = fp_tcp_recv_pkts_upto(sc->tcb, &chain, max, max_bytes);
+    if (n <= 0) {
+        return n;
+    }
+    while ((p = chain) != NULL) {
+        chain = p->next;
+        p->next = NULL;
+        segs[i].data = p->data;
+        segs[i].len = p->len;
+        segs[i].ref = p;
+        i++;
+    }
+    return (ssize_t)i;
+}
+
+/* Whether fp_tcp_send_pkts would take data on tp (else it returns an error, taking nothing). */
+static bool
+sendable(const struct fp_tcb *tp)
+{
+    return (tp->t_state == FP_TCP_ESTABLISHED || tp->t_state == FP_TCP_CLOSE_WAIT) &&
+           (tp->t_flags & FP_TF_SHUTWR) == 0;
+}
+
+/*
+ * A buffer of another instance's pool (an in-memory test link passes the sender's buffers) is
+ * copied into one of ours, counted: queued as it is, it would go back to a pool this thread may
+ * not own. Returns the buffer to queue, or NULL when our pool is empty.
+ */
+static struct fp_pkt *
+rehome(struct fp_stack *st, struct fp_pkt *p, const struct fp_seg *seg)
+{
+    struct fp_pkt *q;
+
+    if (p->pool == fp_stack_pktpool(st)) {
+        p->data = seg->data;
+        p->len = seg->len;
+        return p;
+    }
+    q = fp_stack_pkt_alloc(st);
+    if (q == NULL) {
+        return NULL;
+    }
+    memcpy(q->data, seg->data, seg->len);
+    q->len = seg->len;
+    fp_stack_ctr_add(st, FP_STK_TCP_APP_COPY_BYTES, seg->len);
+    fp_pkt_free(p);
+    return q;
+}
+
+/*
+ * Zero-copy send: the lent buffers are linked into a chain and queued on this TCB as they are
+ * (the holder may have advanced data), so bytes received on one connection leave on another
+ * without a copy into or out of the proxy. Buffers are taken whole, and only the prefix of segs
+ * that fits the send buffer is offered, so the stack takes all it is offered.
+ */
+static ssize_t
+sio_send_segs(struct fp_conn *c, const struct fp_seg *segs, unsigned n, unsigned flags)
+{
+    struct sconn  *sc = (struct sconn *)c;
+    struct fp_pkt *head = NULL;
+    struct fp_pkt *tail = NULL;
+    struct fp_pkt *p;
+    uint32_t       space;
+    uint32_t       bytes = 0;
+    ssize_t        rc;
+    unsigned       i;
+
+    if (sc->tcb == NULL) {
+        return c->err != 0 ? c->err : -EPIPE;
+    }
+    if (!sendable(sc->tcb)) {
+        return fp_tcp_send_pkts(sc->tcb, &head); /* nothing offered: its error code */
+    }
+    space = fp_tcp_send_space(sc->tcb);
+    for (i = 0; i < n && bytes + segs[i].len <= space; i++) {
+        p = rehome(sc->s->st, segs[i].ref, &segs[i]);
+        if (p == NULL) {
+            mark(sc); /* our pool is empty: no edge will come, look again next pass */
+            break;
+        }
+        p->next = NULL;
+        if (tail == NULL) {
+            head = p;
+        } else {
+            tail->next = p;
+        }
+        tail = p;
+        bytes += segs[i].len;
+    }
+    /* A refused buffer waits whole: writable again once it fits (the stack's edge comes when
+     * a quarter of the send buffer is free). */
+    sc->wr_need = i < n ? segs[i].len : 0;
+    if (head == NULL) {
+        if (i == n) {
+            return 0;
+        }
+        sc->tcb->t_flags |= FP_TF_WANT_WRITE;
+        return -EAGAIN;
+    }
+    rc = fp_tcp_send_pkts(sc->tcb, &head);
+    FP_ASSERT(rc < 0 || head == NULL);
+    return rc;
+}
+
+static void
+sio_seg_free(struct fp_io *io, struct fp_seg *seg)
+{
+    fp_pkt_free(seg->ref);
 }
 
 static int
@@ -820,6 +954,9 @@ static const struct fp_io_ops sio_ops = {
         .recv = sio_recv,
         .send = sio_send,
         .sendv = sio_sendv,
+        .recv_segs = sio_recv_segs,
+        .send_segs = sio_send_segs,
+        .seg_free = sio_seg_free,
         .shutdown_write = sio_shutdown_write,
         .close = sio_close,
         .timer_init = sio_timer_init,

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * A session: one client connection and the server connection it is forwarded to, with one
- * bounded buffer per direction. Sessions come from the worker's pool, live on that worker
+ * bounded queue of lent segments per direction (net/io.h, fp_io_recv_segs). Sessions come from the worker's pool, live on that worker
  * only, and go back to it when both directions are done or on error or timeout.
  */
 #ifndef FP_PROXY_SESSION_H
@@ -28,8 +28,8 @@ struct fp_session {
     const struct fp_backend_conf  *be;
     struct fp_conn                *cli;
     struct fp_conn                *srv;
-    struct fp_buf                  req; /* client to server */
-    struct fp_buf                  rsp; /* server to client */
+    struct fp_segq                 req; /* client to server */
+    struct fp_segq                 rsp; /* server to client */
     struct fp_timer                timer;
     uint64_t                       last_ms;    /* last transfer, for the inactivity timeout */
     uint32_t                       timeout_ms; /* what the timer currently enforces */

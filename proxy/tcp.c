@@ -1,16 +1,21 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * mode: tcp. A session copies bytes both ways between the client and one server through two
- * bounded buffers, honours half-closes (a FIN is passed on once its direction's buffer has
- * drained), retries the next server when a connect fails, and ends on inactivity.
+ * mode: tcp. A session passes bytes both ways between the client and one server through two
+ * bounded queues of segments the backend lends (fp_io_recv_segs) and takes back to send
+ * (fp_io_send_segs): the proxy never copies a byte, and the user-space stack's packet buffers go
+ * from one connection to the other as they are. It honours half-closes (a FIN is passed on once
+ * its direction's queue has drained), retries the next server when a connect fails, and ends on
+ * inactivity.
  *
  * A server's maxconn counts sessions: a session holds a slot of its server from the connect
  * until it ends, and a session that finds every server full waits in the backend's queue,
  * with nothing read from its client, for at most timeouts.queue (then it is closed).
  *
- * Flow control is the buffers: a direction stops reading while its buffer is full, so a slow
+ * Flow control is the queues: a direction reads ahead, until the source has nothing more or the
+ * queue holds FP_SEGQ_MAX_BYTES (issue 13's read-ahead: with kernel sockets one wake-up reads
+ * several buffers and sends them in one call), then stops reading while it is full, so a slow
  * reader pushes back on a fast writer through TCP's own window, and memory per session is
- * bounded by two buffers. Buffers are taken from the pool only while they hold data.
+ * bounded by two queues. Segments are held only while their bytes wait to be sent.
  */
 #include "proxy/session.h"
 
@@ -66,8 +71,8 @@ sess_end(struct fp_session *s, enum sess_end how)
         io->ops->close(s->cli, how == SESS_END_ABORT);
         s->cli = NULL;
     }
-    fp_worker_buf_release(w, &s->req);
-    fp_worker_buf_release(w, &s->rsp);
+    fp_io_segq_release(io, &s->req);
+    fp_io_segq_release(io, &s->rsp);
     fp_worker_task_del(w, &s->task);
     fp_pool_put(&w->sessions, s);
     /* Last, once s is gone: the slot's next owner is granted (and may end) right here. */
@@ -135,11 +140,11 @@ sess_update(struct fp_session *s)
     unsigned      cw = 0;
     unsigned      sw = 0;
 
-    if (s->cli_eof && fp_buf_empty(&s->req) && !s->srv_shut) {
+    if (s->cli_eof && s->req.nb == 0 && !s->srv_shut) {
         io->ops->shutdown_write(s->srv);
         s->srv_shut = 1;
     }
-    if (s->srv_eof && fp_buf_empty(&s->rsp) && !s->cli_shut) {
+    if (s->srv_eof && s->rsp.nb == 0 && !s->cli_shut) {
         io->ops->shutdown_write(s->cli);
         s->cli_shut = 1;
     }
@@ -147,16 +152,16 @@ sess_update(struct fp_session *s)
         sess_end(s, SESS_END_DONE);
         return 1;
     }
-    if (!s->cli_eof && (s->req.data == NULL || fp_buf_room(&s->req) > 0)) {
+    if (!s->cli_eof && !fp_segq_full(&s->req)) {
         cw |= FP_EV_READ;
     }
-    if (!fp_buf_empty(&s->rsp)) {
+    if (s->rsp.nb > 0) {
         cw |= FP_EV_WRITE;
     }
-    if (!s->srv_eof && (s->rsp.data == NULL || fp_buf_room(&s->rsp) > 0)) {
+    if (!s->srv_eof && !fp_segq_full(&s->rsp)) {
         sw |= FP_EV_READ;
     }
-    if (!fp_buf_empty(&s->req)) {
+    if (s->req.nb > 0) {
         sw |= FP_EV_WRITE;
     }
     io->ops->want(s->cli, cw);
@@ -165,32 +170,32 @@ sess_update(struct fp_session *s)
 }
 
 /*
- * Reads what `from` has into b. Returns 0, or -1 if the session ended.
+ * Reads ahead what `from` has into q: until the source has no more or q is full. Returns 0, or
+ * -1 if the session ended.
  */
 static int
-sess_forward(struct fp_session *s, struct fp_conn *from, struct fp_buf *b, uint8_t *eof,
+sess_forward(struct fp_session *s, struct fp_conn *from, struct fp_segq *q, uint8_t *eof,
              int from_is_cli)
 {
     struct fp_worker *w = s->w;
     struct fp_io     *io = w->io;
+    uint32_t          before = q->bytes;
     ssize_t           n;
 
-    if (fp_worker_buf_attach(w, b) != 0) {
-        sess_end(s, SESS_END_ABORT);
-        return -1;
+    if (fp_segq_full(q)) {
+        return 0;
     }
-    if (fp_buf_room(b) == 0) {
-        fp_buf_compact(b);
-    }
-    n = io->ops->recv(from, b);
+    n = fp_io_recv_segs(from, &q->seg[q->nb], fp_segq_room(q), fp_segq_byte_room(q),
+                        q->nb > 0 ? FP_RECV_AHEAD : 0);
     if (n == 0) {
         *eof = 1;
     } else if (n > 0) {
+        fp_segq_added(q, (uint32_t)n);
         s->last_ms = io->ops->now_ms(io);
         if (from_is_cli) {
-            FP_STAT_ADD(w, bytes_in, (uint64_t)n);
+            FP_STAT_ADD(w, bytes_in, (uint64_t)(q->bytes - before));
         } else {
-            FP_STAT_ADD(w, bytes_out, (uint64_t)n);
+            FP_STAT_ADD(w, bytes_out, (uint64_t)(q->bytes - before));
         }
     } else if (n != -EAGAIN && n != -ENOBUFS) {
         if (from_is_cli) {
@@ -204,18 +209,19 @@ sess_forward(struct fp_session *s, struct fp_conn *from, struct fp_buf *b, uint8
     return 0;
 }
 
-/* Sends what b holds to `to`. Returns 0, or -1 if the session ended. */
+/* Hands what q holds to `to` (which takes the segments it sends). Returns 0, or -1 if the
+ * session ended. */
 static int
-sess_flush(struct fp_session *s, struct fp_conn *to, struct fp_buf *b, int to_is_cli)
+sess_flush(struct fp_session *s, struct fp_conn *to, struct fp_segq *q, int to_is_cli)
 {
     struct fp_worker *w = s->w;
     struct fp_io     *io = w->io;
     ssize_t           n;
 
-    if (b->data == NULL || fp_buf_empty(b)) {
+    if (q->nb == 0) {
         return 0;
     }
-    n = io->ops->send(to, b, 0);
+    n = fp_io_send_segs(to, q->seg, q->nb, 0);
     if (n < 0 && n != -EAGAIN) {
         if (to_is_cli) {
             FP_STAT_INC(w, client_aborts);
@@ -226,9 +232,9 @@ sess_flush(struct fp_session *s, struct fp_conn *to, struct fp_buf *b, int to_is
         return -1;
     }
     if (n > 0) {
+        fp_segq_consume(q, (uint32_t)n);
         s->last_ms = io->ops->now_ms(io);
     }
-    fp_worker_buf_trim(w, b);
     return 0;
 }
 

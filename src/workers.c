@@ -346,7 +346,7 @@ fp_workers_destroy(struct fp_workers *ws)
     for (i = 0; i < ws->n; i++) {
         if (ws->t[i].io != NULL) {
             fp_worker_destroy(&ws->t[i].w);
-            ws->t[i].io->ops->destroy(ws->t[i].io);
+            fp_io_destroy(ws->t[i].io);
             ws->t[i].io = NULL;
         }
         fp_ring_destroy(&ws->t[i].inbox);

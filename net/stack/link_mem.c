@@ -157,6 +157,11 @@ mem_tx_burst(struct fp_link *l, struct fp_pkt **pkts, uint16_t n, uint64_t now_u
             d->stats.duplicated++;
             enqueue_copy(ml, d, pkts[i], now_us);
         }
+        if (ml->conf.copy_frames) {
+            enqueue_copy(ml, d, pkts[i], now_us);
+            fp_pkt_free(pkts[i]);
+            continue;
+        }
         enqueue_pkt(ml, d, pkts[i], now_us);
     }
     return n;

@@ -2,14 +2,15 @@
 /*
  * An in-memory Ethernet link joining two instances (side 0 and side 1), with deterministic,
  * seeded impairments per direction: loss, duplication, reordering, delay, bit corruption and a
- * bandwidth limit with a drop-tail queue. Frames pass without a copy: a received buffer may
- * belong to the other instance's pool and returns there when freed. Both sides must therefore be
+ * bandwidth limit with a drop-tail queue. Frames pass without a copy (unless copy_frames): a
+ * received buffer may belong to the other instance's pool and returns there when freed. Both sides must therefore be
  * driven from one thread (tests, benchmarks), and destroyed after the link
  * (fp_memlink_destroy frees the frames still in flight into their pools).
  */
 #ifndef FP_NET_STACK_LINK_MEM_H
 #define FP_NET_STACK_LINK_MEM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "net/stack/link.h"
@@ -26,6 +27,8 @@ struct fp_memlink_conf {
     uint32_t reorder_delay_us; /* extra delay of a reordered frame (default 2 * delay_us + 100) */
     uint64_t rate_bps;         /* serialisation rate, 0 = unlimited */
     uint32_t queue_frames;     /* frames in flight per direction (default 4096) */
+    bool     copy_frames;      /* deliver copies in the receiver's buffers, as a NIC's DMA
+                                * does, instead of the sender's buffers */
 };
 
 struct fp_memlink_stats {

@@ -151,7 +151,8 @@ struct fp_timer_wheel {
     X(TCP_TW_REUSE, "TCP: TIME_WAIT reused by active open")                        \
     X(TCP_TW_RECYCLED, "TCP: TIME_WAIT reused by new SYN")                         \
     X(TCP_PORT_EXHAUSTED, "TCP: no free local port")                               \
-    X(TCP_SNDBUF_FULL, "TCP: send refused, buffer full")
+    X(TCP_SNDBUF_FULL, "TCP: send refused, buffer full")                           \
+    X(TCP_APP_COPY_BYTES, "TCP: payload bytes copied between the application and the queues")
 
 enum fp_stk_counter {
 #define FP_STK_CTR_ENUM(name, desc) FP_STK_##name,

@@ -36,6 +36,10 @@ enum {
 };
 
 #define PAYLOAD_MAX      (FP_PKT_BUF_SIZE - FP_PKT_HEADROOM)
+/* fp_tcp_send_pkts copies buffers up to this long into the send queue's tail buffer while that
+ * one holds less than SNDQ_MERGE_TAIL bytes. */
+#define SNDQ_MERGE_MAX  512
+#define SNDQ_MERGE_TAIL 1024
 #define FIN_WAIT_2_US    60000000ull /* orphaned FIN_WAIT_2 lifetime, as Linux tcp_fin_timeout */
 #define PAWS_IDLE_US     (24ull * 86400 * 1000000) /* RFC 7323 §5.5 */
 #define PERSIST_MIN_US   200000
@@ -2500,6 +2504,31 @@ sndq_append(struct fp_tcb *tp, struct fp_pkt *p)
     tp->sndq_bytes += p->len;
 }
 
+/*
+ * A short buffer goes into the free room of a short tail buffer, when it fits, instead of being
+ * queued whole: otherwise a peer that sends 1-byte segments, passed on zero-copy, would fill
+ * the send queue with 2 KiB buffers holding a byte each, and drain the packet pool. So every
+ * queued buffer holds at least SNDQ_MERGE_MAX bytes or sits in front of one that does not fit
+ * it; a bulk transfer (full segments and a short last one) copies nothing. Returns whether p
+ * was merged (and freed).
+ */
+static bool
+sndq_merge_small(struct fp_tcb *tp, struct fp_pkt *p)
+{
+    struct fp_pkt *t = tp->sndq_tail;
+
+    if (p->len > SNDQ_MERGE_MAX || t == NULL || t->len >= SNDQ_MERGE_TAIL || t->ext != NULL ||
+        fp_pkt_tailroom(t) < p->len) {
+        return false;
+    }
+    memcpy(t->data + t->len, p->data, p->len);
+    fp_stack_ctr_add(tp->st, FP_STK_TCP_APP_COPY_BYTES, p->len);
+    t->len += p->len;
+    tp->sndq_bytes += p->len;
+    fp_pkt_free(p);
+    return true;
+}
+
 uint32_t
 fp_tcp_send_space(const struct fp_tcb *c)
 {
@@ -2534,6 +2563,7 @@ fp_tcp_send(struct fp_tcb *c, const void *buf, size_t len)
             n = fp_pkt_tailroom(p);
             n = n < len - done ? n : (uint32_t)(len - done);
             memcpy(p->data + p->len, src + done, n);
+            fp_stack_ctr_add(c->st, FP_STK_TCP_APP_COPY_BYTES, n);
             p->len += n;
             c->sndq_bytes += n;
             done += n;
@@ -2578,6 +2608,10 @@ fp_tcp_send_pkts(struct fp_tcb *c, struct fp_pkt **chain)
             fp_pkt_free(p);
             continue;
         }
+        if (sndq_merge_small(c, p)) {
+            continue;
+        }
+        p->flags = 0;
         sndq_append(c, p);
     }
     if (total == 0 && *chain != NULL) {
@@ -2632,6 +2666,7 @@ fp_tcp_recv(struct fp_tcb *c, void *buf, size_t len)
     while (done < len && (p = c->rcvq_head) != NULL) {
         n = p->len < len - done ? p->len : (uint32_t)(len - done);
         memcpy(dst + done, p->data, n);
+        fp_stack_ctr_add(c->st, FP_STK_TCP_APP_COPY_BYTES, n);
         done += n;
         p->data += n;
         p->len -= n;
@@ -2650,20 +2685,42 @@ fp_tcp_recv(struct fp_tcb *c, void *buf, size_t len)
 }
 
 ssize_t
-fp_tcp_recv_pkts(struct fp_tcb *c, struct fp_pkt **chain)
+fp_tcp_recv_pkts_upto(struct fp_tcb *c, struct fp_pkt **chain, uint32_t max_pkts,
+                      uint32_t max_bytes)
 {
-    ssize_t n = c->rcvq_bytes;
+    struct fp_pkt *p;
+    struct fp_pkt *last = NULL;
+    uint32_t       bytes = 0;
+    uint32_t       nb = 0;
 
+    *chain = NULL;
     if (c->rcvq_head == NULL) {
-        *chain = NULL;
         return recv_eof_or_again(c);
     }
+    if (max_pkts == 0) {
+        return -EINVAL;
+    }
+    for (p = c->rcvq_head; p != NULL && nb < max_pkts && (nb == 0 || bytes < max_bytes);
+         p = p->next) {
+        bytes += p->len;
+        nb++;
+        last = p;
+    }
     *chain = c->rcvq_head;
-    c->rcvq_head = NULL;
-    c->rcvq_tail = NULL;
-    c->rcvq_bytes = 0;
+    c->rcvq_head = last->next;
+    last->next = NULL;
+    if (c->rcvq_head == NULL) {
+        c->rcvq_tail = NULL;
+    }
+    c->rcvq_bytes -= bytes;
     window_update(c);
-    return n;
+    return bytes;
+}
+
+ssize_t
+fp_tcp_recv_pkts(struct fp_tcb *c, struct fp_pkt **chain)
+{
+    return fp_tcp_recv_pkts_upto(c, chain, UINT32_MAX, UINT32_MAX);
 }
 
 int

@@ -64,7 +64,12 @@ ssize_t fp_tcp_send(struct fp_tcb *c, const void *buf, size_t len);
 /*
  * Zero-copy send: takes whole buffers from the head of *chain (buffers of the instance's pool,
  * data/len is payload, at most FP_PKT_BUF_SIZE - FP_PKT_HEADROOM bytes each) while they fit in
- * the send buffer; *chain is left pointing at the buffers not taken (still the caller's).
+ * the send buffer; *chain is left pointing at the buffers not taken (still the caller's). A
+ * buffer's data may sit anywhere in it (a received one keeps its old headers in front): the
+ * segments sent are built in fresh buffers. A short buffer (at most 512 bytes) is copied into
+ * the free room of the queue's last one when that is short too (under 1 KiB) and it fits, and
+ * freed (counted in FP_STK_TCP_APP_COPY_BYTES with every copy between the application and the
+ * queues): tiny segments passed on cannot fill the queue with nearly empty buffers.
  * Returns the bytes taken, -EAGAIN when not even the first fits (on_writable follows), -EINVAL
  * for a foreign or oversized buffer, or the codes of fp_tcp_send.
  */
@@ -80,6 +85,14 @@ ssize_t fp_tcp_recv(struct fp_tcb *c, void *buf, size_t len);
  * -EAGAIN.
  */
 ssize_t fp_tcp_recv_pkts(struct fp_tcb *c, struct fp_pkt **chain);
+
+/*
+ * fp_tcp_recv_pkts bounded: detaches in-order buffers from the head of the receive queue, at
+ * most max_pkts (>= 1) of them, and stops once they hold max_bytes (the last may cross it).
+ * Returns the bytes, 0 at end of stream, -EAGAIN, or -EINVAL when max_pkts is 0.
+ */
+ssize_t fp_tcp_recv_pkts_upto(struct fp_tcb *c, struct fp_pkt **chain, uint32_t max_pkts,
+                              uint32_t max_bytes);
 
 /* Sends FIN once queued data is out; receiving continues. Returns 0 or -ENOTCONN. */
 int fp_tcp_shutdown(struct fp_tcb *c);

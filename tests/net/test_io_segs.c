@@ -1,0 +1,468 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The segment path of net/io.h (fp_io_recv_segs / fp_io_send_segs / fp_io_seg_free) on both
+ * backends: segments lent by one connection are handed to another, which takes ownership.
+ *
+ * Kernel backend (the generic path of net/io.c): two connections to a plain listening socket on
+ * loopback; bytes written into one arrive as segments of the pool, leave on the other, and
+ * the pool gets every buffer back; the read-ahead reserve (FP_RECV_AHEAD) keeps a buffer for a
+ * connection that holds none.
+ *
+ * Stack backend: an io_stack instance and a peer stack on the in-memory link (copy_frames: each
+ * instance receives into its own buffers, as from a NIC). The peer sends on one connection;
+ * the instance forwards the received packet buffers to its other connection; the peer reads the
+ * bytes back intact, and the instance's count of copied payload bytes stays 0. Without
+ * copy_frames the buffers belong to the peer and are copied (and counted) once.
+ */
+#include <CUnit/Basic.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "net/io.h"
+#include "net/io_stack.h"
+#include "net/stack/link_mem.h"
+#include "net/stack/stack.h"
+#include "net/stack/tcp.h"
+
+#define XFER_BYTES (300u * 1024)
+
+static uint8_t
+pattern(uint64_t i)
+{
+    return (uint8_t)(i * 31 + (i >> 9));
+}
+
+static void
+noop_handler(struct fp_conn *c, unsigned events)
+{
+}
+
+/* ---- Kernel backend ---- */
+
+static int
+listen_loopback(struct fp_addr *a)
+{
+    struct sockaddr_in sin;
+    socklen_t          len = sizeof(sin);
+    int                fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd == -1 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 || listen(fd, 8) == -1 ||
+        getsockname(fd, (struct sockaddr *)&sin, &len) == -1) {
+        return -1;
+    }
+    memset(a, 0, sizeof(*a));
+    a->u.sin = sin;
+    a->len = sizeof(sin);
+    return fd;
+}
+
+/* Opens a backend connection to the listener and returns the peer's accepted socket. */
+static int
+kernel_pair(struct fp_io *io, int lfd, const struct fp_addr *a, struct fp_conn **c)
+{
+    int fd;
+
+    if (io->ops->connect(io, a, c) != 0) {
+        return -1;
+    }
+    (*c)->handler = noop_handler;
+    fd = accept(lfd, NULL, NULL);
+    return fd;
+}
+
+static void
+test_kernel_forward(void)
+{
+    struct fp_io_conf ioc;
+    struct fp_io     *io;
+    struct fp_conn   *c1;
+    struct fp_conn   *c2;
+    struct fp_addr    a;
+    struct fp_segq    q;
+    static uint8_t    buf[XFER_BYTES];
+    char              err[128];
+    uint64_t          sent = 0;
+    uint64_t          got = 0;
+    uint64_t          moved = 0;
+    ssize_t           n;
+    int               lfd;
+    int               p1;
+    int               p2;
+    int               i;
+    bool              eof = false;
+
+    memset(&ioc, 0, sizeof(ioc));
+    ioc.kind = FP_IO_KERNEL;
+    ioc.max_conns = 4;
+    ioc.cpu = -1;
+    io = fp_io_create(&ioc, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(io);
+    CU_ASSERT_PTR_NULL(io->ops->recv_segs); /* the kernel backend takes the generic path */
+    lfd = listen_loopback(&a);
+    CU_ASSERT_FATAL(lfd >= 0);
+    p1 = kernel_pair(io, lfd, &a, &c1);
+    p2 = kernel_pair(io, lfd, &a, &c2);
+    CU_ASSERT_FATAL(p1 >= 0 && p2 >= 0);
+    for (i = 0; i < (int)sizeof(buf); i++) {
+        buf[i] = pattern((uint64_t)i);
+    }
+    memset(&q, 0, sizeof(q));
+    CU_ASSERT_EQUAL(fp_io_recv_segs(c1, q.seg, FP_SEGQ_CAP, FP_SEGQ_MAX_BYTES, 0), -EAGAIN);
+    /* The peer writes into c1; what c1 lends goes out on c2; the peer reads it from p2. */
+    while (got < sizeof(buf)) {
+        if (sent < sizeof(buf)) {
+            n = write(p1, buf + sent, sizeof(buf) - sent > 65536 ? 65536 : sizeof(buf) - sent);
+            CU_ASSERT_FATAL(n > 0);
+            sent += (uint64_t)n;
+            if (sent == sizeof(buf)) {
+                shutdown(p1, SHUT_WR);
+            }
+        }
+        if (!fp_segq_full(&q) && !eof) {
+            n = fp_io_recv_segs(c1, &q.seg[q.nb], fp_segq_room(&q), fp_segq_byte_room(&q),
+                                q.nb > 0 ? FP_RECV_AHEAD : 0);
+            CU_ASSERT(n >= 0 || n == -EAGAIN || n == -ENOBUFS);
+            if (n > 0) {
+                fp_segq_added(&q, (uint32_t)n);
+            } else if (n == 0) {
+                eof = true;
+            }
+        }
+        if (q.nb > 0) {
+            n = fp_io_send_segs(c2, q.seg, q.nb, 0);
+            CU_ASSERT(n > 0 || n == -EAGAIN);
+            if (n > 0) {
+                fp_segq_consume(&q, (uint32_t)n);
+                moved += (uint64_t)n;
+            }
+        }
+        n = recv(p2, buf + got, sizeof(buf) - got, MSG_DONTWAIT);
+        if (n > 0) {
+            got += (uint64_t)n;
+        }
+    }
+    for (i = 0; i < (int)sizeof(buf); i++) {
+        if (buf[i] != pattern((uint64_t)i)) {
+            break;
+        }
+    }
+    CU_ASSERT_EQUAL(i, (int)sizeof(buf));
+    CU_ASSERT_EQUAL(moved, sizeof(buf));
+    CU_ASSERT_EQUAL(q.nb, 0);
+    /* Every buffer lent came back when the kernel took its bytes. */
+    CU_ASSERT_EQUAL(fp_io_seg_in_use(io), 0);
+    while (!eof) {
+        n = fp_io_recv_segs(c1, q.seg, FP_SEGQ_CAP, FP_SEGQ_MAX_BYTES, 0);
+        CU_ASSERT(n == 0 || n == -EAGAIN);
+        eof = n == 0;
+    }
+    io->ops->close(c1, 0);
+    io->ops->close(c2, 0);
+    close(p1);
+    close(p2);
+    close(lfd);
+    fp_io_destroy(io);
+}
+
+/*
+ * max_conns 2: 2 reserved buffers and 2 spare. A connection that reads ahead takes the spares
+ * and is then refused (-ENOBUFS with FP_RECV_AHEAD); the other connection, which holds none,
+ * still gets its buffer; seg_free gives buffers back.
+ */
+static void
+test_kernel_reserve(void)
+{
+    struct fp_io_conf ioc;
+    struct fp_io     *io;
+    struct fp_conn   *c1;
+    struct fp_conn   *c2;
+    struct fp_addr    a;
+    struct fp_seg     s1[8];
+    struct fp_seg     s2[8];
+    static uint8_t    big[8 * FP_IO_SEG_SIZE];
+    char              err[128];
+    ssize_t           n;
+    int               lfd;
+    int               p1;
+    int               p2;
+    int               i;
+
+    memset(&ioc, 0, sizeof(ioc));
+    ioc.kind = FP_IO_KERNEL;
+    ioc.max_conns = 2;
+    ioc.cpu = -1;
+    io = fp_io_create(&ioc, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(io);
+    lfd = listen_loopback(&a);
+    CU_ASSERT_FATAL(lfd >= 0);
+    p1 = kernel_pair(io, lfd, &a, &c1);
+    p2 = kernel_pair(io, lfd, &a, &c2);
+    CU_ASSERT_FATAL(p1 >= 0 && p2 >= 0);
+    CU_ASSERT_EQUAL(write(p1, big, sizeof(big)), (ssize_t)sizeof(big));
+    CU_ASSERT_EQUAL(write(p2, big, 100), 100);
+    usleep(20000);
+    n = fp_io_recv_segs(c1, s1, 8, 8 * FP_IO_SEG_SIZE, 0);
+    CU_ASSERT_EQUAL(n, 2); /* the first buffer, then the spare ones while the reserve holds */
+    CU_ASSERT_EQUAL(fp_io_recv_segs(c1, s1 + 2, 6, FP_IO_SEG_SIZE, FP_RECV_AHEAD), -ENOBUFS);
+    n = fp_io_recv_segs(c2, s2, 8, FP_SEGQ_MAX_BYTES, 0);
+    CU_ASSERT_EQUAL(n, 1);
+    CU_ASSERT_EQUAL(s2[0].len, 100);
+    CU_ASSERT_EQUAL(fp_io_seg_in_use(io), 3);
+    for (i = 0; i < 2; i++) {
+        fp_io_seg_free(io, &s1[i]);
+        CU_ASSERT_PTR_NULL(s1[i].ref);
+    }
+    fp_io_seg_free(io, &s2[0]);
+    CU_ASSERT_EQUAL(fp_io_seg_in_use(io), 0);
+    io->ops->close(c1, 1);
+    io->ops->close(c2, 1);
+    close(p1);
+    close(p2);
+    close(lfd);
+    fp_io_destroy(io);
+}
+
+/* ---- Stack backend ---- */
+
+#define PEER_ADDR  0x0a000001u
+#define PROXY_ADDR 0x0a000002u
+#define PEER_PORT  9000
+
+struct peer {
+    struct fp_stack *st;
+    struct fp_tcb   *acc[2];
+    unsigned         nb_acc;
+};
+
+static void
+peer_on_accept(struct fp_tcp_listener *l, void *user)
+{
+    struct peer   *p = user;
+    struct fp_tcb *c;
+
+    while ((c = fp_tcp_accept(l)) != NULL) {
+        if (p->nb_acc < 2) {
+            p->acc[p->nb_acc++] = c;
+        } else {
+            fp_tcp_abort(c);
+        }
+    }
+}
+
+static void
+peer_noop(struct fp_tcb *c, void *user)
+{
+}
+
+static void
+peer_closed(struct fp_tcb *c, void *user, int err)
+{
+}
+
+static const struct fp_tcp_callbacks peer_cb = {
+        .on_accept = peer_on_accept,
+        .on_connected = peer_noop,
+        .on_readable = peer_noop,
+        .on_writable = peer_noop,
+        .on_closed = peer_closed,
+};
+
+static uint64_t
+mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void
+pump(struct peer *p, struct fp_io *io)
+{
+    fp_stack_poll(p->st, mono_us(), 4);
+    fp_io_stack_poll(io);
+}
+
+static uint64_t
+copied_bytes(const struct fp_io *io)
+{
+    uint64_t ctr[FP_STK_CTR_NB];
+
+    fp_stack_counters(fp_io_stack_of(io), ctr);
+    return ctr[FP_STK_TCP_APP_COPY_BYTES];
+}
+
+/*
+ * The peer sends XFER_BYTES on its first connection; the instance lends them as segments and
+ * sends them on its second; the peer reads them back. Returns the instance's copied bytes.
+ */
+static uint64_t
+stack_forward(bool copy_frames)
+{
+    struct fp_memlink_conf  lc;
+    struct fp_memlink      *ml;
+    struct fp_stack_conf    pc;
+    struct fp_io_conf       ioc;
+    struct fp_io_stack_conf sc;
+    struct fp_tcp_listener *l;
+    struct peer             p;
+    struct fp_io           *io;
+    struct fp_conn         *c[2];
+    struct fp_addr          to;
+    struct sockaddr_in      sin;
+    struct fp_segq          q;
+    static uint8_t          buf[XFER_BYTES];
+    static uint8_t          rbuf[XFER_BYTES];
+    char                    err[128];
+    uint64_t                sent = 0;
+    uint64_t                got = 0;
+    uint64_t                copied;
+    uint64_t                end;
+    uint32_t                pkts0;
+    ssize_t                 n;
+    unsigned                i;
+
+    memset(&lc, 0, sizeof(lc));
+    lc.seed = 1;
+    lc.copy_frames = copy_frames;
+    CU_ASSERT_EQUAL_FATAL(fp_memlink_create(&lc, &ml), 0);
+    memset(&pc, 0, sizeof(pc));
+    pc.addr = PEER_ADDR;
+    pc.prefix_len = 24;
+    pc.nb_pkts = 4096;
+    pc.nb_tcbs = 16;
+    pc.seed = 3;
+    memset(&p, 0, sizeof(p));
+    CU_ASSERT_EQUAL_FATAL(fp_stack_create(&pc, mono_us(), &p.st), 0);
+    fp_stack_attach_link(p.st, fp_memlink_port(ml, 0), mono_us());
+    n = fp_tcp_listen(p.st, PEER_PORT, 8, FP_TCP_SYN_BACKLOG_DEFAULT, &peer_cb, &p, &l);
+    CU_ASSERT_EQUAL_FATAL(n, 0);
+    memset(&ioc, 0, sizeof(ioc));
+    ioc.kind = FP_IO_DPDK;
+    ioc.max_conns = 8;
+    memset(&sc, 0, sizeof(sc));
+    sc.stack.addr = PROXY_ADDR;
+    sc.stack.prefix_len = 24;
+    sc.stack.nb_pkts = 4096;
+    sc.stack.nb_tcbs = 16;
+    sc.stack.seed = 5;
+    sc.link = fp_memlink_port(ml, 1);
+    io = fp_io_stack_create(&ioc, &sc, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(io);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(PEER_ADDR);
+    sin.sin_port = htons(PEER_PORT);
+    memset(&to, 0, sizeof(to));
+    to.u.sin = sin;
+    to.len = sizeof(sin);
+    for (i = 0; i < 2; i++) {
+        CU_ASSERT_EQUAL_FATAL(io->ops->connect(io, &to, &c[i]), 0);
+        c[i]->handler = noop_handler;
+        end = mono_us() + 2000000;
+        while (p.nb_acc <= i && mono_us() < end) {
+            pump(&p, io);
+        }
+        CU_ASSERT_EQUAL_FATAL(p.nb_acc, i + 1);
+    }
+    end = mono_us() + 200000;
+    while (mono_us() < end) {
+        pump(&p, io); /* let the handshakes settle (the opened events are delivered) */
+    }
+    pkts0 = fp_stack_pkts_avail(fp_io_stack_of(io));
+    for (i = 0; i < XFER_BYTES; i++) {
+        buf[i] = pattern(i);
+    }
+    memset(&q, 0, sizeof(q));
+    end = mono_us() + 10000000;
+    while (got < XFER_BYTES && mono_us() < end) {
+        if (sent < XFER_BYTES) {
+            n = fp_tcp_send(p.acc[0], buf + sent, XFER_BYTES - sent);
+            if (n > 0) {
+                sent += (uint64_t)n;
+            }
+        }
+        pump(&p, io);
+        if (!fp_segq_full(&q)) {
+            n = fp_io_recv_segs(c[0], &q.seg[q.nb], fp_segq_room(&q), fp_segq_byte_room(&q),
+                                q.nb > 0 ? FP_RECV_AHEAD : 0);
+            CU_ASSERT(n > 0 || n == -EAGAIN);
+            if (n > 0) {
+                fp_segq_added(&q, (uint32_t)n);
+            }
+        }
+        if (q.nb > 0) {
+            n = fp_io_send_segs(c[1], q.seg, q.nb, 0);
+            CU_ASSERT(n > 0 || n == -EAGAIN);
+            if (n > 0) {
+                fp_segq_consume(&q, (uint32_t)n);
+            }
+        }
+        n = fp_tcp_recv(p.acc[1], rbuf + got, XFER_BYTES - got);
+        if (n > 0) {
+            got += (uint64_t)n;
+        }
+    }
+    CU_ASSERT_EQUAL(got, XFER_BYTES);
+    CU_ASSERT_EQUAL(memcmp(rbuf, buf, XFER_BYTES), 0);
+    CU_ASSERT_EQUAL(q.nb, 0);
+    /* Once the peer acknowledged everything, every buffer lent is back in the pool. */
+    end = mono_us() + 2000000;
+    while (fp_stack_pkts_avail(fp_io_stack_of(io)) != pkts0 && mono_us() < end) {
+        pump(&p, io);
+    }
+    CU_ASSERT_EQUAL(fp_stack_pkts_avail(fp_io_stack_of(io)), pkts0);
+    copied = copied_bytes(io);
+    io->ops->close(c[0], 1);
+    io->ops->close(c[1], 1);
+    fp_stack_shutdown(p.st);
+    fp_stack_shutdown((struct fp_stack *)fp_io_stack_of(io));
+    fp_io_destroy(io);
+    fp_stack_destroy(p.st);
+    fp_memlink_destroy(ml);
+    return copied;
+}
+
+static void
+test_stack_forward_zero_copy(void)
+{
+    CU_ASSERT_EQUAL(stack_forward(true), 0);
+}
+
+static void
+test_stack_forward_foreign_buffers(void)
+{
+    /* The peer's own buffers arrive: each is copied into ours once, and counted. */
+    CU_ASSERT_EQUAL(stack_forward(false), XFER_BYTES);
+}
+
+int
+main(void)
+{
+    CU_pSuite s;
+    unsigned  failed;
+
+    if (CU_initialize_registry() != CUE_SUCCESS) {
+        return 1;
+    }
+    s = CU_add_suite("io_segs", NULL, NULL);
+    CU_add_test(s, "kernel_forward", test_kernel_forward);
+    CU_add_test(s, "kernel_reserve", test_kernel_reserve);
+    CU_add_test(s, "stack_forward_zero_copy", test_stack_forward_zero_copy);
+    CU_add_test(s, "stack_forward_foreign_buffers", test_stack_forward_foreign_buffers);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    failed = CU_get_number_of_failures();
+    CU_cleanup_registry();
+    return failed == 0 ? 0 : 1;
+}
