@@ -8,7 +8,8 @@
 #          network namespaces, systemd-analyze                    (tests/run)
 #   bench  the benchmark harness: wrk, haproxy and nginx peers, gnuplot; iproute2 for the
 #          io: dpdk rows, valgrind for --profile-dpdk   (bench/run)
-#   deb    building and checking the Debian package   (packaging/build-deb.sh)
+#   deb    building, checking and testing the Debian package: debhelper, lintian; debootstrap
+#          and systemd-nspawn for a booted Debian 12   (packaging/build-deb.sh, test-deb.sh)
 # Usage: packaging/install-deps.sh [build|demo|test|bench|deb]...
 set -eu
 build="meson ninja-build pkg-config gcc libc6-dev libev-dev libssl-dev libyaml-dev libsystemd-dev"
@@ -16,7 +17,7 @@ demo="curl nginx-light"
 test="libcunit1-dev clang libclang-rt-14-dev libdpdk-dev dpdk python3 curl nginx-light
 iproute2 iputils-ping procps util-linux systemd"
 bench="python3 nginx-light haproxy wrk gnuplot-nox util-linux procps iproute2 valgrind"
-deb="build-essential debhelper dpkg-dev fakeroot lintian"
+deb="build-essential debhelper dpkg-dev fakeroot lintian debootstrap systemd-container curl"
 [ $# -gt 0 ] || set -- build demo test bench deb
 pkgs=""
 for group in "$@"; do
