@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "proxy/backend.h"
 #include "proxy/h1.h"
@@ -29,17 +30,11 @@ free_arrays(struct fp_worker *w)
             fp_wq_destroy(&w->queues[i]);
         }
     }
-    free(w->queues);
-    free(w->be_stats);
-    free(w->srv_stats);
-    free(w->fe_stats);
-    free(w->srv_active);
-    free(w->srv_limit);
-    free(w->idle_owner);
-    free(w->rr_next);
-    free(w->srv_base);
-    free(w->idle_n);
-    free(w->idle);
+    if (w->block != NULL) {
+        munmap(w->block, w->block_size);
+    }
+    w->block = NULL;
+    w->block_size = 0;
     w->queues = NULL;
     w->be_stats = NULL;
     w->srv_stats = NULL;
@@ -99,6 +94,63 @@ fp_worker_mem_bound(const struct fp_conf *conf, unsigned nb_workers, uint32_t ma
 
 static void worker_on_flush(struct fp_io *io, void *data);
 
+/* Rounds n up to a whole number of cache lines. */
+static size_t
+line_up(size_t n)
+{
+    return (n + FP_WORKER_LINE - 1) & ~(size_t)(FP_WORKER_LINE - 1);
+}
+
+/*
+ * The worker's per-backend, per-server and per-frontend arrays, in one mapping of its own:
+ * every array starts on its own cache line, and nothing of another worker shares a line with
+ * them (separate callocs interleaved the workers' small arrays, so that one line held worker
+ * 1's round-robin cursors and worker 0's backend counters). The pages are zero and untouched
+ * until first written: by the thread that initializes the worker, pinned to the worker's CPU
+ * (src/workers.c), so they come from the worker's NUMA node.
+ */
+static int
+alloc_block(struct fp_worker *w, uint32_t nb_be, uint32_t nb_srv, uint32_t nb_fe)
+{
+    size_t   off[11];
+    size_t   total = 0;
+    uint8_t *b;
+    unsigned k = 0;
+
+#define FP_WB_ARRAY(n, type) (off[k++] = total, total += line_up((size_t)((n) + 1) * sizeof(type)))
+    FP_WB_ARRAY(nb_be, *w->rr_next);
+    FP_WB_ARRAY(nb_be, *w->srv_base);
+    FP_WB_ARRAY(nb_srv, *w->idle_n);
+    FP_WB_ARRAY((size_t)(nb_srv + 1) * w->idle_cap - 1, *w->idle);
+    FP_WB_ARRAY(nb_srv, *w->idle_owner);
+    FP_WB_ARRAY(nb_srv, *w->srv_active);
+    FP_WB_ARRAY(nb_srv, *w->srv_limit);
+    FP_WB_ARRAY(nb_be, *w->queues);
+    FP_WB_ARRAY(nb_be, *w->be_stats);
+    FP_WB_ARRAY(nb_srv, *w->srv_stats);
+    FP_WB_ARRAY(nb_fe, *w->fe_stats);
+#undef FP_WB_ARRAY
+    b = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (b == MAP_FAILED) {
+        return -ENOMEM;
+    }
+    w->block = b;
+    w->block_size = total;
+    k = 0;
+    w->rr_next = (void *)(b + off[k++]);
+    w->srv_base = (void *)(b + off[k++]);
+    w->idle_n = (void *)(b + off[k++]);
+    w->idle = (void *)(b + off[k++]);
+    w->idle_owner = (void *)(b + off[k++]);
+    w->srv_active = (void *)(b + off[k++]);
+    w->srv_limit = (void *)(b + off[k++]);
+    w->queues = (void *)(b + off[k++]);
+    w->be_stats = (void *)(b + off[k++]);
+    w->srv_stats = (void *)(b + off[k++]);
+    w->fe_stats = (void *)(b + off[k++]);
+    return 0;
+}
+
 int
 fp_worker_init(struct fp_worker *w, unsigned id, unsigned nb_workers, const struct fp_conf *conf,
                struct fp_io *io, uint32_t max_sessions)
@@ -126,30 +178,20 @@ fp_worker_init(struct fp_worker *w, unsigned id, unsigned nb_workers, const stru
                      2 * max_sessions) != 0) {
         goto err_bufs;
     }
-    w->rr_next = calloc(conf->nb_backends + 1, sizeof(*w->rr_next));
-    w->srv_base = calloc(conf->nb_backends + 1, sizeof(*w->srv_base));
     for (i = 0; i < conf->nb_backends; i++) {
-        w->srv_base[i] = nb_servers;
         nb_servers += conf->backends[i].nb_servers;
     }
-    w->idle_n = calloc(nb_servers + 1, sizeof(*w->idle_n));
     /* As many idle server connections as sessions: at 1,000 concurrent requests a smaller
      * pool closes and reopens server connections all the time (a connect() costs more than
      * the whole rest of a request). */
     w->idle_cap = max_sessions;
-    w->idle = calloc((size_t)(nb_servers + 1) * w->idle_cap, sizeof(*w->idle));
-    w->idle_owner = calloc(nb_servers + 1, sizeof(*w->idle_owner));
-    w->srv_active = calloc(nb_servers + 1, sizeof(*w->srv_active));
-    w->srv_limit = calloc(nb_servers + 1, sizeof(*w->srv_limit));
-    w->queues = calloc(conf->nb_backends + 1, sizeof(*w->queues));
-    w->be_stats = calloc(conf->nb_backends + 1, sizeof(*w->be_stats));
-    w->srv_stats = calloc(nb_servers + 1, sizeof(*w->srv_stats));
-    w->fe_stats = calloc(conf->nb_frontends + 1, sizeof(*w->fe_stats));
-    if (w->rr_next == NULL || w->srv_base == NULL || w->idle_n == NULL || w->idle == NULL ||
-        w->idle_owner == NULL || w->srv_active == NULL || w->srv_limit == NULL ||
-        w->queues == NULL || w->be_stats == NULL || w->srv_stats == NULL ||
-        w->fe_stats == NULL) {
+    if (alloc_block(w, conf->nb_backends, nb_servers, conf->nb_frontends) != 0) {
         goto err_arrays;
+    }
+    nb_servers = 0;
+    for (i = 0; i < conf->nb_backends; i++) {
+        w->srv_base[i] = nb_servers;
+        nb_servers += conf->backends[i].nb_servers;
     }
     /* Share-nothing limits: each worker owns its share of every server's maxconn and of
      * every backend's queue, so no counter is shared between cores. */

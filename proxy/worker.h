@@ -179,6 +179,9 @@ struct fp_idle_owner {
     uint32_t          gi; /* the server's index in idle_n */
 };
 
+/* Cache line size assumed for per-worker placement. */
+#define FP_WORKER_LINE 64
+
 struct fp_worker {
     unsigned              id;
     const struct fp_conf *conf;
@@ -213,7 +216,9 @@ struct fp_worker {
     struct fp_ring        alog; /* access log lines for the main thread; unused if no
                                    frontend logs */
     struct fp_worker_stats stats;
-};
+    void                  *block; /* the arrays above, one mapping (see alloc_block) */
+    size_t                 block_size;
+} __attribute__((aligned(FP_WORKER_LINE)));
 
 /* Returns a zeroed session object of size bytes (at most fp_session_size()) for client c,
  * or NULL after resetting c when w is at its maxconn (counted in sess_pool_empty). */

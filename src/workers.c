@@ -3,6 +3,7 @@
 #include "src/workers.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -192,6 +193,9 @@ fp_workers_create(struct fp_workers *ws, const struct fp_conf *conf, char *err, 
     int               cpus[FP_MAX_WORKERS];
     uint32_t          per_worker;
     unsigned          i;
+    cpu_set_t         mask;
+    bool              have_mask;
+    size_t            tsize;
 
     struct fp_workers_plan plan;
 
@@ -204,20 +208,34 @@ fp_workers_create(struct fp_workers *ws, const struct fp_conf *conf, char *err, 
     ws->maxconn = plan.maxconn;
     ws->mem_bound = plan.mem_bound;
     per_worker = plan.per_worker;
-    ws->t = calloc(ws->n, sizeof(*ws->t));
+    /* Each worker's struct on cache lines of its own (struct fp_worker is line-aligned). */
+    tsize = (ws->n * sizeof(*ws->t) + FP_WORKER_LINE - 1) & ~(size_t)(FP_WORKER_LINE - 1);
+    ws->t = aligned_alloc(FP_WORKER_LINE, tsize);
     if (ws->t == NULL) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    memset(ws->t, 0, ws->n * sizeof(*ws->t));
+    /* Every worker's memory is first touched on the worker's own CPU, so it comes from that
+     * CPU's NUMA node: this thread moves to each worker's CPU while it builds that worker. */
+    have_mask = pthread_getaffinity_np(pthread_self(), sizeof(mask), &mask) == 0;
     for (i = 0; i < ws->n; i++) {
         struct fp_wthread *t = &ws->t[i];
+
+        if (have_mask && cpus[i] >= 0) {
+            cpu_set_t one;
+
+            CPU_ZERO(&one);
+            CPU_SET(cpus[i], &one);
+            (void)pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+        }
 
         t->id = i;
         t->cpu = cpus[i];
         t->group = ws;
         if (fp_ring_init(&t->inbox, 16, sizeof(struct fp_msg)) != 0) {
             snprintf(err, errlen, "out of memory");
-            return -1;
+            goto err_affinity;
         }
         memset(&ioc, 0, sizeof(ioc));
         ioc.kind = conf->global.io;
@@ -230,14 +248,23 @@ fp_workers_create(struct fp_workers *ws, const struct fp_conf *conf, char *err, 
         ioc.notify_data = t;
         t->io = fp_io_create(&ioc, err, errlen);
         if (t->io == NULL) {
-            return -1;
+            goto err_affinity;
         }
         if (fp_worker_init(&t->w, i, ws->n, conf, t->io, per_worker) != 0) {
             snprintf(err, errlen, "cannot allocate pools for %u connections", per_worker);
-            return -1;
+            goto err_affinity;
         }
     }
+    if (have_mask) {
+        (void)pthread_setaffinity_np(pthread_self(), sizeof(mask), &mask);
+    }
     return open_listeners(ws, cpus, err, errlen);
+
+err_affinity:
+    if (have_mask) {
+        (void)pthread_setaffinity_np(pthread_self(), sizeof(mask), &mask);
+    }
+    return -1;
 }
 
 static void *
