@@ -72,6 +72,7 @@ struct hsess {
     uint8_t                        srv_dirty; /* not reusable (bytes past the response...) */
     uint8_t                        dechunk;   /* chunked response, HTTP/1.0 client: decode */
     uint8_t                        has_slot;  /* counts in w->srv_active[srv_gi] */
+    uint8_t                        polled;    /* hs_poll_task reads the server connection */
     uint64_t                       refused_ms; /* our last 503 on this connection, or 0 */
     struct fp_waiter               wait;      /* in w->queues[be_idx] while H_QUEUED */
     uint16_t                       status;   /* final status sent, for the log */
@@ -794,6 +795,7 @@ hs_on_req_head(struct hsess *s)
     int               rc;
 
     FP_STAT_INC(w, http_requests);
+    fp_worker_head_read(w);
     s->req_head_len = s->qp.msg.head_len;
     FP_STAT_ADD(w, bytes_in, s->req_head_len);
     s->t_head_ms = w->io->ops->now_ms(w->io);
@@ -887,6 +889,8 @@ hs_process_req(struct hsess *s)
 
 /* ---- server connection ---- */
 
+static void hs_flush(struct fp_task *t);
+
 static struct hsess *
 waiter_sess(struct fp_waiter *wt)
 {
@@ -922,10 +926,10 @@ hs_on_queue_grant(struct fp_waiter *wt)
     if (hs_acquire_server(s) != 0) {
         return;
     }
-    /* A reused connection is writable: send at the end of this loop iteration, not after a
-     * poll (under load an iteration is long, and the server slot would idle through it). */
+    /* A reused connection is writable: send now, neither after a poll nor at the end of the
+     * loop iteration (under load an iteration is long, and the slot would idle through it). */
     if (s->state == H_XFER && s->srv != NULL) {
-        fp_worker_defer(s->w, &s->task);
+        hs_flush(&s->task);
         return;
     }
     hs_update(s);
@@ -955,6 +959,7 @@ hs_slot_release(struct hsess *s)
         return;
     }
     s->has_slot = 0;
+    fp_worker_slot_unwatch(s->w, &s->task);
     fp_worker_slot_release(s->w, s->be_idx, s->srv_gi, true);
 }
 
@@ -988,6 +993,7 @@ hs_acquire_server(struct hsess *s)
         s->srv_gi = gi;
         s->has_slot = 1;
         fp_worker_slot_take(w, s->be_idx, gi);
+        fp_worker_slot_watch(w, &s->task);
         s->srv = idle_take(w, gi);
         if (s->srv != NULL) {
             FP_STAT_INC(w, srv_conn_reused);
@@ -1011,6 +1017,7 @@ hs_acquire_server(struct hsess *s)
         }
         s->srv = NULL;
         s->has_slot = 0;
+        fp_worker_slot_unwatch(w, &s->task);
         fp_worker_slot_release(w, s->be_idx, gi, false);
         if (rc == -ENOBUFS) {
             FP_STAT_INC(w, conn_pool_empty);
@@ -1045,6 +1052,7 @@ hs_server_failed(struct hsess *s, int connect_failed)
     if (retry) {
         /* The slot goes back first: the retry may pick another server, or wait in turn. */
         s->has_slot = 0;
+        fp_worker_slot_unwatch(s->w, &s->task);
         fp_worker_slot_release(s->w, s->be_idx, s->srv_gi, false);
         if (s->srv_reused) {
             /* A dead idle connection is not the server's refusal: it may be tried again. */
@@ -1321,6 +1329,12 @@ hs_srv_read(struct hsess *s)
         fp_buf_compact(&s->rsp);
     }
     n = w->io->ops->recv(s->srv, &s->rsp);
+    if (s->polled) {
+        s->polled = 0;
+        if (n > 0) {
+            FP_STAT_INC(w, slot_poll_answers);
+        }
+    }
     if (n == -EAGAIN || n == -ENOBUFS) {
         return 0;
     }
@@ -1538,10 +1552,8 @@ hs_event_done(struct hsess *s)
 }
 
 static void
-hs_on_cli(struct fp_conn *c, unsigned events)
+hs_cli_event(struct hsess *s, unsigned events)
 {
-    struct hsess *s = c->data;
-
     if ((events & FP_EV_READ) && hs_cli_read(s) < 0) {
         return;
     }
@@ -1552,6 +1564,16 @@ hs_on_cli(struct fp_conn *c, unsigned events)
         fp_worker_defer(s->w, &s->task);
     }
     hs_event_done(s);
+}
+
+static void
+hs_on_cli(struct fp_conn *c, unsigned events)
+{
+    struct hsess     *s = c->data;
+    struct fp_worker *w = s->w;
+
+    hs_cli_event(s, events);
+    fp_worker_slot_poll(w);
 }
 
 static void
@@ -1583,10 +1605,31 @@ hs_on_srv(struct fp_conn *c, unsigned events)
             return;
         }
     }
+    if (s->state == H_XFER && s->rsp_done && !s->task.fl_queued) {
+        /* The whole response is here: hand it to the client now rather than at the end of
+         * the loop iteration, so that the server slot it holds goes back to work at once. A
+         * retry storm fills an iteration with thousands of client requests, and a slot that
+         * idled through them served a fraction of the origin's capacity (issue 15). */
+        hs_flush(&s->task);
+        return;
+    }
     if (s->state == H_XFER && (s->rsp_fwd > 0 || !fp_buf_empty(&s->hrsp) || s->rsp_done)) {
         fp_worker_defer(s->w, &s->task);
     }
     hs_event_done(s);
+}
+
+/* fp_worker_slot_poll: reads the server's answer if it is here (most often it is not). */
+static void
+hs_poll_task(struct fp_task *t)
+{
+    struct hsess *s = (struct hsess *)t;
+
+    if (s->state != H_XFER || s->srv == NULL || s->rsp_done) {
+        return;
+    }
+    s->polled = 1;
+    hs_on_srv(s->srv, FP_EV_READ);
 }
 
 static void
@@ -1684,6 +1727,7 @@ fp_http_session_start(struct fp_worker *w, const struct fp_frontend_conf *fe, st
     s->task.abort = hs_abort_task;
     s->task.flush = hs_flush;
     s->task.yield = hs_yield_task;
+    s->task.poll = hs_poll_task;
     fp_worker_task_add(w, &s->task);
     fp_h1_limits_default(&s->lim);
     if (fe->limits.request_line != 0) {

@@ -65,6 +65,9 @@ struct fp_worker_stats {
     uint64_t http_retries;      /* requests on a connection refused 503 less than Retry-After
                                    before: most likely a client's retry */
     uint64_t idle_yielded;      /* idle client connections closed at maxconn for new ones */
+    uint64_t slot_polls;        /* looks at the slot holders' server connections within a long
+                                   loop iteration (fp_worker_head_read) */
+    uint64_t slot_poll_answers; /* server answers those looks found */
 };
 
 #define FP_QDELAY_BUCKETS 8
@@ -171,6 +174,12 @@ struct fp_task {
     void (*yield)(struct fp_task *t);
     uint64_t idle_ms; /* idle since (loop time) */
     bool     idle;
+    /* While the session holds a server slot (fp_worker_slot_watch): its place in the worker's
+     * list of them, and how to look for its server's answer without waiting for a poll. */
+    struct fp_task *sl_next;
+    struct fp_task *sl_prev;
+    void (*poll)(struct fp_task *t);
+    bool sl_watched;
 };
 
 /* Who owns an idle server connection: set as its fp_conn.data while it waits for reuse. */
@@ -210,6 +219,8 @@ struct fp_worker {
     struct fp_backend_stats *be_stats; /* per backend */
     struct fp_server_stats  *srv_stats; /* per server, indexed like idle_n */
     struct fp_frontend_stats *fe_stats; /* per frontend */
+    struct fp_task       *sl_head;    /* sessions holding a server slot (fp_worker_slot_watch) */
+    uint32_t              heads_since_poll; /* request heads read since the last slot poll */
     bool                  paused;     /* listeners stopped: at maxconn */
     struct fp_timer       shed_timer; /* while paused: answers 503 past overload.shed_queue */
     bool                  draining;
@@ -286,6 +297,29 @@ void fp_worker_demand(struct fp_worker *w, uint32_t be_idx);
 
 /* Takes a slot of server gi of backend be_idx (one fp_worker_pick_slot found free). */
 void fp_worker_slot_take(struct fp_worker *w, uint32_t be_idx, uint32_t gi);
+
+/*
+ * t (its poll set) holds a server slot and waits for the server's answer; unwatch forgets
+ * it (both do nothing when t already is or is not watched). See fp_worker_head_read.
+ */
+void fp_worker_slot_watch(struct fp_worker *w, struct fp_task *t);
+void fp_worker_slot_unwatch(struct fp_worker *w, struct fp_task *t);
+
+/*
+ * Counts a client request head read in this loop iteration (fp_worker_slot_poll looks at the
+ * slot holders after every SLOT_POLL_HEADS (64) of them).
+ */
+void fp_worker_head_read(struct fp_worker *w);
+
+/*
+ * Once SLOT_POLL_HEADS (64) request heads were read since the loop iteration began or since the
+ * last look, and while any request waits in a backend queue, calls t->poll of every watched
+ * session (each reads its server connection if an answer is there). The kernel backend learns
+ * of a server's answer only at its next poll for events, which under a retry storm comes after
+ * thousands of client requests: the slot would idle through them while requests wait for it.
+ * Call it after a client event, when no session is half-way through its processing.
+ */
+void fp_worker_slot_poll(struct fp_worker *w);
 
 /* Gives back a slot of server gi and grants the backend's next waiter, if any. dispatch false
  * only gives it back (the caller is about to retry and competes for it itself); true also
