@@ -12,7 +12,11 @@ cd "$(dirname "$0")/.."
 [ -f build/meson-private/coredata.dat ] || meson setup build --buildtype=release
 ninja -C build
 run=/tmp/fastproxy-demo
-mkdir -p "$run"
+# nginx's workers run as nobody: they read the page from here (world-readable), never from the
+# checkout, which may sit where only root can read (/root/fastproxy gave 403 Forbidden).
+mkdir -p "$run/www"
+chmod 0755 "$run" "$run/www"
+install -m 0644 conf/demo-origin/index.html "$run/www/index.html"
 
 # Stops the process whose PID file is $1 if it is still the program $2 (a PID can be reused).
 stop_pidfile() {
@@ -33,7 +37,7 @@ stop_pidfile "$run/origin.pid" /nginx
 # Each program writes its own PID and is exec'd in place, so the PID file names the process
 # itself whatever setsid does; setsid and the redirections detach it from this script's
 # session, terminal and output (a caller reading our output sees its end when we exit).
-sed "s|@ROOT@|$(pwd)/conf/demo-origin|; s|@RUN@|$run|g" conf/demo-origin/nginx.conf.in > "$run/nginx.conf"
+sed "s|@ROOT@|$run/www|; s|@RUN@|$run|g" conf/demo-origin/nginx.conf.in > "$run/nginx.conf"
 setsid sh -c 'echo $$ > "$1/origin.pid"; exec nginx -p "$1" -c "$1/nginx.conf" \
     -g "daemon off; pid $1/origin-nginx.pid;"' sh "$run" </dev/null >"$run/origin.log" 2>&1 &
 setsid sh -c 'echo $$ > "$1/fastproxy.pid"; exec build/src/fastproxy -f conf/proxy.yaml' sh "$run" \
@@ -49,7 +53,13 @@ for p in origin fastproxy; do
         exit 1
     fi
 done
-curl -si http://127.0.0.1:8080/ || { echo "quickstart: no answer on 127.0.0.1:8080" >&2; exit 1; }
+# The demo must answer 2xx through the proxy: a 403 or 502 is a failed quick start too.
+if ! curl -sfi http://127.0.0.1:8080/; then
+    echo "quickstart: http://127.0.0.1:8080/ did not answer 2xx; it answered:" >&2
+    curl -si http://127.0.0.1:8080/ >&2 || true
+    echo "quickstart: logs in $run (origin-error.log, fastproxy.log)" >&2
+    exit 1
+fi
 echo
 echo "fastproxy (pid $(cat "$run/fastproxy.pid")) listens on 127.0.0.1:8080, stats on 127.0.0.1:9100;"
 echo "the demo origin (pid $(cat "$run/origin.pid")) on 127.0.0.1:9001. Logs in $run."

@@ -15,9 +15,13 @@
 #   - `systemctl reload` is refused (no configuration reload yet), SIGHUP is logged as a warning;
 #   - `systemctl stop`: a clean exit (Result=success, status 0) and the shutdown lines;
 #   - `apt-get remove` stops the service and keeps the edited configuration (a conffile).
-# It prints the unit's journal at the end. Run as root, with network access to the Debian mirror
-# (the packages are fetched before the boot; the booted container has no network).
-# Usage: packaging/test-deb.sh [DEB]
+# It prints the unit's journal at the end. With --quickstart it then runs the README's quick
+# start (packaging/quickstart.sh) as root from a copy of this tree in /root/fastproxy of another
+# fresh root file system (its packages fetched first, its run without network), and checks that
+# the demo page comes through fastproxy (about 2 minutes more). Run as root, with network access
+# to the Debian mirror (the packages are fetched before the boot; the booted container has no
+# network, so its ports never clash with the host's).
+# Usage: packaging/test-deb.sh [--quickstart] [DEB]
 # Environment: FP_TEST_DEB_MIRROR (default http://deb.debian.org/debian),
 #              FP_TEST_DEB_CACHE (default /var/cache/fastproxy-test-deb).
 # Exit status: 0 every check passed, 1 a check failed, 77 it cannot run here (reason printed).
@@ -28,6 +32,11 @@ cd "$(dirname "$0")/.."
 mirror=${FP_TEST_DEB_MIRROR:-http://deb.debian.org/debian}
 cache=${FP_TEST_DEB_CACHE:-/var/cache/fastproxy-test-deb}
 base=$cache/bookworm
+quickstart=0
+if [ "${1:-}" = --quickstart ]; then
+    quickstart=1
+    shift
+fi
 
 skip() {
     echo "test-deb: SKIP: $*" >&2
@@ -44,14 +53,14 @@ curl -sf --max-time 15 -o /dev/null "$mirror/dists/bookworm/Release" ||
     skip "the Debian mirror $mirror is not reachable"
 
 run=$(mktemp -d /var/tmp/fastproxy-test-deb.XXXXXX)
-root=$run/root
+root=$run/pkg/root
 machine=fptest$$
 nspawn_pid=""
 failed=0
 
-cleanup() {
+# systemd-nspawn turns SIGTERM into an orderly shutdown of the booted container.
+stop_container() {
     if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
-        # systemd-nspawn turns SIGTERM into an orderly shutdown of the container.
         kill "$nspawn_pid"
         i=0
         while kill -0 "$nspawn_pid" 2>/dev/null && [ $i -lt 300 ]; do
@@ -60,8 +69,16 @@ cleanup() {
         done
         kill -0 "$nspawn_pid" 2>/dev/null && kill -KILL "$nspawn_pid"
     fi
-    mountpoint -q "$root" && umount "$root"
-    rm -rf "$run" "/run/systemd/nspawn/propagate/$machine"
+    nspawn_pid=""
+}
+cleanup() {
+    stop_container
+    for d in "$run"/*/root; do
+        mountpoint -q "$d" && umount "$d"
+    done
+    # nspawn leaves these behind when /run is not a tmpfs.
+    rm -rf "$run" "/run/systemd/nspawn/propagate/$machine" \
+        "/run/systemd/nspawn/propagate/$machine-run"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
@@ -88,13 +105,24 @@ else
     deb=$(ls "$run"/deb/fastproxy_*.deb)
 fi
 
-mkdir -p "$run/upper" "$run/work" "$root"
-if ! mount -t overlay overlay -o "lowerdir=$base,upperdir=$run/upper,workdir=$run/work" \
-    "$root" 2>"$run/mount.log"; then
-    echo "test-deb: no overlayfs ($(cat "$run/mount.log")): copying the root instead"
-    rmdir "$root"
-    cp -a "$base" "$root"
-fi
+# Makes $1/root a fresh system: an overlay on the cached one, or a copy without overlayfs.
+fresh_root() {
+    mkdir -p "$1/upper" "$1/work" "$1/root"
+    if ! mount -t overlay overlay -o "lowerdir=$base,upperdir=$1/upper,workdir=$1/work" \
+        "$1/root" 2>"$1/mount.log"; then
+        echo "test-deb: no overlayfs ($(cat "$1/mount.log")): copying the root instead"
+        rmdir "$1/root"
+        cp -a "$base" "$1/root"
+    fi
+}
+# nspawn_run ROOT [nspawn options] -- COMMAND...: runs COMMAND in ROOT, not booted.
+nspawn_run() {
+    r=$1
+    shift
+    systemd-nspawn -q --register=no --keep-unit -M "$machine-run" -D "$r" --pipe "$@"
+}
+
+fresh_root "$run/pkg"
 cp "$deb" "$root/var/tmp/fastproxy.deb"
 # nginx-light is the origin of the last curl; its site listens where proxy.yaml's server is.
 mkdir -p "$root/etc/nginx/conf.d"
@@ -106,8 +134,7 @@ server {
 EOF
 
 echo "=== fetch the packages (host network; the container has none once booted)"
-systemd-nspawn -q --register=no --keep-unit -D "$root" --pipe \
-    env DEBIAN_FRONTEND=noninteractive sh -c 'apt-get update -q &&
+nspawn_run "$root" env DEBIAN_FRONTEND=noninteractive sh -c 'apt-get update -q &&
         apt-get install -y -q --download-only --no-install-recommends \
             /var/tmp/fastproxy.deb nginx-light' >"$run/fetch.log" 2>&1 ||
     { tail -20 "$run/fetch.log" >&2; echo "test-deb: apt-get could not fetch" >&2; exit 1; }
@@ -247,6 +274,33 @@ check "the edited /etc/fastproxy/proxy.yaml is kept" 1 \
 
 echo "=== journalctl -u fastproxy"
 printf '%s\n' "$journal"
+stop_container
+
+if [ "$quickstart" = 1 ]; then
+    echo "=== the README's quick start on another fresh Debian 12, as root in /root/fastproxy"
+    fresh_root "$run/qs"
+    qs=$run/qs/root
+    mkdir "$qs/root/fastproxy"
+    tar --exclude=./.git --exclude='./build*' --exclude=./bench/results -cf - . |
+        tar -xf - -C "$qs/root/fastproxy"
+    # What the quick start installs, fetched (not installed) with the host's network.
+    echo 'APT::Get::Download-Only "true";' >"$qs/var/tmp/download-only.conf"
+    nspawn_run "$qs" --chdir=/root/fastproxy env DEBIAN_FRONTEND=noninteractive \
+        APT_CONFIG=/var/tmp/download-only.conf ./packaging/install-deps.sh build demo \
+        >"$run/qs-fetch.log" 2>&1 ||
+        { tail -20 "$run/qs-fetch.log" >&2; echo "test-deb: apt-get could not fetch" >&2; exit 1; }
+    # Without network its apt-get update fails (a warning) and apt-get install takes the
+    # fetched packages; the demo and its curl run in the container's own loopback.
+    rc=0
+    nspawn_run "$qs" --private-network --chdir=/root/fastproxy env DEBIAN_FRONTEND=noninteractive \
+        sh -c './packaging/quickstart.sh </dev/null && echo "=== curl again" &&
+            curl -s --max-time 5 http://127.0.0.1:8080/' >"$run/qs.log" 2>&1 || rc=$?
+    check "packaging/quickstart.sh, exit status" 0 "$rc"
+    check_grep "the quick start's curl: 200" "^HTTP/1.1 200" "$(cat "$run/qs.log")"
+    check_grep "curl again: the demo page through fastproxy" "Hello from the demo origin" \
+        "$(sed -n '/^=== curl again/,$p' "$run/qs.log")"
+    [ "$rc" = 0 ] || tail -30 "$run/qs.log"
+fi
 if [ "$failed" -gt 0 ]; then
     echo "test-deb: $failed check(s) failed"
     exit 1
