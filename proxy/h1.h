@@ -139,6 +139,8 @@ enum fp_h1_body_kind {
 /* Header flags (fp_h1_header.flags). DROP: hop-by-hop, named by Connection, or an overridden
  * Content-Length; the proxy must not forward the field (see fp_h1_is_hop_by_hop()). */
 #define FP_H1_HDR_DROP 0x1u
+/* While a head is being parsed, other bits hold the parser's own notes on the field (what its
+ * name is); once the head is complete, flags is FP_H1_HDR_DROP or 0. */
 
 /* A byte range relative to the first byte of the message. */
 struct fp_h1_span {

@@ -1127,8 +1127,12 @@ hs_build_rsp_head(struct hsess *s, const uint8_t *msg, int final)
     if (rc != 0) {
         return rc;
     }
-    snprintf(line, sizeof(line), "HTTP/1.1 %03u ", m->status);
-    rc |= buf_put_str(b, line);
+    /* The parser took exactly three digits: no printf on the path of every response. */
+    memcpy(line, "HTTP/1.1 000 ", 13);
+    line[9] = (char)('0' + m->status / 100 % 10);
+    line[10] = (char)('0' + m->status / 10 % 10);
+    line[11] = (char)('0' + m->status % 10);
+    rc |= buf_put(b, line, 13);
     rc |= buf_put_span(b, msg, m->reason);
     rc |= buf_put(b, "\r\n", 2);
     /* RFC 9112 §6.1: no Transfer-Encoding toward an HTTP/1.0 client (the body, if chunked,
