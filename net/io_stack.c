@@ -657,18 +657,19 @@ sio_send_segs(struct fp_conn *c, const struct fp_seg *segs, unsigned n, unsigned
         tail = p;
         bytes += segs[i].len;
     }
-    /* A refused buffer waits whole: writable again once it fits (the stack's edge comes when
-     * a quarter of the send buffer is free). */
-    sc->wr_need = i < n ? segs[i].len : 0;
     if (head == NULL) {
-        if (i == n) {
-            return 0;
-        }
-        sc->tcb->t_flags |= FP_TF_WANT_WRITE;
-        return -EAGAIN;
+        rc = i == n ? 0 : -EAGAIN;
+    } else {
+        rc = fp_tcp_send_pkts(sc->tcb, &head);
+        FP_ASSERT(rc < 0 || head == NULL);
     }
-    rc = fp_tcp_send_pkts(sc->tcb, &head);
-    FP_ASSERT(rc < 0 || head == NULL);
+    /* A refused buffer waits whole: writable again once it fits. The stack's edge (when a
+     * quarter of the send buffer is free) comes only to those who ask: ask, since the stack
+     * was not offered the buffer it could not take. */
+    sc->wr_need = i < n ? segs[i].len : 0;
+    if (i < n && sc->tcb != NULL) {
+        sc->tcb->t_flags |= FP_TF_WANT_WRITE;
+    }
     return rc;
 }
 

@@ -46,6 +46,9 @@ struct hsess {
     struct fp_buf                  rsp;  /* server input */
     struct fp_buf                  hreq; /* the rewritten request head */
     struct fp_buf                  hrsp; /* rewritten response heads, or an error page */
+    /* A response body framed by its length or by the close, once rsp has nothing of it left:
+     * segments lent by the server connection, handed to the client's (hs_rsp_zero_copy). */
+    struct fp_segq                 rsq;
     struct fp_timer                timer;
     uint64_t                       last_ms;
     uint64_t                       arm_ms;  /* when timeout_ms started */
@@ -465,6 +468,7 @@ hs_end(struct hsess *s, int abort_conn)
     fp_worker_buf_release(w, &s->rsp);
     fp_worker_buf_release(w, &s->hreq);
     fp_worker_buf_release(w, &s->hrsp);
+    fp_io_segq_release(io, &s->rsq);
     hdrs_put(w, &s->qh);
     hdrs_put(w, &s->sh);
     fp_worker_task_del(w, &s->task);
@@ -528,6 +532,7 @@ hs_error(struct hsess *s, int status)
     n = snprintf(page, sizeof(page), e->fmt, strlen(e->text) + 1, keep ? "keep-alive" : "close");
     fp_worker_buf_release(w, &s->rsp);
     fp_worker_buf_release(w, &s->hreq);
+    fp_io_segq_release(w->io, &s->rsq);
     s->rsp_fwd = 0;
     s->rsp_done = 0;
     fp_buf_consume(&s->req, s->req_fwd); /* the unsent body of this request, if any */
@@ -609,6 +614,21 @@ idle_take(struct fp_worker *w, uint32_t gi)
     return w->idle[(size_t)gi * w->idle_cap + --w->idle_n[gi]];
 }
 
+/*
+ * Whether the response body goes through lent segments (net/io.h, fp_io_recv_segs): once its
+ * head is parsed and rsp holds nothing of it, a body framed by its length or by the close
+ * needs no look at its bytes beyond counting them, so the server connection's segments are
+ * handed to the client's as they are (no copy into rsp; none at all on the user-space stack).
+ * A chunked body stays on rsp, where its framing is parsed (and decoded for HTTP/1.0).
+ */
+static bool
+hs_rsp_zero_copy(const struct hsess *s)
+{
+    return s->rsp_head_done && !s->rsp_done && !s->dechunk &&
+           (s->sb.kind == FP_H1_BODY_LENGTH || s->sb.kind == FP_H1_BODY_CLOSE) &&
+           fp_buf_empty(&s->rsp);
+}
+
 /* ---- interest ---- */
 
 static void
@@ -617,7 +637,7 @@ hs_update(struct hsess *s)
     struct fp_io *io = s->w->io;
     unsigned      cw = 0;
     unsigned      sw = 0;
-    int           rsp_pending = !fp_buf_empty(&s->hrsp) || s->rsp_fwd > 0;
+    int           rsp_pending = !fp_buf_empty(&s->hrsp) || s->rsp_fwd > 0 || s->rsq.nb > 0;
 
     switch (s->state) {
     case H_WAIT_REQ:
@@ -649,7 +669,8 @@ hs_update(struct hsess *s)
             if (s->hreq_sent < fp_buf_len(&s->hreq) || s->req_fwd > 0) {
                 sw |= FP_EV_WRITE;
             }
-            if (s->rsp.data == NULL || fp_buf_len(&s->rsp) < s->rsp.size) {
+            if (hs_rsp_zero_copy(s) ? !fp_segq_full(&s->rsq)
+                                    : s->rsp.data == NULL || fp_buf_len(&s->rsp) < s->rsp.size) {
                 sw |= FP_EV_READ;
             }
             if (s->srv != NULL) {
@@ -1320,12 +1341,106 @@ hs_process_rsp(struct hsess *s)
     return hs_feed_rsp_body(s);
 }
 
+/*
+ * The server closed (n == 0) or failed (n < 0): the end of a close-delimited body, or a
+ * truncated response. Returns as hs_srv_read().
+ */
+static int
+hs_srv_closed(struct hsess *s, ssize_t n)
+{
+    struct fp_worker *w = s->w;
+
+    if (n < 0) {
+        FP_STAT_INC(w, server_aborts);
+    }
+    if (!s->rsp_head_done) {
+        return hs_server_failed(s, 0) < 0 ? -1 : 1;
+    }
+    s->srv_dirty = 1;
+    if (!s->rsp_done && fp_h1_body_eof(&s->sb) == FP_H1_DONE && n == 0) {
+        s->rsp_done = 1; /* close-delimited body: the close is its end */
+        hs_close_srv(s, 0);
+        return 0;
+    }
+    if (!s->rsp_done) {
+        FP_STAT_INC(w, http_truncated);
+        return hs_bad_response(s, "server-truncated", s->sb.err);
+    }
+    hs_close_srv(s, 0);
+    return 0;
+}
+
+/*
+ * Counts the nb segments just lent at q->seg[q->nb..] against the body's framing and keeps
+ * them. Bytes past the end of a length-delimited body are not forwarded: the segment that
+ * holds the end is cut there, the ones after it are given back, and the connection is never
+ * reused.
+ */
+static void
+hs_take_rsp_segs(struct hsess *s, struct fp_segq *q, uint32_t nb)
+{
+    struct fp_seg    *seg = &q->seg[q->nb];
+    uint32_t          kept = 0;
+    uint32_t          i;
+    size_t            used;
+    enum fp_h1_status st;
+
+    while (kept < nb && !s->rsp_done) {
+        st = fp_h1_body_feed(&s->sb, (const char *)seg[kept].data, seg[kept].len, &used);
+        if (st == FP_H1_DONE) {
+            s->rsp_done = 1;
+            if (used < seg[kept].len) {
+                s->srv_dirty = 1;
+                seg[kept].len = (uint32_t)used;
+            }
+        }
+        if (seg[kept].len == 0) {
+            break;
+        }
+        kept++;
+    }
+    if (kept < nb) {
+        s->srv_dirty = 1;
+    }
+    for (i = kept; i < nb; i++) {
+        fp_io_seg_free(s->w->io, &seg[i]);
+    }
+    fp_segq_added(q, kept);
+}
+
+/* hs_srv_read() for a body on the segment path (hs_rsp_zero_copy): reads ahead into rsq. */
+static int
+hs_srv_read_segs(struct hsess *s)
+{
+    struct fp_segq *q = &s->rsq;
+    ssize_t         n;
+
+    if (fp_segq_full(q)) {
+        return 0;
+    }
+    n = fp_io_recv_segs(s->srv, &q->seg[q->nb], fp_segq_room(q), fp_segq_byte_room(q),
+                        q->nb > 0 ? FP_RECV_AHEAD : 0);
+    if (n == -EAGAIN || n == -ENOBUFS) {
+        return 0;
+    }
+    if (n <= 0) {
+        return hs_srv_closed(s, n);
+    }
+    hs_take_rsp_segs(s, q, (uint32_t)n);
+    s->rsp_got = 1;
+    hs_touch(s);
+    return 0;
+}
+
 static int
 hs_srv_read(struct hsess *s)
 {
     struct fp_worker *w = s->w;
     ssize_t           n;
 
+    if (hs_rsp_zero_copy(s)) {
+        return hs_srv_read_segs(s);
+    }
     if (fp_worker_buf_attach(w, &s->rsp) != 0) {
         return hs_error(s, 503) == 0 ? 0 : -1;
     }
@@ -1343,24 +1458,7 @@ hs_srv_read(struct hsess *s)
         return 0;
     }
     if (n <= 0) {
-        if (n < 0) {
-            FP_STAT_INC(w, server_aborts);
-        }
-        if (!s->rsp_head_done) {
-            return hs_server_failed(s, 0) < 0 ? -1 : 1;
-        }
-        s->srv_dirty = 1;
-        if (!s->rsp_done && fp_h1_body_eof(&s->sb) == FP_H1_DONE && n == 0) {
-            s->rsp_done = 1; /* close-delimited body: the close is its end */
-            hs_close_srv(s, 0);
-            return 0;
-        }
-        if (!s->rsp_done) {
-            FP_STAT_INC(w, http_truncated);
-            return hs_bad_response(s, "server-truncated", s->sb.err);
-        }
-        hs_close_srv(s, 0);
-        return 0;
+        return hs_srv_closed(s, n);
     }
     s->rsp_got = 1;
     hs_touch(s);
@@ -1421,6 +1519,50 @@ hs_txn_done(struct hsess *s)
     return hs_process_req(s);
 }
 
+/* A send to the client failed: the session ends (reset). Returns -1. */
+static int
+hs_cli_send_failed(struct hsess *s)
+{
+    FP_STAT_INC(s->w, client_aborts);
+    s->term = s->term != NULL ? s->term : "client-reset";
+    hs_end(s, 1);
+    return -1;
+}
+
+static void
+hs_cli_sent(struct hsess *s, uint64_t n)
+{
+    s->rsp_sent += n;
+    FP_STAT_ADD(s->w, bytes_out, n);
+    hs_touch(s);
+}
+
+/*
+ * Hands the body segments in rsq to the client once everything before them has gone (the
+ * head, bytes of the body that came with it). FP_SEND_MORE while the length says more
+ * follows. Returns 0, or -1 if the session ended.
+ */
+static int
+hs_cli_write_segs(struct hsess *s)
+{
+    ssize_t n;
+
+    if (s->rsq.nb == 0 || !fp_buf_empty(&s->hrsp) || s->rsp_fwd > 0) {
+        return 0;
+    }
+    n = fp_io_send_segs(s->cli, s->rsq.seg, s->rsq.nb,
+                        body_send_flags(&s->sb, s->rsq.bytes, s->rsp_done));
+    if (n == -EAGAIN) {
+        return 0;
+    }
+    if (n < 0) {
+        return hs_cli_send_failed(s);
+    }
+    fp_segq_consume(&s->rsq, (uint32_t)n);
+    hs_cli_sent(s, (uint64_t)n);
+    return 0;
+}
+
 static int
 hs_cli_write(struct hsess *s)
 {
@@ -1438,10 +1580,7 @@ hs_cli_write(struct hsess *s)
             return 0;
         }
         if (n < 0) {
-            FP_STAT_INC(w, client_aborts);
-            s->term = s->term != NULL ? s->term : "client-reset";
-            hs_end(s, 1);
-            return -1;
+            return hs_cli_send_failed(s);
         }
         sent_head = (uint32_t)n < hlen ? (uint32_t)n : hlen;
         sent_body = (uint32_t)n - sent_head;
@@ -1450,9 +1589,7 @@ hs_cli_write(struct hsess *s)
             fp_buf_consume(&s->rsp, sent_body);
             s->rsp_fwd -= sent_body;
         }
-        s->rsp_sent += (uint64_t)n;
-        FP_STAT_ADD(w, bytes_out, (uint64_t)n);
-        hs_touch(s);
+        hs_cli_sent(s, (uint64_t)n);
         if (s->state == H_ERROR_OUT && fp_buf_empty(&s->hrsp)) {
             /* Lingering close: stop sending, keep reading (and dropping) what the client
              * still sends, so that our error page is not destroyed by a reset. The page
@@ -1462,7 +1599,10 @@ hs_cli_write(struct hsess *s)
             return 0;
         }
     }
-    if (s->rsp_done && s->rsp_fwd == 0 && fp_buf_empty(&s->hrsp)) {
+    if (hs_cli_write_segs(s) != 0) {
+        return -1;
+    }
+    if (s->rsp_done && s->rsp_fwd == 0 && fp_buf_empty(&s->hrsp) && s->rsq.nb == 0) {
         return hs_txn_done(s);
     }
     return 0;
