@@ -49,6 +49,7 @@ struct hsess {
     /* A response body framed by its length or by the close, once rsp has nothing of it left:
      * segments lent by the server connection, handed to the client's (hs_rsp_zero_copy). */
     struct fp_segq                 rsq;
+    struct fp_segq                 qsq; /* the same for a request body (hs_req_zero_copy) */
     struct fp_timer                timer;
     uint64_t                       last_ms;
     uint64_t                       arm_ms;  /* when timeout_ms started */
@@ -313,7 +314,7 @@ hs_arm(struct hsess *s, uint32_t timeout_ms)
 static bool
 hs_waits_for_client(const struct hsess *s)
 {
-    if (!fp_buf_empty(&s->hrsp) || s->rsp_fwd > 0) {
+    if (!fp_buf_empty(&s->hrsp) || s->rsp_fwd > 0 || s->rsq.nb > 0) {
         return true;
     }
     /* A client that sent Expect: 100-continue may wait for the server's answer before it
@@ -321,7 +322,8 @@ hs_waits_for_client(const struct hsess *s)
     if ((s->qp.msg.flags & FP_H1_F_EXPECT_CONTINUE) && !s->rsp_got) {
         return false;
     }
-    return !s->req_done && s->req_fwd == 0 && s->hreq_sent == fp_buf_len(&s->hreq);
+    return !s->req_done && s->req_fwd == 0 && s->qsq.nb == 0 &&
+           s->hreq_sent == fp_buf_len(&s->hreq);
 }
 
 /* The inactivity timeout that applies in H_XFER now. */
@@ -469,6 +471,7 @@ hs_end(struct hsess *s, int abort_conn)
     fp_worker_buf_release(w, &s->hreq);
     fp_worker_buf_release(w, &s->hrsp);
     fp_io_segq_release(io, &s->rsq);
+    fp_io_segq_release(io, &s->qsq);
     hdrs_put(w, &s->qh);
     hdrs_put(w, &s->sh);
     fp_worker_task_del(w, &s->task);
@@ -537,6 +540,7 @@ hs_error(struct hsess *s, int status)
     s->rsp_done = 0;
     fp_buf_consume(&s->req, s->req_fwd); /* the unsent body of this request, if any */
     s->req_fwd = 0;
+    fp_io_segq_release(w->io, &s->qsq);
     if (fp_worker_buf_attach(w, &s->hrsp) != 0 || buf_put(&s->hrsp, page, (size_t)n) != 0) {
         hs_end(s, 1);
         return -1;
@@ -629,6 +633,32 @@ hs_rsp_zero_copy(const struct hsess *s)
            fp_buf_empty(&s->rsp);
 }
 
+/* Whether response bytes wait to be sent to the client (a head, body bytes, segments). */
+static bool
+hs_rsp_pending(const struct hsess *s)
+{
+    return !fp_buf_empty(&s->hrsp) || s->rsp_fwd > 0 || s->rsq.nb > 0;
+}
+
+/* Whether request body bytes wait to be sent to the server (in req, or segments). */
+static bool
+hs_req_pending(const struct hsess *s)
+{
+    return s->req_fwd > 0 || s->qsq.nb > 0;
+}
+
+/*
+ * The request body's counterpart of hs_rsp_zero_copy(): once the server connection is up and
+ * req holds nothing (no body bytes, no pipelined request), a body framed by its length is read
+ * as segments into qsq and handed to the server connection. A chunked body stays on req.
+ */
+static bool
+hs_req_zero_copy(const struct hsess *s)
+{
+    return s->state == H_XFER && s->srv != NULL && !s->req_done &&
+           s->qb.kind == FP_H1_BODY_LENGTH && fp_buf_empty(&s->req);
+}
+
 /* ---- interest ---- */
 
 static void
@@ -637,7 +667,7 @@ hs_update(struct hsess *s)
     struct fp_io *io = s->w->io;
     unsigned      cw = 0;
     unsigned      sw = 0;
-    int           rsp_pending = !fp_buf_empty(&s->hrsp) || s->rsp_fwd > 0 || s->rsq.nb > 0;
+    int           rsp_pending = hs_rsp_pending(s);
 
     switch (s->state) {
     case H_WAIT_REQ:
@@ -659,14 +689,16 @@ hs_update(struct hsess *s)
          * request would cost an epoll_ctl() each way. Write interest is only asked for after
          * a send would have blocked.
          */
-        if (!s->cli_eof && (s->req.data == NULL || fp_buf_len(&s->req) < s->req.size)) {
+        if (hs_req_zero_copy(s) ? !s->cli_eof && !fp_segq_full(&s->qsq)
+                                : !s->cli_eof && s->qsq.nb == 0 &&
+                                          (s->req.data == NULL || fp_buf_len(&s->req) < s->req.size)) {
             cw |= FP_EV_READ;
         }
         if (rsp_pending) {
             cw |= FP_EV_WRITE;
         }
         if (s->state == H_XFER) {
-            if (s->hreq_sent < fp_buf_len(&s->hreq) || s->req_fwd > 0) {
+            if (s->hreq_sent < fp_buf_len(&s->hreq) || hs_req_pending(s)) {
                 sw |= FP_EV_WRITE;
             }
             if (hs_rsp_zero_copy(s) ? !fp_segq_full(&s->rsq)
@@ -1086,6 +1118,45 @@ hs_server_failed(struct hsess *s, int connect_failed)
     return hs_error(s, 502) == 0 ? 0 : -1;
 }
 
+/* A send to the server failed: retry elsewhere or answer 502 (hs_server_failed). */
+static int
+hs_srv_send_failed(struct hsess *s)
+{
+    FP_STAT_INC(s->w, server_aborts);
+    return hs_server_failed(s, 0);
+}
+
+static void
+hs_srv_sent_body(struct hsess *s, uint32_t n)
+{
+    s->req_body_sent += n;
+    FP_STAT_ADD(s->w, bytes_in, n);
+}
+
+/* Hands the body segments in qsq to the server once the head and the body bytes of req have
+ * gone. Returns 0, or what hs_server_failed() returned. */
+static int
+hs_srv_write_segs(struct hsess *s)
+{
+    ssize_t n;
+
+    if (s->qsq.nb == 0 || s->hreq_sent < fp_buf_len(&s->hreq) || s->req_fwd > 0) {
+        return 0;
+    }
+    n = fp_io_send_segs(s->srv, s->qsq.seg, s->qsq.nb,
+                        body_send_flags(&s->qb, s->qsq.bytes, s->req_done));
+    if (n == -EAGAIN) {
+        return 0;
+    }
+    if (n < 0) {
+        return hs_srv_send_failed(s);
+    }
+    fp_segq_consume(&s->qsq, (uint32_t)n);
+    hs_srv_sent_body(s, (uint32_t)n);
+    hs_touch(s);
+    return 0;
+}
+
 static int
 hs_srv_write(struct hsess *s)
 {
@@ -1096,16 +1167,15 @@ hs_srv_write(struct hsess *s)
     ssize_t       n;
 
     if (hlen + s->req_fwd == 0) {
-        return 0;
+        return hs_srv_write_segs(s);
     }
     n = send_two(io, s->srv, &s->hreq, s->hreq_sent, hlen, &s->req, s->req_fwd,
-                 body_send_flags(&s->qb, s->req_fwd, s->req_done));
+                 body_send_flags(&s->qb, s->req_fwd, s->req_done && s->qsq.nb == 0));
     if (n == -EAGAIN) {
         return 0;
     }
     if (n < 0) {
-        FP_STAT_INC(s->w, server_aborts);
-        return hs_server_failed(s, 0);
+        return hs_srv_send_failed(s);
     }
     sent_head = (uint32_t)n < hlen ? (uint32_t)n : hlen;
     sent_body = (uint32_t)n - sent_head;
@@ -1113,11 +1183,10 @@ hs_srv_write(struct hsess *s)
     if (sent_body > 0) {
         fp_buf_consume(&s->req, sent_body);
         s->req_fwd -= sent_body;
-        s->req_body_sent += sent_body;
-        FP_STAT_ADD(s->w, bytes_in, sent_body);
+        hs_srv_sent_body(s, sent_body);
     }
     hs_touch(s);
-    return 0;
+    return hs_srv_write_segs(s);
 }
 
 /* ---- response ---- */
@@ -1475,6 +1544,12 @@ hs_txn_done(struct hsess *s)
 
     FP_STAT_INC(w, http_responses);
     hs_log_end(s);
+    if (s->qsq.nb > 0) {
+        /* The response came before the request body went out: the rest of the body will not,
+         * and the server connection, mid-request, cannot be reused. */
+        s->srv_dirty = 1;
+        fp_io_segq_release(io, &s->qsq);
+    }
     if (s->srv != NULL) {
         if (!s->srv_dirty && s->req_done && (s->sp.msg.flags & FP_H1_F_KEEP_ALIVE)) {
             idle_park(s);
@@ -1610,12 +1685,123 @@ hs_cli_write(struct hsess *s)
 
 /* ---- client input ---- */
 
+/*
+ * The client closed (n == 0) or failed (n < 0). Returns 0 (the response still goes out),
+ * or -1 when the session ended.
+ */
+static int
+hs_cli_closed(struct hsess *s, ssize_t n)
+{
+    struct fp_worker *w = s->w;
+
+    if (n < 0) {
+        FP_STAT_INC(w, client_aborts);
+    }
+    s->cli_eof = 1;
+    if (s->state == H_QUEUED && n == 0) {
+        /* Nobody waits for this answer any more: never send it (abortonclose). */
+        FP_BE_STAT_INC(w, s->be_idx, queue_client_gone);
+        s->term = "client-close";
+        hs_end(s, 0);
+        return -1;
+    }
+    if (s->state == H_WAIT_REQ || s->state == H_ERROR_OUT || n < 0 || !s->req_done) {
+        /* Nothing to answer: an idle keep-alive close, the end of a linger, or a client
+         * that gave up during its request (nothing more may reach the server). Only
+         * the last is a request still under way, logged with this cause. */
+        s->term = s->term != NULL ? s->term : n < 0 ? "client-reset" : "client-close";
+        hs_end(s, n < 0 || (s->state != H_WAIT_REQ && s->state != H_ERROR_OUT));
+        return -1;
+    }
+    s->cli_ka = 0;
+    return 0;
+}
+
+/*
+ * Counts the nb segments just lent at q->seg[q->nb..] against the request body's length and
+ * keeps them. Bytes after the body's end are the client's next (pipelined) request: they are
+ * copied into req, where its head is parsed once this transaction is over. Returns 0, or -1
+ * when the session ended (those bytes did not fit in req).
+ */
+static int
+hs_take_req_segs(struct hsess *s, struct fp_segq *q, uint32_t nb)
+{
+    struct fp_seg    *seg = &q->seg[q->nb];
+    uint32_t          kept = nb;
+    uint32_t          i;
+    size_t            used = 0;
+    enum fp_h1_status st;
+    int               rc = 0;
+
+    for (i = 0; i < nb; i++) {
+        st = fp_h1_body_feed(&s->qb, (const char *)seg[i].data, seg[i].len, &used);
+        if (st == FP_H1_DONE) {
+            s->req_done = 1;
+            break;
+        }
+    }
+    if (i < nb) {
+        /* seg[i] holds the body's end at used: the rest, and every segment after, is the
+         * next request's. */
+        rc = fp_worker_buf_attach(s->w, &s->req);
+        for (kept = i; kept < nb && rc == 0; kept++) {
+            rc = buf_put(&s->req, seg[kept].data + (kept == i ? used : 0),
+                         seg[kept].len - (kept == i ? (uint32_t)used : 0));
+        }
+        seg[i].len = (uint32_t)used;
+        kept = used > 0 ? i + 1 : i;
+    }
+    for (i = kept; i < nb; i++) {
+        fp_io_seg_free(s->w->io, &seg[i]);
+    }
+    fp_segq_added(q, kept);
+    if (rc != 0) {
+        /* Only with a bufsize under one segment: counted as the head it cannot hold. */
+        FP_STAT_INC(s->w, http_431);
+        s->term = "client-pipeline-overflow";
+        hs_end(s, 1);
+        return -1;
+    }
+    return 0;
+}
+
+/* hs_cli_read() for a request body on the segment path (hs_req_zero_copy): reads ahead into
+ * qsq, no further than the body's end where the backend allows it. */
+static int
+hs_cli_read_segs(struct hsess *s)
+{
+    struct fp_segq *q = &s->qsq;
+    uint64_t        left = s->qp.msg.content_length - s->qb.payload_bytes;
+    uint32_t        room = fp_segq_byte_room(q);
+    ssize_t         n;
+
+    if (fp_segq_full(q)) {
+        return 0;
+    }
+    n = fp_io_recv_segs(s->cli, &q->seg[q->nb], fp_segq_room(q),
+                        left < room ? (uint32_t)left : room, q->nb > 0 ? FP_RECV_AHEAD : 0);
+    if (n == -EAGAIN || n == -ENOBUFS) {
+        return 0;
+    }
+    if (n <= 0) {
+        return hs_cli_closed(s, n);
+    }
+    hs_touch(s);
+    return hs_take_req_segs(s, q, (uint32_t)n);
+}
+
 static int
 hs_cli_read(struct hsess *s)
 {
     struct fp_worker *w = s->w;
     ssize_t           n;
 
+    if (hs_req_zero_copy(s)) {
+        return hs_cli_read_segs(s);
+    }
+    if (s->qsq.nb > 0) {
+        return 0; /* body segments wait for a server again (a retry): nothing may pass them */
+    }
     if (fp_worker_buf_attach(w, &s->req) != 0) {
         hs_end(s, 1);
         return -1;
@@ -1632,27 +1818,7 @@ hs_cli_read(struct hsess *s)
         return 0;
     }
     if (n <= 0) {
-        if (n < 0) {
-            FP_STAT_INC(w, client_aborts);
-        }
-        s->cli_eof = 1;
-        if (s->state == H_QUEUED && n == 0) {
-            /* Nobody waits for this answer any more: never send it (abortonclose). */
-            FP_BE_STAT_INC(w, s->be_idx, queue_client_gone);
-            s->term = "client-close";
-            hs_end(s, 0);
-            return -1;
-        }
-        if (s->state == H_WAIT_REQ || s->state == H_ERROR_OUT || n < 0 || !s->req_done) {
-            /* Nothing to answer: an idle keep-alive close, the end of a linger, or a client
-             * that gave up during its request (nothing more may reach the server). Only
-             * the last is a request still under way, logged with this cause. */
-            s->term = s->term != NULL ? s->term : n < 0 ? "client-reset" : "client-close";
-            hs_end(s, n < 0 || (s->state != H_WAIT_REQ && s->state != H_ERROR_OUT));
-            return -1;
-        }
-        s->cli_ka = 0;
-        return 0;
+        return hs_cli_closed(s, n);
     }
     if (s->state == H_ERROR_OUT) {
         return 0;
@@ -1679,8 +1845,7 @@ hs_flush(struct fp_task *t)
     if (s->state == H_XFER && s->srv != NULL && hs_srv_write(s) < 0) {
         return;
     }
-    if (s->state == H_XFER && (s->rsp_fwd > 0 || !fp_buf_empty(&s->hrsp) || s->rsp_done) &&
-        hs_cli_write(s) < 0) {
+    if (s->state == H_XFER && (hs_rsp_pending(s) || s->rsp_done) && hs_cli_write(s) < 0) {
         return;
     }
     hs_update(s);
@@ -1704,7 +1869,7 @@ hs_cli_event(struct hsess *s, unsigned events)
     if ((events & FP_EV_WRITE) && hs_cli_write(s) < 0) {
         return;
     }
-    if (s->state == H_XFER && s->srv != NULL && s->req_fwd > 0) {
+    if (s->state == H_XFER && s->srv != NULL && hs_req_pending(s)) {
         fp_worker_defer(s->w, &s->task);
     }
     hs_event_done(s);
@@ -1757,7 +1922,7 @@ hs_on_srv(struct fp_conn *c, unsigned events)
         hs_flush(&s->task);
         return;
     }
-    if (s->state == H_XFER && (s->rsp_fwd > 0 || !fp_buf_empty(&s->hrsp) || s->rsp_done)) {
+    if (s->state == H_XFER && (hs_rsp_pending(s) || s->rsp_done)) {
         fp_worker_defer(s->w, &s->task);
     }
     hs_event_done(s);
