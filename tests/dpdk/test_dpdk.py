@@ -71,7 +71,9 @@ def test_100mib_down_and_up(env):
     port = env["port"]
 
     def copied():
-        return fpt.stat_sum(fpt.stats(env["stats_port"]), COPIED)
+        page = fpt.stats(env["stats_port"])
+        assert any(k.startswith(COPIED + "{") for k in page), "no %s on /metrics" % COPIED
+        return fpt.stat_sum(page, COPIED)
 
     copied0 = copied()
     t0 = time.monotonic()
