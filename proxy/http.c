@@ -46,10 +46,8 @@ struct hsess {
     struct fp_buf                  rsp;  /* server input */
     struct fp_buf                  hreq; /* the rewritten request head */
     struct fp_buf                  hrsp; /* rewritten response heads, or an error page */
-    /* A response body framed by its length or by the close, once rsp has nothing of it left:
-     * segments lent by the server connection, handed to the client's (hs_rsp_zero_copy). */
-    struct fp_segq                 rsq;
-    struct fp_segq                 qsq; /* the same for a request body (hs_req_zero_copy) */
+    struct fp_segq                 rsq;  /* response body segments (hs_rsp_zero_copy) */
+    struct fp_segq                 qsq;  /* request body segments (hs_req_zero_copy) */
     struct fp_timer                timer;
     uint64_t                       last_ms;
     uint64_t                       arm_ms;  /* when timeout_ms started */
@@ -251,6 +249,22 @@ static unsigned
 body_send_flags(const struct fp_h1_body *b, uint32_t body_len, uint8_t done)
 {
     return body_len > 0 && !done && b->kind == FP_H1_BODY_LENGTH ? FP_SEND_MORE : 0;
+}
+
+/*
+ * Hands the body segments q holds to c (which takes those it sends whole) and forgets what was
+ * taken; FP_SEND_MORE as body_send_flags() says for body b. Returns what fp_io_send_segs
+ * returned.
+ */
+static ssize_t
+send_segq(struct fp_conn *c, struct fp_segq *q, const struct fp_h1_body *b, uint8_t done)
+{
+    ssize_t n = fp_io_send_segs(c, q->seg, q->nb, body_send_flags(b, q->bytes, done));
+
+    if (n > 0) {
+        fp_segq_consume(q, (uint32_t)n);
+    }
+    return n;
 }
 
 /* Gives *hdrs an array from the worker's pool. Returns 0 or -ENOBUFS (counted). */
@@ -659,6 +673,23 @@ hs_req_zero_copy(const struct hsess *s)
            s->qb.kind == FP_H1_BODY_LENGTH && fp_buf_empty(&s->req);
 }
 
+/*
+ * Whether the client may be read in H_CONNECT or H_XFER: into qsq on the segment path, into req
+ * otherwise, but never while body segments wait for a server again (a retry): nothing may pass
+ * them.
+ */
+static bool
+hs_cli_room(const struct hsess *s)
+{
+    if (s->cli_eof) {
+        return false;
+    }
+    if (hs_req_zero_copy(s)) {
+        return !fp_segq_full(&s->qsq);
+    }
+    return s->qsq.nb == 0 && (s->req.data == NULL || fp_buf_len(&s->req) < s->req.size);
+}
+
 /* ---- interest ---- */
 
 static void
@@ -689,9 +720,7 @@ hs_update(struct hsess *s)
          * request would cost an epoll_ctl() each way. Write interest is only asked for after
          * a send would have blocked.
          */
-        if (hs_req_zero_copy(s) ? !s->cli_eof && !fp_segq_full(&s->qsq)
-                                : !s->cli_eof && s->qsq.nb == 0 &&
-                                          (s->req.data == NULL || fp_buf_len(&s->req) < s->req.size)) {
+        if (hs_cli_room(s)) {
             cw |= FP_EV_READ;
         }
         if (rsp_pending) {
@@ -1143,15 +1172,13 @@ hs_srv_write_segs(struct hsess *s)
     if (s->qsq.nb == 0 || s->hreq_sent < fp_buf_len(&s->hreq) || s->req_fwd > 0) {
         return 0;
     }
-    n = fp_io_send_segs(s->srv, s->qsq.seg, s->qsq.nb,
-                        body_send_flags(&s->qb, s->qsq.bytes, s->req_done));
+    n = send_segq(s->srv, &s->qsq, &s->qb, s->req_done);
     if (n == -EAGAIN) {
         return 0;
     }
     if (n < 0) {
         return hs_srv_send_failed(s);
     }
-    fp_segq_consume(&s->qsq, (uint32_t)n);
     hs_srv_sent_body(s, (uint32_t)n);
     hs_touch(s);
     return 0;
@@ -1625,15 +1652,13 @@ hs_cli_write_segs(struct hsess *s)
     if (s->rsq.nb == 0 || !fp_buf_empty(&s->hrsp) || s->rsp_fwd > 0) {
         return 0;
     }
-    n = fp_io_send_segs(s->cli, s->rsq.seg, s->rsq.nb,
-                        body_send_flags(&s->sb, s->rsq.bytes, s->rsp_done));
+    n = send_segq(s->cli, &s->rsq, &s->sb, s->rsp_done);
     if (n == -EAGAIN) {
         return 0;
     }
     if (n < 0) {
         return hs_cli_send_failed(s);
     }
-    fp_segq_consume(&s->rsq, (uint32_t)n);
     hs_cli_sent(s, (uint64_t)n);
     return 0;
 }

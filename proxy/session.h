@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * A session: one client connection and the server connection it is forwarded to, with one
- * bounded queue of lent segments per direction (net/io.h, fp_io_recv_segs). Sessions come from the worker's pool, live on that worker
- * only, and go back to it when both directions are done or on error or timeout.
+ * bounded queue of lent segments per direction (net/io.h, fp_io_recv_segs). Sessions come from
+ * the worker's pool, live on that worker only, and go back to it when both directions are done
+ * or on error or timeout.
  */
 #ifndef FP_PROXY_SESSION_H
 #define FP_PROXY_SESSION_H
