@@ -69,7 +69,8 @@ fp_buf_compact(struct fp_buf *b)
 /*
  * A segment: len bytes at data, lent by a backend. ref is the backend's handle (a packet
  * buffer of the user-space stack, a pool buffer of the generic path); only the backend reads
- * it. The holder may advance data and shrink len (bytes consumed), nothing else.
+ * it. The holder may advance data and shrink len (bytes consumed), nothing else. data is NULL
+ * when the backend holds the bytes out of memory (FP_RECV_OPAQUE, e.g. in a pipe).
  */
 struct fp_seg {
     uint8_t *data;
@@ -138,7 +139,9 @@ fp_segq_consume(struct fp_segq *q, uint32_t bytes)
         k++;
     }
     if (k < q->nb && bytes > 0) {
-        q->seg[k].data += bytes;
+        if (q->seg[k].data != NULL) { /* NULL: bytes the backend holds (FP_RECV_OPAQUE) */
+            q->seg[k].data += bytes;
+        }
         q->seg[k].len -= bytes;
     }
     if (k > 0) {

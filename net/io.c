@@ -216,7 +216,7 @@ fp_io_create(const struct fp_io_conf *conf, char *err, size_t errlen)
 {
     struct fp_io *io = create_backend(conf, err, errlen);
 
-    if (io == NULL || io->ops->recv_segs != NULL) {
+    if (io == NULL || (io->ops->recv_segs != NULL && !io->ops->generic_segs)) {
         return io;
     }
     if (segpool_create(io, conf->max_conns) != 0) {

@@ -49,6 +49,13 @@ enum {
      * connections that hold none, so that their reads never fail for want of memory.
      */
     FP_RECV_AHEAD = 0x1,
+    /*
+     * The caller will not look at the bytes: it only passes the segments to send_segs of a
+     * connection of the same instance, or to seg_free (mode tcp). A backend may then lend
+     * segments whose bytes are not in memory, with data == NULL (the kernel backend keeps
+     * them in a pipe: splice(2), global.maxpipes).
+     */
+    FP_RECV_OPAQUE = 0x2,
 };
 
 enum fp_io_kind {
@@ -207,6 +214,9 @@ struct fp_io_ops {
                          unsigned flags);
     /* Gives back a segment from recv_segs that will not be sent; optional, as above. */
     void (*seg_free)(struct fp_io *io, struct fp_seg *seg);
+    /* The backend has segment ops but falls back on the generic path (fp_io_generic_*) for
+     * some calls, so fp_io_create gives it the generic path's buffers too. */
+    bool generic_segs;
     /* Half-closes the sending direction (FIN after queued data). Returns 0 or -errno. */
     int (*shutdown_write)(struct fp_conn *c);
     /* Closes c and returns it to the pool; abort = 1 resets instead of a graceful close.
@@ -289,6 +299,7 @@ struct fp_io_conf {
     unsigned        id;        /* worker index, 0..nb_workers-1 */
     unsigned        nb_workers;
     const struct fp_dpdk_conf *dpdk; /* io: dpdk only; outlives the instance */
+    uint32_t        max_pipes; /* kernel backend: pipes for splice(2), 0 = never splice */
     fp_notify_fn    on_notify;
     void           *notify_data;
 };

@@ -8,12 +8,14 @@
 #include "net/io_kernel.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/filter.h>
 #include <netinet/tcp.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -27,12 +29,44 @@
  * listener cannot starve established connections of the same loop iteration. */
 #define KIO_ACCEPT_BURST 16
 
+/*
+ * splice(2) (global.maxpipes): a connection read with FP_RECV_OPAQUE moves its bytes into a
+ * pipe of its own (socket -> pipe) and lends them as segments with data == NULL; send_segs
+ * moves them on (pipe -> socket). The bytes never enter user space. A pipe holds at most
+ * KPIPE_BYTES, which is also what a session's queue holds (FP_SEGQ_MAX_BYTES), in a pipe of
+ * KPIPE_SIZE so that its 64 page slots do not run out before its bytes do. Pipes are made on
+ * first use and kept for reuse while empty; one that still holds bytes when its connection
+ * and segments are gone is closed.
+ */
+#define KPIPE_BYTES FP_SEGQ_MAX_BYTES
+#define KPIPE_SIZE  (256 * 1024)
+/* A connection splices once one read found this much waiting (HAProxy's splice-auto): for
+ * small exchanges two splices cost more than a read and a write (bench: about 5 % more CPU per
+ * 1 KiB request, 20 % less per 100 KiB one). */
+#define KPIPE_MIN_READ FP_IO_SEG_SIZE
+
+struct kconn;
+
+struct kpipe {
+    int           fd[2];  /* read end, write end; -1 until made */
+    uint32_t      bytes;  /* in the pipe: lent, not spliced out yet */
+    uint32_t      segs;   /* segments lent and not yet sent or freed */
+    struct kconn *owner;  /* the connection that fills it; NULL once it closed */
+};
+
 struct kio {
     struct fp_io    io;
     struct ev_loop *loop;
     struct fp_pool  conns;
+    struct fp_pool  pipes; /* struct kpipe; count 0 when splice is off */
+    uint32_t        max_pipes;
     ev_async        wake;
     ev_prepare      flush;
+    /* Counters (struct fp_io_counter). */
+    uint64_t splice_in;     /* bytes moved socket -> pipe */
+    uint64_t splice_out;    /* bytes moved pipe -> socket */
+    uint64_t splice_nopipe; /* opaque reads that copied: every pipe in use, or pipe() failed */
+    uint64_t pipes_open;    /* gauge: pipes made and not closed */
 };
 
 struct kconn {
@@ -41,6 +75,8 @@ struct kconn {
     int            fd;
     unsigned       want;
     unsigned       connecting;
+    struct kpipe  *pipe; /* splice: this connection's, or NULL */
+    unsigned       bulk; /* splice: a read found at least KPIPE_MIN_READ bytes waiting */
     ev_io          rio;
     ev_io          wio;
 };
@@ -378,6 +414,184 @@ kio_sendv(struct fp_conn *c, const struct fp_slice *slices, unsigned n, unsigned
     return rc;
 }
 
+/* ---- splice(2) through per-connection pipes (see struct kpipe) ---- */
+
+/* A pipe for c, made on first use; NULL (counted) when none is free or pipe() fails. */
+static struct kpipe *
+kpipe_get(struct kio *k)
+{
+    struct kpipe *kp = fp_pool_get(&k->pipes);
+
+    if (kp == NULL) {
+        return NULL;
+    }
+    if (kp->fd[0] < 0) {
+        if (pipe2(kp->fd, O_NONBLOCK | O_CLOEXEC) != 0) {
+            kp->fd[0] = -1;
+            kp->fd[1] = -1;
+            fp_pool_put(&k->pipes, kp);
+            return NULL;
+        }
+        /* Best effort: at the default 64 KiB, page slots could run out before bytes do. */
+        (void)fcntl(kp->fd[1], F_SETPIPE_SZ, KPIPE_SIZE);
+        k->pipes_open++;
+    }
+    kp->bytes = 0;
+    kp->segs = 0;
+    return kp;
+}
+
+/* Returns kp to the pool once neither its connection nor a segment needs it; a pipe that still
+ * holds bytes nobody will read is closed rather than reused. */
+static void
+kpipe_maybe_put(struct kio *k, struct kpipe *kp)
+{
+    if (kp->owner != NULL || kp->segs != 0) {
+        return;
+    }
+    if (kp->bytes != 0) {
+        close(kp->fd[0]);
+        close(kp->fd[1]);
+        kp->fd[0] = -1;
+        kp->fd[1] = -1;
+        kp->bytes = 0;
+        k->pipes_open--;
+    }
+    fp_pool_put(&k->pipes, kp);
+}
+
+static ssize_t
+kio_recv_segs(struct fp_conn *c, struct fp_seg *segs, unsigned max, uint32_t max_bytes,
+              unsigned flags)
+{
+    struct kconn *kc = (struct kconn *)c;
+    struct kio   *k = kc->k;
+    struct kpipe *kp = kc->pipe;
+    uint32_t      room;
+    ssize_t       n;
+    int           avail = 0;
+
+    if ((flags & FP_RECV_OPAQUE) == 0 || k->max_pipes == 0 || max == 0) {
+        return fp_io_generic_recv_segs(c, segs, max, max_bytes, flags);
+    }
+    if (!kc->bulk) {
+        n = fp_io_generic_recv_segs(c, segs, max, max_bytes, flags);
+        if (n > 1 || (n == 1 && segs[0].len >= KPIPE_MIN_READ)) {
+            kc->bulk = 1; /* the next reads splice */
+        }
+        return n;
+    }
+    if (kp == NULL) {
+        kp = kpipe_get(k);
+        if (kp == NULL) {
+            k->splice_nopipe++;
+            return fp_io_generic_recv_segs(c, segs, max, max_bytes, flags);
+        }
+        kp->owner = kc;
+        kc->pipe = kp;
+    }
+    room = KPIPE_BYTES - kp->bytes;
+    if (max_bytes < room) {
+        room = max_bytes;
+    }
+    if (room == 0) {
+        return -ENOBUFS;
+    }
+    n = splice(kc->fd, NULL, kp->fd[1], NULL, room, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n > 0) {
+        segs[0].data = NULL;
+        segs[0].len = (uint32_t)n;
+        segs[0].ref = kp;
+        kp->bytes += (uint32_t)n;
+        kp->segs++;
+        k->splice_in += (uint64_t)n;
+        return 1;
+    }
+    if (n == 0) {
+        return 0;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+        /* The socket is empty, or the pipe has no slot left for what it holds. */
+        if (kp->bytes > 0 && ioctl(kc->fd, FIONREAD, &avail) == 0 && avail > 0) {
+            return -ENOBUFS;
+        }
+        return -EAGAIN;
+    }
+    c->err = -errno;
+    return -errno;
+}
+
+static ssize_t
+kio_send_segs(struct fp_conn *c, const struct fp_seg *segs, unsigned n, unsigned flags)
+{
+    struct kconn *kc = (struct kconn *)c;
+    struct kio   *k = kc->k;
+    struct kpipe *kp;
+    ssize_t       total = 0;
+    ssize_t       r;
+    uint32_t      run;
+    unsigned      i = 0;
+    unsigned      j;
+    unsigned      more;
+
+    while (i < n) {
+        if (segs[i].data != NULL) {
+            /* A run of segments in memory: one gathered send. */
+            run = 0;
+            for (j = i; j < n && segs[j].data != NULL; j++) {
+                run += segs[j].len;
+            }
+            more = j < n ? FP_SEND_MORE : 0;
+            r = fp_io_generic_send_segs(c, segs + i, j - i, flags | more);
+            if (r < 0) {
+                return total > 0 ? total : r;
+            }
+            total += r;
+            if ((uint32_t)r < run) {
+                return total;
+            }
+            i = j;
+            continue;
+        }
+        kp = segs[i].ref;
+        more = (i + 1 < n || (flags & FP_SEND_MORE) != 0) ? SPLICE_F_MORE : 0;
+        r = splice(kp->fd[0], NULL, kc->fd, NULL, segs[i].len,
+                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK | more);
+        if (r <= 0) {
+            if (r == 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                return total > 0 ? total : -EAGAIN;
+            }
+            c->err = -errno;
+            return total > 0 ? total : -errno;
+        }
+        kp->bytes -= (uint32_t)r;
+        k->splice_out += (uint64_t)r;
+        total += r;
+        if ((uint32_t)r < segs[i].len) {
+            return total;
+        }
+        kp->segs--;
+        kpipe_maybe_put(k, kp);
+        i++;
+    }
+    return total > 0 ? total : -EAGAIN;
+}
+
+static void
+kio_seg_free(struct fp_io *io, struct fp_seg *seg)
+{
+    struct kpipe *kp;
+
+    if (seg->data != NULL) {
+        fp_io_generic_seg_free(io, seg);
+        return;
+    }
+    /* Its bytes stay in the pipe, which is closed when nothing needs it any more. */
+    kp = seg->ref;
+    kp->segs--;
+    kpipe_maybe_put(kio_of(io), kp);
+}
+
 static int
 kio_shutdown_write(struct fp_conn *c)
 {
@@ -403,6 +617,11 @@ kio_close(struct fp_conn *c, int abort_conn)
     }
     close(kc->fd);
     kc->fd = -1;
+    if (kc->pipe != NULL) {
+        kc->pipe->owner = NULL;
+        kpipe_maybe_put(k, kc->pipe);
+        kc->pipe = NULL;
+    }
     kc->c.handler = NULL;
     kc->c.data = NULL;
     fp_pool_put(&k->conns, kc);
@@ -490,6 +709,23 @@ kio_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
     }
 }
 
+/* Closes every pipe made (all are back in the pool: every connection is closed). */
+static void
+kpipes_destroy(struct kio *k)
+{
+    struct kpipe *kp;
+    uint32_t      i;
+
+    for (i = 0; i < k->pipes.count; i++) {
+        kp = (struct kpipe *)(void *)(k->pipes.mem + (size_t)i * k->pipes.elt_size);
+        if (kp->fd[0] >= 0) {
+            close(kp->fd[0]);
+            close(kp->fd[1]);
+        }
+    }
+    fp_pool_destroy(&k->pipes);
+}
+
 static void
 kio_destroy(struct fp_io *io)
 {
@@ -499,11 +735,25 @@ kio_destroy(struct fp_io *io)
     ev_async_stop(k->loop, &k->wake);
     ev_loop_destroy(k->loop);
     fp_pool_destroy(&k->conns);
+    kpipes_destroy(k);
     free(k);
 }
 
+static const struct fp_io_counter kio_counters[] = {
+        {"splice_in_bytes", "Bytes moved from a socket into a pipe (splice, global.maxpipes).",
+         false, offsetof(struct kio, splice_in), 0},
+        {"splice_out_bytes", "Bytes moved from a pipe into a socket (splice).", false,
+         offsetof(struct kio, splice_out), 0},
+        {"splice_nopipe", "Reads that could have spliced but copied: every pipe was in use.",
+         false, offsetof(struct kio, splice_nopipe), 0},
+        {"pipes_open", "Pipes this worker holds for splice.", true,
+         offsetof(struct kio, pipes_open), 0},
+};
+
 static const struct fp_io_ops kio_ops = {
     .name = "kernel",
+    .counters = kio_counters,
+    .nb_counters = sizeof(kio_counters) / sizeof(kio_counters[0]),
     .listen = kio_listen,
     .listener_pause = kio_listener_pause,
     .listener_close = kio_listener_close,
@@ -514,6 +764,10 @@ static const struct fp_io_ops kio_ops = {
     .recv = kio_recv,
     .send = kio_send,
     .sendv = kio_sendv,
+    .recv_segs = kio_recv_segs,
+    .send_segs = kio_send_segs,
+    .seg_free = kio_seg_free,
+    .generic_segs = true,
     .shutdown_write = kio_shutdown_write,
     .close = kio_close,
     .timer_init = kio_timer_init,
@@ -553,6 +807,22 @@ fp_io_kernel_create(const struct fp_io_conf *conf, char *err, size_t errlen)
     if (fp_pool_init(&k->conns, sizeof(struct kconn), conf->max_conns) != 0) {
         snprintf(err, errlen, "cannot allocate %u connections", conf->max_conns);
         goto err_loop;
+    }
+    k->max_pipes = conf->max_pipes;
+    if (k->max_pipes > 0) {
+        struct kpipe *kp;
+        uint32_t      i;
+
+        if (fp_pool_init(&k->pipes, sizeof(struct kpipe), k->max_pipes) != 0) {
+            snprintf(err, errlen, "cannot allocate %u pipes", k->max_pipes);
+            fp_pool_destroy(&k->conns);
+            goto err_loop;
+        }
+        for (i = 0; i < k->max_pipes; i++) {
+            kp = (struct kpipe *)(void *)(k->pipes.mem + (size_t)i * k->pipes.elt_size);
+            kp->fd[0] = -1;
+            kp->fd[1] = -1;
+        }
     }
     ev_async_init(&k->wake, kio_on_wake);
     k->wake.data = k;

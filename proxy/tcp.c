@@ -3,7 +3,8 @@
  * mode: tcp. A session passes bytes both ways between the client and one server through two
  * bounded queues of segments the backend lends (fp_io_recv_segs) and takes back to send
  * (fp_io_send_segs): the proxy never copies a byte, and the user-space stack's packet buffers go
- * from one connection to the other as they are. It honours half-closes (a FIN is passed on once
+ * from one connection to the other as they are. It never looks at the bytes (FP_RECV_OPAQUE):
+ * with global.maxpipes the kernel backend keeps them in a pipe (splice). It honours half-closes (a FIN is passed on once
  * its direction's queue has drained), retries the next server when a connect fails, and ends on
  * inactivity.
  *
@@ -186,7 +187,7 @@ sess_forward(struct fp_session *s, struct fp_conn *from, struct fp_segq *q, uint
         return 0;
     }
     n = fp_io_recv_segs(from, &q->seg[q->nb], fp_segq_room(q), fp_segq_byte_room(q),
-                        q->nb > 0 ? FP_RECV_AHEAD : 0);
+                        FP_RECV_OPAQUE | (q->nb > 0 ? FP_RECV_AHEAD : 0));
     if (n == 0) {
         *eof = 1;
     } else if (n > 0) {

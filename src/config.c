@@ -455,6 +455,12 @@ g_backlog(struct cfg *c, yaml_node_t *n, void *obj)
 }
 
 static int
+g_maxpipes(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    return get_u32(c, n, 0, 100000, &((struct fp_global_conf *)obj)->maxpipes);
+}
+
+static int
 g_grace(struct cfg *c, yaml_node_t *n, void *obj)
 {
     return get_duration(c, n, &((struct fp_global_conf *)obj)->grace_ms);
@@ -529,6 +535,7 @@ static const struct cfg_key global_keys[] = {
     {"workers", g_workers, 0}, {"cpus", g_cpus, 0},       {"io", g_io, 0},
     {"maxconn", g_maxconn, 0}, {"bufsize", g_bufsize, 0}, {"backlog", g_backlog, 0},
     {"grace", g_grace, 0},     {"overload", g_overload, 0}, {"log_file", g_log_file, 0},
+    {"maxpipes", g_maxpipes, 0},
     {NULL, NULL, 0},
 };
 

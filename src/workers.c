@@ -78,6 +78,7 @@ size_maxconn(const struct fp_conf *conf)
 {
     struct rlimit rl;
     uint32_t      budget;
+    rlim_t        reserve;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
@@ -86,7 +87,9 @@ size_maxconn(const struct fp_conf *conf)
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) {
         rl.rlim_cur = 1 << 20;
     }
-    budget = rl.rlim_cur > FD_RESERVE * 2 ? (uint32_t)((rl.rlim_cur - FD_RESERVE) / 2) : 16;
+    /* Each splice pipe holds two descriptors (global.maxpipes). */
+    reserve = FD_RESERVE + 2 * (rlim_t)conf->global.maxpipes;
+    budget = rl.rlim_cur > reserve * 2 ? (uint32_t)((rl.rlim_cur - reserve) / 2) : 16;
     if (conf->global.maxconn == 0) {
         return budget;
     }
@@ -244,6 +247,9 @@ fp_workers_create(struct fp_workers *ws, const struct fp_conf *conf, char *err, 
         ioc.id = i;
         ioc.nb_workers = ws->n;
         ioc.dpdk = &conf->dpdk;
+        if (conf->global.maxpipes > 0) {
+            ioc.max_pipes = (conf->global.maxpipes + ws->n - 1) / ws->n;
+        }
         ioc.on_notify = worker_on_notify;
         ioc.notify_data = t;
         t->io = fp_io_create(&ioc, err, errlen);

@@ -27,6 +27,8 @@ SKIP = 77
 
 IO = os.environ.get("FP_IO", "kernel")
 DPDK = IO == "dpdk"
+# FP_MAXPIPES=N: the mode tcp configs of tcp_config() splice (global.maxpipes), io: kernel only.
+SPLICE = int(os.environ.get("FP_MAXPIPES", "0") or 0)
 # Origins listen here. Under dpdk they start before the TAP they are reached through exists
 # (fastproxy creates it), so they take every address of the test's own namespace.
 ORIGIN_BIND = "0.0.0.0" if DPDK else "127.0.0.1"
@@ -669,6 +671,8 @@ def tcp_config(listen_port, servers, workers=2, stats_port=None, extra_global=""
                timeouts="", mode="tcp"):
     srv = "\n".join('      - { name: s%d, address: "127.0.0.1:%d" }' % (i, p)
                     for i, p in enumerate(servers))
+    if SPLICE and IO == "kernel":
+        extra_global = "  maxpipes: %d\n%s" % (SPLICE, extra_global)
     text = f"""global:
   workers: {workers}
   maxconn: 2000

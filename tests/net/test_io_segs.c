@@ -91,7 +91,7 @@ kernel_pair(struct fp_io *io, int lfd, const struct fp_addr *a, struct fp_conn *
 }
 
 static void
-test_kernel_forward(void)
+kernel_forward(uint32_t max_pipes)
 {
     struct fp_io_conf ioc;
     struct fp_io     *io;
@@ -115,9 +115,10 @@ test_kernel_forward(void)
     ioc.kind = FP_IO_KERNEL;
     ioc.max_conns = 4;
     ioc.cpu = -1;
+    ioc.max_pipes = max_pipes;
     io = fp_io_create(&ioc, err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(io);
-    CU_ASSERT_PTR_NULL(io->ops->recv_segs); /* the kernel backend takes the generic path */
+    CU_ASSERT_TRUE(io->ops->generic_segs); /* copies (generic path) unless it splices */
     lfd = listen_loopback(&a);
     CU_ASSERT_FATAL(lfd >= 0);
     p1 = kernel_pair(io, lfd, &a, &c1);
@@ -140,9 +141,11 @@ test_kernel_forward(void)
         }
         if (!fp_segq_full(&q) && !eof) {
             n = fp_io_recv_segs(c1, &q.seg[q.nb], fp_segq_room(&q), fp_segq_byte_room(&q),
-                                q.nb > 0 ? FP_RECV_AHEAD : 0);
+                                FP_RECV_OPAQUE | (q.nb > 0 ? FP_RECV_AHEAD : 0));
             CU_ASSERT(n >= 0 || n == -EAGAIN || n == -ENOBUFS);
             if (n > 0) {
+                /* Spliced bytes stay in the kernel: their segments have no data. */
+                CU_ASSERT(max_pipes > 0 || q.seg[q.nb].data != NULL);
                 fp_segq_added(&q, (uint32_t)n);
             } else if (n == 0) {
                 eof = true;
@@ -176,12 +179,43 @@ test_kernel_forward(void)
         CU_ASSERT(n == 0 || n == -EAGAIN);
         eof = n == 0;
     }
+    if (max_pipes > 0) {
+        /* After the first large read (copied) the bytes went through the pipe: the splice
+         * counters (struct fp_io_counter) saw most of them go in, and all of those go out. */
+        uint64_t in = 0;
+        uint64_t out = 0;
+
+        for (i = 0; i < (int)io->ops->nb_counters; i++) {
+            const struct fp_io_counter *ct = &io->ops->counters[i];
+
+            if (strcmp(ct->name, "splice_in_bytes") == 0) {
+                in = fp_io_counter_load(io, ct);
+            } else if (strcmp(ct->name, "splice_out_bytes") == 0) {
+                out = fp_io_counter_load(io, ct);
+            }
+        }
+        CU_ASSERT(in >= sizeof(buf) / 2);
+        CU_ASSERT_EQUAL(in, out);
+    }
     io->ops->close(c1, 0);
     io->ops->close(c2, 0);
     close(p1);
     close(p2);
     close(lfd);
     fp_io_destroy(io);
+}
+
+static void
+test_kernel_forward(void)
+{
+    kernel_forward(0);
+}
+
+/* The same through pipes (splice, global.maxpipes): no byte enters user space. */
+static void
+test_kernel_forward_splice(void)
+{
+    kernel_forward(4);
 }
 
 /*
@@ -493,6 +527,7 @@ main(void)
     }
     s = CU_add_suite("io_segs", NULL, NULL);
     CU_add_test(s, "kernel_forward", test_kernel_forward);
+    CU_add_test(s, "kernel_forward_splice", test_kernel_forward_splice);
     CU_add_test(s, "kernel_reserve", test_kernel_reserve);
     CU_add_test(s, "stack_forward_zero_copy", test_stack_forward_zero_copy);
     CU_add_test(s, "stack_forward_foreign_buffers", test_stack_forward_foreign_buffers);
