@@ -352,9 +352,10 @@ def test_idle_keepalive_yields(env):
         assert fp.stop() == 0
 
 
-def test_retry_storm_no_collapse(env):
-    """4x open-loop load whose clients retry every refusal at once (3 times): the proxy keeps
-    serving near the origin's capacity, and it is back to idle within a second of the end."""
+def retry_storm(env, delay_ms):
+    """4x open-loop load whose clients retry every refusal (3 times, at once or delay_ms
+    later): the proxy keeps serving near the origin's capacity, and it is back to idle within a
+    second of the end."""
     loadgen, slow = os.environ.get("FP_LOADGEN"), os.environ.get("FP_SLOW_ORIGIN")
     if not loadgen or not slow:
         return fpt.SKIP
@@ -371,7 +372,8 @@ def test_retry_storm_no_collapse(env):
         cap = 160
         samples = []
         lg = subprocess.Popen([loadgen, "-p", str(port), "-r", str(4 * cap), "-d", "3", "-c",
-                               "1024", "-t", "2000", "-P", "--retries", "3"],
+                               "1024", "-t", "2000", "-P", "--retries", "3",
+                               "--retry-delay", str(delay_ms)],
                               stdout=subprocess.PIPE, text=True)
         while lg.poll() is None:
             samples.append(fpt.stats(sport))
@@ -388,24 +390,40 @@ def test_retry_storm_no_collapse(env):
                 break
             time.sleep(0.05)
         peak = max(fpt.stat_sum(x, "fastproxy_sessions_active") for x in samples) if samples else 0
-        print("     offered %d/s (4x), 3 immediate retries: logical goodput %.0f/s (%.0f%%), "
+        print("     offered %d/s (4x), 3 retries %s: logical goodput %.0f/s (%.0f%%), "
               "%.2f tries per request, p99 %.0f ms, timeouts %d; proxy: %d requests, %d retries, "
-              "%d stale refusals, sessions peak %d, idle again after %s" %
-              (4 * cap, out["goodput_rps"], out["goodput_rps"] / cap * 100,
-               out["attempts_per_req"], out["p99_us"] / 1000, out["timeouts"],
-               fpt.stat_sum(s, "fastproxy_http_requests_total"),
+              "%d stale refusals, %d queue timeouts, sessions peak %d, idle again after %s" %
+              (4 * cap, "after %d ms" % delay_ms if delay_ms else "at once", out["goodput_rps"],
+               out["goodput_rps"] / cap * 100, out["attempts_per_req"], out["p99_us"] / 1000,
+               out["timeouts"], fpt.stat_sum(s, "fastproxy_http_requests_total"),
                fpt.stat_sum(s, "fastproxy_http_retries_total"),
-               fpt.stat_sum(s, "fastproxy_queue_dropped_stale_total"), peak,
+               fpt.stat_sum(s, "fastproxy_queue_dropped_stale_total"),
+               fpt.stat_sum(s, "fastproxy_queue_timeouts_total"), peak,
                "%.0f ms" % (after * 1000) if after is not None else "NOT within 1 s: %s" % {
                    k: fpt.stat_sum(s, k) for k in ("fastproxy_sessions_active",
                                                     "fastproxy_slots_busy", "fastproxy_queue_len")}))
-        assert out["retries"] > 0, out
-        # Collapsed, goodput was a few % of capacity (issue 15); healthy runs give 70-95 %.
+        # The clients did retry, and the proxy saw them as retries.
+        assert out["retries"] > 0 and fpt.stat_sum(s, "fastproxy_http_retries_total") > 0, out
+        # Logical goodput: requests that got a 2xx on any try within 2 s of the first. When
+        # the proxy collapsed it was a few % of capacity (issue 15); healthy runs give 90-97 %
+        # on a loaded 2-core machine, and the bound leaves room for a sanitizer build.
         assert out["goodput_rps"] >= 0.5 * cap, out
+        # Every logical request ends (2xx, refusal after its last try, or its deadline): none
+        # is lost, and most are not timeouts (a stuck proxy times them all out).
+        assert out["ok"] + out["non2xx"] + out["timeouts"] + out["errors"] == out["scheduled"], out
+        assert out["timeouts"] < 0.1 * out["scheduled"], out
         assert after is not None, "sessions, slots or queue still busy 1 s after the load"
     finally:
         assert fp.stop() == 0
         origin.stop()
+
+
+def test_retry_storm_no_collapse(env):
+    return retry_storm(env, 0)
+
+
+def test_retry_storm_delayed(env):
+    return retry_storm(env, 100)
 
 
 def main():
@@ -427,6 +445,8 @@ def main():
               test_idle_keepalive_yields, env)
         r.run("4x load with immediate retries: no collapse, idle within 1 s after",
               test_retry_storm_no_collapse, env)
+        r.run("4x load with retries after 100 ms: no collapse, idle within 1 s after",
+              test_retry_storm_delayed, env)
     finally:
         nginx.stop()
         import shutil
