@@ -14,7 +14,8 @@
 #     log, rotated by mv + `systemctl kill -s USR1` as logrotate's postrotate does;
 #   - `systemctl reload` is refused (no configuration reload yet), SIGHUP is logged as a warning;
 #   - `systemctl stop`: a clean exit (Result=success, status 0) and the shutdown lines;
-#   - `apt-get remove` stops the service and keeps the edited configuration (a conffile).
+#   - `apt-get remove` stops the service and keeps the edited configuration (a conffile);
+#     `apt-get purge` removes it and the log directory.
 # It prints the unit's journal at the end. With --quickstart it then runs the README's quick
 # start (packaging/quickstart.sh) as root from a copy of this tree in /root/fastproxy of another
 # fresh root file system (its packages fetched first, its run without network), and checks that
@@ -271,6 +272,10 @@ check_grep "apt-get remove fastproxy" "^Removing fastproxy" "$out"
 check "service after remove" inactive "$(in_ct systemctl is-active fastproxy || true)"
 check "the edited /etc/fastproxy/proxy.yaml is kept" 1 \
     "$(in_ct grep -c '^    access_log: true$' /etc/fastproxy/proxy.yaml || true)"
+out=$(in_ct apt-get purge -y -q fastproxy 2>&1) || true
+check_grep "apt-get purge fastproxy" "^Purging configuration files for fastproxy" "$out"
+check "after purge: /etc/fastproxy, /var/log/fastproxy, /var/log/private/fastproxy" "" \
+    "$(in_ct ls -d /etc/fastproxy /var/log/fastproxy /var/log/private/fastproxy 2>/dev/null || true)"
 
 echo "=== journalctl -u fastproxy"
 printf '%s\n' "$journal"
