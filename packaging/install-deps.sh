@@ -5,7 +5,8 @@
 #   build  compile fastproxy (its runtime libraries come with the -dev packages)
 #   demo   the quick start: curl and nginx for the demo origin   (packaging/quickstart.sh)
 #   test   the test suites: CUnit, clang + libFuzzer, the DPDK backend, real clients and origins,
-#          network namespaces, systemd-analyze                    (tests/run)
+#          network namespaces, systemd-analyze (and man-db: its verify runs `man` on the unit's
+#          man: pages)                                             (tests/run)
 #   bench  the benchmark harness: wrk, haproxy and nginx peers, gnuplot; iproute2 for the
 #          io: dpdk rows, valgrind for --profile-dpdk   (bench/run)
 #   deb    building, checking and testing the Debian package: debhelper, lintian; debootstrap
@@ -15,7 +16,7 @@ set -eu
 build="meson ninja-build pkg-config gcc libc6-dev libev-dev libssl-dev libyaml-dev libsystemd-dev"
 demo="curl nginx-light"
 test="libcunit1-dev clang libclang-rt-14-dev libdpdk-dev dpdk python3 curl nginx-light
-iproute2 iputils-ping procps util-linux systemd"
+iproute2 iputils-ping procps util-linux systemd man-db"
 bench="python3 nginx-light haproxy wrk gnuplot-nox util-linux procps iproute2 valgrind"
 deb="build-essential debhelper dpkg-dev fakeroot lintian debootstrap systemd-container curl"
 [ $# -gt 0 ] || set -- build demo test bench deb
