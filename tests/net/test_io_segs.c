@@ -350,8 +350,31 @@ copied_bytes(const struct fp_io *io)
  * The peer sends XFER_BYTES on its first connection; the instance lends them as segments and
  * sends them on its second; the peer reads them back. Returns the instance's copied bytes.
  */
+/* Buffers in the send queue of the instance's connection to the peer's acc (its local port is
+ * the peer's remote port). */
+static uint32_t
+sndq_pkts(const struct fp_io *io, const struct fp_tcb *acc)
+{
+    const struct fp_tcb *tp;
+    const struct fp_pkt *q;
+    uint32_t             n = 0;
+
+    tp = fp_tcp_find((struct fp_stack *)fp_io_stack_of(io), 0, PEER_ADDR, PEER_PORT, acc->rport);
+    if (tp == NULL) {
+        return 0;
+    }
+    for (q = tp->sndq_head; q != NULL; q = q->next) {
+        n++;
+    }
+    return n;
+}
+
+/*
+ * chunk: the peer sends that many bytes per loop pass (0: all it can), so that small segments
+ * arrive. *max_sndq: the most buffers the forwarding connection's send queue held.
+ */
 static uint64_t
-stack_forward(bool copy_frames)
+stack_forward(bool copy_frames, uint32_t chunk, uint32_t *max_sndq)
 {
     struct fp_memlink_conf  lc;
     struct fp_memlink      *ml;
@@ -440,7 +463,8 @@ stack_forward(bool copy_frames)
     events = 0;
     while (got < XFER_BYTES && mono_us() < end) {
         if (sent < XFER_BYTES) {
-            n = fp_tcp_send(p.acc[0], buf + sent, XFER_BYTES - sent);
+            n = fp_tcp_send(p.acc[0], buf + sent,
+                            chunk != 0 && XFER_BYTES - sent > chunk ? chunk : XFER_BYTES - sent);
             if (n > 0) {
                 sent += (uint64_t)n;
             }
@@ -475,6 +499,9 @@ stack_forward(bool copy_frames)
             wanted = q.nb > 0 ? FP_EV_WRITE : 0u;
             io->ops->want(c[1], wanted);
         }
+        if (sndq_pkts(io, p.acc[1]) > *max_sndq) {
+            *max_sndq = sndq_pkts(io, p.acc[1]);
+        }
         if (mono_us() - start > 200000) {
             n = fp_tcp_recv(p.acc[1], rbuf + got, XFER_BYTES - got);
             if (n > 0) {
@@ -506,14 +533,35 @@ stack_forward(bool copy_frames)
 static void
 test_stack_forward_zero_copy(void)
 {
-    CU_ASSERT_EQUAL(stack_forward(true), 0);
+    uint32_t max_sndq = 0;
+
+    CU_ASSERT_EQUAL(stack_forward(true, 0, &max_sndq), 0);
+}
+
+/*
+ * The peer sends 100-byte segments: passed on as they are, they would fill the 32 KiB send
+ * queue with about 330 nearly empty 2 KiB buffers. Short ones are merged into a short tail
+ * buffer instead (copied, and counted), so the queue holds about 1 KiB per buffer.
+ */
+static void
+test_stack_forward_small_segments(void)
+{
+    uint32_t max_sndq = 0;
+    uint64_t copied = stack_forward(true, 100, &max_sndq);
+
+    CU_ASSERT(copied > 0);
+    CU_ASSERT(copied < XFER_BYTES);
+    CU_ASSERT(max_sndq > 0);
+    CU_ASSERT(max_sndq <= 64);
 }
 
 static void
 test_stack_forward_foreign_buffers(void)
 {
+    uint32_t max_sndq = 0;
+
     /* The peer's own buffers arrive: each is copied into ours once, and counted. */
-    CU_ASSERT_EQUAL(stack_forward(false), XFER_BYTES);
+    CU_ASSERT_EQUAL(stack_forward(false, 0, &max_sndq), XFER_BYTES);
 }
 
 int
@@ -531,6 +579,7 @@ main(void)
     CU_add_test(s, "kernel_reserve", test_kernel_reserve);
     CU_add_test(s, "stack_forward_zero_copy", test_stack_forward_zero_copy);
     CU_add_test(s, "stack_forward_foreign_buffers", test_stack_forward_foreign_buffers);
+    CU_add_test(s, "stack_forward_small_segments", test_stack_forward_small_segments);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     failed = CU_get_number_of_failures();
