@@ -19,10 +19,12 @@
 # It prints the unit's journal at the end. With --quickstart it then runs the README's quick
 # start (packaging/quickstart.sh) as root from a copy of this tree in /root/fastproxy of another
 # fresh root file system (its packages fetched first, its run without network), and checks that
-# the demo page comes through fastproxy (about 2 minutes more). Run as root, with network access
+# the demo page comes through fastproxy (about 2 minutes more); --readme then also runs the
+# README's test command, tests/run, there (every suite; about 10 minutes more). Run as root,
+# with network access
 # to the Debian mirror (the packages are fetched before the boot; the booted container has no
 # network, so its ports never clash with the host's).
-# Usage: packaging/test-deb.sh [--quickstart] [DEB]
+# Usage: packaging/test-deb.sh [--quickstart | --readme] [DEB]
 # Environment: FP_TEST_DEB_MIRROR (default http://deb.debian.org/debian),
 #              FP_TEST_DEB_CACHE (default /var/cache/fastproxy-test-deb).
 # Exit status: 0 every check passed, 1 a check failed, 77 it cannot run here (reason printed).
@@ -34,10 +36,15 @@ mirror=${FP_TEST_DEB_MIRROR:-http://deb.debian.org/debian}
 cache=${FP_TEST_DEB_CACHE:-/var/cache/fastproxy-test-deb}
 base=$cache/bookworm
 quickstart=0
-if [ "${1:-}" = --quickstart ]; then
-    quickstart=1
+tests=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --quickstart) quickstart=1 ;;
+    --readme) quickstart=1 tests=1 ;;
+    *) break ;;
+    esac
     shift
-fi
+done
 
 skip() {
     echo "test-deb: SKIP: $*" >&2
@@ -288,10 +295,14 @@ if [ "$quickstart" = 1 ]; then
     mkdir "$qs/root/fastproxy"
     tar --exclude=./.git --exclude='./build*' --exclude=./bench/results -cf - . |
         tar -xf - -C "$qs/root/fastproxy"
-    # What the quick start installs, fetched (not installed) with the host's network.
+    # What the quick start (and tests/run) install, fetched, not installed, with the host's
+    # network: install-deps.sh with no group names every group.
+    groups="build demo"
+    [ "$tests" = 1 ] && groups=""
     echo 'APT::Get::Download-Only "true";' >"$qs/var/tmp/download-only.conf"
+    # shellcheck disable=SC2086
     nspawn_run "$qs" --chdir=/root/fastproxy env DEBIAN_FRONTEND=noninteractive \
-        APT_CONFIG=/var/tmp/download-only.conf ./packaging/install-deps.sh build demo \
+        APT_CONFIG=/var/tmp/download-only.conf ./packaging/install-deps.sh $groups \
         >"$run/qs-fetch.log" 2>&1 ||
         { tail -20 "$run/qs-fetch.log" >&2; echo "test-deb: apt-get could not fetch" >&2; exit 1; }
     # Without network its apt-get update fails (a warning) and apt-get install takes the
@@ -305,6 +316,21 @@ if [ "$quickstart" = 1 ]; then
     check_grep "curl again: the demo page through fastproxy" "Hello from the demo origin" \
         "$(sed -n '/^=== curl again/,$p' "$run/qs.log")"
     [ "$rc" = 0 ] || tail -30 "$run/qs.log"
+fi
+
+if [ "$tests" = 1 ]; then
+    echo "=== the README's test command, tests/run, after the quick start, in the same checkout"
+    # The DPDK suite's net_tap ports need the TUN device.
+    tun=""
+    [ -c /dev/net/tun ] && tun=--bind=/dev/net/tun
+    rc=0
+    # shellcheck disable=SC2086
+    nspawn_run "$qs" --private-network $tun --chdir=/root/fastproxy \
+        env DEBIAN_FRONTEND=noninteractive ./tests/run >"$run/tests.log" 2>&1 || rc=$?
+    check "tests/run, exit status" 0 "$rc"
+    grep -E '^ *[0-9]+/[0-9]+ .*(FAIL|TIMEOUT)|^(Ok|Fail|Skipped|Timeout): ' "$run/tests.log" |
+        sort -u
+    [ "$rc" = 0 ] || tail -60 "$run/tests.log"
 fi
 if [ "$failed" -gt 0 ]; then
     echo "test-deb: $failed check(s) failed"
