@@ -19,11 +19,15 @@
 #if FP_HAVE_DPDK
 #include "net/io_dpdk.h"
 #endif
+#if FP_HAVE_URING
+#include "net/io_uring.h"
+#endif
 
 int
 fp_io_check_unused(enum fp_io_kind kind, const struct fp_addr *a, char *err, size_t errlen)
 {
-    return kind == FP_IO_KERNEL ? fp_io_kernel_check_unused(a, err, errlen) : 0;
+    /* io: uring listens on the same kernel sockets as io: kernel. */
+    return kind != FP_IO_DPDK ? fp_io_kernel_check_unused(a, err, errlen) : 0;
 }
 
 int
@@ -32,7 +36,7 @@ fp_io_listen_group(enum fp_io_kind kind, const struct fp_addr *a, unsigned n, co
 {
     unsigned i;
 
-    if (kind == FP_IO_KERNEL) {
+    if (kind != FP_IO_DPDK) {
         return fp_io_kernel_listen_group(a, n, cpus, backlog, fds, steered, err, errlen);
     }
     for (i = 0; i < n; i++) {
@@ -179,7 +183,14 @@ fp_io_mem_bound(enum fp_io_kind kind, const struct fp_dpdk_conf *dc, uint32_t ma
         return fp_io_dpdk_mem_bound(dc, max_conns);
     }
 #endif
-    /* The generic segment path's buffers (the stack backend lends its packet buffers). */
+    /* The generic segment path's buffers (the stack backend lends its packet buffers); io:
+     * uring has its own on top of them (it has no recv_segs of its own yet). */
+#if FP_HAVE_URING
+    if (kind == FP_IO_URING) {
+        return fp_io_uring_mem_bound(max_conns) +
+               (size_t)segpool_count(max_conns) * (FP_IO_SEG_SIZE + sizeof(void *));
+    }
+#endif
     return (size_t)segpool_count(max_conns) * (FP_IO_SEG_SIZE + sizeof(void *));
 }
 
@@ -189,6 +200,11 @@ fp_io_conn_size(enum fp_io_kind kind)
     if (kind == FP_IO_DPDK) {
         return fp_io_stack_conn_size();
     }
+#if FP_HAVE_URING
+    if (kind == FP_IO_URING) {
+        return fp_io_uring_conn_size();
+    }
+#endif
     return fp_io_kernel_conn_size();
 }
 
@@ -204,6 +220,14 @@ create_backend(const struct fp_io_conf *conf, char *err, size_t errlen)
 #else
         snprintf(err, errlen, "io: dpdk is not available in this build (built without DPDK); "
                               "use io: kernel");
+        return NULL;
+#endif
+    case FP_IO_URING:
+#if FP_HAVE_URING
+        return fp_io_uring_create(conf, err, errlen);
+#else
+        snprintf(err, errlen, "io: uring is not available in this build (built without "
+                              "liburing); use io: kernel");
         return NULL;
 #endif
     }

@@ -61,6 +61,7 @@ enum {
 enum fp_io_kind {
     FP_IO_KERNEL = 0,
     FP_IO_DPDK,
+    FP_IO_URING, /* kernel sockets through io_uring (net/io_uring.c) */
 };
 
 struct fp_io;

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Installs the Debian 12 packages of the named groups (all groups when none is named). Run as
 # root. Skips apt entirely when everything is already installed.
-#   build  compile fastproxy (its runtime libraries come with the -dev packages)
+#   build  compile fastproxy (its runtime libraries come with the -dev packages; liburing-dev
+#          for io: uring)
 #   demo   the quick start: curl and nginx for the demo origin   (packaging/quickstart.sh)
 #   test   the test suites: CUnit, clang + libFuzzer, the DPDK backend, real clients and origins,
 #          network namespaces, systemd-analyze (and man-db: its verify runs `man` on the unit's
@@ -13,7 +14,8 @@
 #          and systemd-nspawn for a booted Debian 12   (packaging/build-deb.sh, test-deb.sh)
 # Usage: packaging/install-deps.sh [build|demo|test|bench|deb]...
 set -eu
-build="meson ninja-build pkg-config gcc libc6-dev libev-dev libssl-dev libyaml-dev libsystemd-dev"
+build="meson ninja-build pkg-config gcc libc6-dev libev-dev libssl-dev libyaml-dev libsystemd-dev
+liburing-dev"
 demo="curl nginx-light"
 test="libcunit1-dev clang libclang-rt-14-dev libdpdk-dev dpdk python3 curl nginx-light
 iproute2 iputils-ping procps util-linux systemd man-db"

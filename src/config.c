@@ -412,13 +412,19 @@ static int
 g_io(struct cfg *c, yaml_node_t *n, void *obj)
 {
     static const struct cfg_enum ios[] = {
-        {"kernel", FP_IO_KERNEL}, {"dpdk", FP_IO_DPDK}, {NULL, 0}};
+        {"kernel", FP_IO_KERNEL}, {"dpdk", FP_IO_DPDK}, {"uring", FP_IO_URING}, {NULL, 0}};
     int v;
 
     c->io_node = n;
     if (get_enum(c, n, "io", ios, &v) != 0) {
         return -1;
     }
+#if !FP_HAVE_URING
+    if (v == FP_IO_URING) {
+        return cfg_error(c, n, "io: uring: this fastproxy was built without liburing "
+                         "(meson -During=disabled or liburing-dev missing); use io: kernel");
+    }
+#endif
     ((struct fp_global_conf *)obj)->io = (enum fp_io_kind)v;
     return 0;
 }

@@ -218,7 +218,7 @@ static void
 test_bad_enum_values(void)
 {
     expect_error("global:\n  io: netmap\n" GOOD_TAIL,
-                 "t.yaml:2:7: bad io 'netmap' (expected kernel or dpdk)");
+                 "t.yaml:2:7: bad io 'netmap' (expected kernel, dpdk or uring)");
     expect_error("global:\n  workers: 0\n" GOOD_TAIL, "t.yaml:2:12: 0 is out of range (1 to 64)");
     expect_error("global:\n  overload: { queue_discipline: lifo }\n" GOOD_TAIL,
                  "t.yaml:2:33: bad queue_discipline 'lifo' (expected adaptive_lifo or fifo)");
@@ -280,6 +280,25 @@ test_parse_addr(void)
     CU_ASSERT_EQUAL(fp_addr_parse(&a, "127.0.0.1:x1"), -EINVAL);
     CU_ASSERT_EQUAL(fp_addr_parse(&a, "example.com:80"), -EINVAL);
     CU_ASSERT_EQUAL(fp_addr_parse(&a, "::1:80"), 0); /* the last colon splits the port */
+}
+
+/* io: uring loads in a build with liburing; without, the io key says why, at its position. */
+static void
+test_io_uring(void)
+{
+    struct fp_conf c;
+    int            rc = load(&c, "global:\n  io: uring\n" GOOD_TAIL);
+
+#if FP_HAVE_URING
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(c.global.io, FP_IO_URING);
+    fp_conf_free(&c);
+#else
+    CU_ASSERT_EQUAL(rc, -1);
+    CU_ASSERT_STRING_EQUAL(err, "t.yaml:2:7: io: uring: this fastproxy was built without "
+                                "liburing (meson -During=disabled or liburing-dev missing); "
+                                "use io: kernel");
+#endif
 }
 
 /* ---- the dpdk: section ---- */
@@ -496,6 +515,7 @@ main(void)
         {"missing backend", test_missing_backend},
         {"missing key and syntax", test_missing_key_and_syntax},
         {"bad enum values", test_bad_enum_values},
+        {"io uring", test_io_uring},
         {"parse duration", test_parse_duration},
         {"parse size", test_parse_size},
         {"parse addr", test_parse_addr},
