@@ -3,7 +3,8 @@
 origin, and fastproxy itself, each started in a private temp dir and stopped by PID.
 Standard library only.
 
-The backend under test comes from FP_IO (kernel, the default, or dpdk). With FP_IO=dpdk,
+The backend under test comes from FP_IO (kernel, the default, uring or dpdk). FP_IO=uring only
+adds io: uring to each config (the same kernel sockets, through io_uring). With FP_IO=dpdk,
 enter_backend() re-runs the test inside a network namespace of its own; each Fastproxy then
 runs io: dpdk on a net_tap port (TAP fpN, stack address 10.77.N.2/24, kernel side 10.77.N.1),
 origins listen in that namespace, and tests reach a proxy at host_of(port) rather than
@@ -27,6 +28,7 @@ SKIP = 77
 
 IO = os.environ.get("FP_IO", "kernel")
 DPDK = IO == "dpdk"
+URING = IO == "uring"
 # FP_MAXPIPES=N: the mode tcp configs of tcp_config() splice (global.maxpipes), io: kernel only.
 SPLICE = int(os.environ.get("FP_MAXPIPES", "0") or 0)
 # Origins listen here. Under dpdk they start before the TAP they are reached through exists
@@ -56,9 +58,11 @@ def enter_backend():
     """Call first in a test program. Under FP_IO=dpdk: exits 77 with the reason when the
     machine or the build cannot run io: dpdk; otherwise re-runs this program inside a new
     network namespace (removed at exit) and returns there, with loopback up. A no-op under
-    FP_IO=kernel."""
-    if IO not in ("kernel", "dpdk"):
-        skip_now("FP_IO=%s: expected kernel or dpdk" % IO)
+    FP_IO=kernel. Under FP_IO=uring: exits 77 when the build has no io_uring backend."""
+    if IO not in ("kernel", "dpdk", "uring"):
+        skip_now("FP_IO=%s: expected kernel, uring or dpdk" % IO)
+    if URING and os.environ.get("FP_HAVE_URING") == "0":
+        skip_now("io: uring not available in this build (built without liburing)")
     if not DPDK or os.environ.get(_NETNS_ENV):
         if DPDK:
             _dpdk_probe()
@@ -156,6 +160,18 @@ def dpdk_config(text, n):
   poll: adaptive
   rss: auto""" % (os.getpid(), n, n, n, stack, DPDK_NET, n, DPDK_NET, n))
     return "\n".join(out) + "\n"
+
+
+def with_io(text, io):
+    """text (a config) with `io: <io>` added to its global section (created if missing); text
+    itself if it names a backend already."""
+    if re.search(r"(^|[{,\s])io:\s", text, re.M):
+        return text
+    if re.search(r"^global: \{", text, re.M):
+        return re.sub(r"^global: \{", "global: { io: %s," % io, text, count=1, flags=re.M)
+    if re.search(r"^global:\s*$", text, re.M):
+        return re.sub(r"^global:\s*$", "global:\n  io: %s" % io, text, count=1, flags=re.M)
+    return "global:\n  io: %s\n" % io + text
 
 
 def _tap_exists(name):
@@ -345,6 +361,8 @@ class Fastproxy:
             yaml_text = dpdk_config(yaml_text, n)
             for p in re.findall(r"%s:(\d+)" % re.escape(self.host), yaml_text):
                 _hosts[int(p)] = self.host
+        if URING:
+            yaml_text = with_io(yaml_text, "uring")
         self.conf = os.path.join(tmp, "fp-%d.yaml" % free_port())
         with open(self.conf, "w") as f:
             f.write(yaml_text)
