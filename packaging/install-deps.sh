@@ -9,7 +9,7 @@
 #          network namespaces, systemd-analyze (and man-db: its verify runs `man` on the unit's
 #          man: pages)                                             (tests/run)
 #   bench  the benchmark harness: wrk, haproxy and nginx peers, gnuplot; iproute2 for the
-#          io: dpdk rows, valgrind for --profile-dpdk   (bench/run)
+#          io: dpdk rows, valgrind for --profile-dpdk, perf for --syscalls   (bench/run)
 #   deb    building, checking and testing the Debian package: debhelper, lintian; debootstrap
 #          and systemd-nspawn for a booted Debian 12   (packaging/build-deb.sh, test-deb.sh)
 # Usage: packaging/install-deps.sh [build|demo|test|bench|deb]...
@@ -19,7 +19,8 @@ liburing-dev"
 demo="curl nginx-light"
 test="libcunit1-dev clang libclang-rt-14-dev libdpdk-dev dpdk python3 curl nginx-light
 iproute2 iputils-ping procps util-linux systemd man-db"
-bench="python3 nginx-light haproxy wrk gnuplot-nox util-linux procps iproute2 valgrind"
+bench="python3 nginx-light haproxy wrk gnuplot-nox util-linux procps iproute2 valgrind
+linux-perf"
 deb="build-essential debhelper dpkg-dev fakeroot lintian debootstrap systemd-container curl"
 [ $# -gt 0 ] || set -- build demo test bench deb
 pkgs=""
