@@ -61,11 +61,11 @@
 #define UIO_CQE_BATCH 128
 /* One provided receive buffer: a proxy buffer's worth, so one copy fills one fp_buf. */
 #define UIO_RBUF_SIZE 16384
-/* Connections a paused listener holds (accepted by the kernel before the pause took effect,
- * or while the cancel was on its way); more are reset. */
+/* Accepted connections a listener holds until they are delivered; more are reset. */
 #define UIO_HELD_MAX 1024
-/* Held connections delivered per iteration once the listener resumes. */
-#define UIO_ACCEPT_BURST 32
+/* Held connections delivered per listener and iteration, after the ready connections, so a
+ * flood of new ones cannot starve established ones (the kernel backend accepts 16 a turn). */
+#define UIO_ACCEPT_BURST 16
 /* Provided buffers per worker: one per 4 connections, a power of two in [MIN, MAX]. */
 #define UIO_RBUF_MIN 64
 #define UIO_RBUF_MAX 1024
@@ -105,6 +105,7 @@ struct uconn {
     int                 fd;
     unsigned            want;
     uint8_t             listed;     /* on the ready list */
+    uint8_t             accepted;   /* a client's (ready list 1), not one we opened (0) */
     uint8_t             queued;     /* on the work queue */
     uint8_t             connecting; /* connect in flight */
     uint8_t             opened;     /* connect completed, not yet reported */
@@ -168,11 +169,14 @@ struct uio_stats {
 };
 
 struct uio {
-    struct fp_io              io; /* first */
-    struct io_uring           ring;
-    struct fp_pool            conns;
-    struct fp_pool            sbufs;
-    struct uconn              ready;   /* list head (rnext/rprev only) */
+    struct fp_io    io; /* first */
+    struct io_uring ring;
+    struct fp_pool  conns;
+    struct fp_pool  sbufs;
+    /* Ready lists (heads: rnext/rprev only): 0 for the connections we opened, served first as
+     * the kernel backend serves them (a server's answer frees a server slot at once), 1 for
+     * accepted ones. */
+    struct uconn              ready[2];
     struct uconn             *work;    /* work queue (qnext) */
     struct uconn              zombies; /* list head (znext/zprev only) */
     struct ulistener          lsn;     /* list head (next/prev only) */
@@ -352,7 +356,7 @@ ready_unlink(struct uconn *uc)
 static void
 mark(struct uconn *uc)
 {
-    struct uconn *head = &uc->u->ready;
+    struct uconn *head = &uc->u->ready[uc->accepted];
 
     if (uc->listed || uc->closing) {
         return;
@@ -770,15 +774,16 @@ deliver(struct uio *u, struct ulistener *ul, int fd)
     if (getpeername(fd, &uc->c.peer.u.sa, &uc->c.peer.len) == -1) {
         uc->c.peer.len = 0;
     }
+    uc->accepted = 1;
     rcv_arm(u, uc);
     ul->l.on_accept(&ul->l, &uc->c);
 }
 
 /*
  * A multishot accept takes the whole accept queue at once, so a pause cannot leave the rest
- * in the kernel's backlog as the kernel backend does. What arrives while paused is held here
- * instead, in order, and counts as pending: the overload control sheds it (listener_shed) or
- * gets it once it resumes, as it would from the backlog.
+ * in the kernel's backlog as the kernel backend does. What it takes is held here, in order,
+ * delivered a burst per iteration while the listener is not paused, and counts as pending:
+ * the overload control sheds it (listener_shed) or gets it, as it would from the backlog.
  */
 static void
 hold(struct uio *u, struct ulistener *ul, int fd)
@@ -820,10 +825,8 @@ on_accept(struct uio *u, struct ulistener *ul, const struct io_uring_cqe *cqe)
     if (fd >= 0) {
         if (ul->closing) {
             close(fd);
-        } else if (ul->paused || ul->nb_held > 0) {
-            hold(u, ul, fd);
         } else {
-            deliver(u, ul, fd);
+            hold(u, ul, fd); /* delivered after the ready connections (deliver_held) */
         }
     } else if (fd != -ECANCELED && fd != -EAGAIN && fd != -EINTR && fd != -ECONNABORTED) {
         u->io.accept_errors++;
@@ -894,23 +897,24 @@ reap(struct uio *u)
     } while (n == UIO_CQE_BATCH);
 }
 
-/* Calls each ready connection once; those that stay ready are looked at again next time. */
+/* Calls each connection of ready list head once; those that stay ready are looked at again
+ * next time. */
 static void
-dispatch(struct uio *u)
+dispatch_list(struct uconn *head)
 {
     struct uconn  work;
     struct uconn *uc;
     unsigned      ev;
 
-    if (u->ready.rnext == &u->ready) {
+    if (head->rnext == head) {
         return;
     }
-    work.rnext = u->ready.rnext;
-    work.rprev = u->ready.rprev;
+    work.rnext = head->rnext;
+    work.rprev = head->rprev;
     work.rnext->rprev = &work;
     work.rprev->rnext = &work;
-    u->ready.rnext = &u->ready;
-    u->ready.rprev = &u->ready;
+    head->rnext = head;
+    head->rprev = head;
     while ((uc = work.rnext) != &work) {
         uc->rprev->rnext = uc->rnext;
         uc->rnext->rprev = uc->rprev;
@@ -924,6 +928,12 @@ dispatch(struct uio *u)
         mark(uc);
         uc->c.handler(&uc->c, ev);
     }
+}
+
+static bool
+any_ready(const struct uio *u)
+{
+    return u->ready[0].rnext != &u->ready[0] || u->ready[1].rnext != &u->ready[1];
 }
 
 /* The end of the iteration: the sends the proxy queued and the receives to re-arm. */
@@ -1367,7 +1377,7 @@ submit_wait(struct uio *u)
     int                      rc;
 
     stat_add(&u->st.enters, 1);
-    if (u->ready.rnext != &u->ready || u->notified || held_deliverable(u)) {
+    if (any_ready(u) || u->notified || held_deliverable(u)) {
         rc = io_uring_submit_and_get_events(&u->ring);
     } else if ((due = wake_deadline(u)) == UINT64_MAX) {
         rc = io_uring_submit_and_wait(&u->ring, 1);
@@ -1393,7 +1403,9 @@ iteration(struct uio *u)
             u->io.on_notify(&u->io, u->io.notify_data);
         }
     }
-    dispatch(u);
+    /* Connections we opened, then accepted ones, then new ones (the kernel backend's order). */
+    dispatch_list(&u->ready[0]);
+    dispatch_list(&u->ready[1]);
     deliver_held(u);
     fp_timer_wheel_advance(&u->wheel, u->now_us);
     if (u->io.on_flush != NULL) {
@@ -1612,6 +1624,7 @@ struct fp_io *
 fp_io_uring_create(const struct fp_io_conf *conf, char *err, size_t errlen)
 {
     struct uio *u;
+    int         i;
 
     u = calloc(1, sizeof(*u));
     if (u == NULL) {
@@ -1621,8 +1634,10 @@ fp_io_uring_create(const struct fp_io_conf *conf, char *err, size_t errlen)
     u->io.ops = &uio_ops;
     u->io.on_notify = conf->on_notify;
     u->io.notify_data = conf->notify_data;
-    u->ready.rnext = &u->ready;
-    u->ready.rprev = &u->ready;
+    for (i = 0; i < 2; i++) {
+        u->ready[i].rnext = &u->ready[i];
+        u->ready[i].rprev = &u->ready[i];
+    }
     u->zombies.znext = &u->zombies;
     u->zombies.zprev = &u->zombies;
     u->lsn.next = &u->lsn;
