@@ -220,7 +220,8 @@ main_print_dpdk(const struct fp_conf *conf)
 
     if (conf->global.io != FP_IO_DPDK) {
         if (d->present) {
-            printf("note: the dpdk: section is ignored under io: kernel\n");
+            printf("note: the dpdk: section is ignored under io: %s\n",
+                   conf->global.io == FP_IO_URING ? "uring" : "kernel");
         }
         return;
     }
