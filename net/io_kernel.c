@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -469,7 +468,6 @@ kio_recv_segs(struct fp_conn *c, struct fp_seg *segs, unsigned max, uint32_t max
     struct kpipe *kp = kc->pipe;
     uint32_t      room;
     ssize_t       n;
-    int           avail = 0;
 
     if ((flags & FP_RECV_OPAQUE) == 0 || k->max_pipes == 0 || max == 0) {
         return fp_io_generic_recv_segs(c, segs, max, max_bytes, flags);
@@ -511,10 +509,8 @@ kio_recv_segs(struct fp_conn *c, struct fp_seg *segs, unsigned max, uint32_t max
         return 0;
     }
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-        /* The socket is empty, or the pipe has no slot left for what it holds. */
-        if (kp->bytes > 0 && ioctl(kc->fd, FIONREAD, &avail) == 0 && avail > 0) {
-            return -ENOBUFS;
-        }
+        /* The socket is empty, or the pipe has no slot left for what it holds: callers treat
+         * both alike (wait, send what is held), so no syscall is spent telling them apart. */
         return -EAGAIN;
     }
     c->err = -errno;
