@@ -16,16 +16,24 @@ import fpt
 
 
 class RecordingOrigin:
-    """A slow origin that records the order in which it serves paths."""
+    """A slow origin that records the order in which requests arrive and are served. A path
+    in hold waits until release(path): the tests order events by what the proxy and the origin
+    report, not by sleeps, so a loaded machine cannot reorder them."""
 
-    def __init__(self, service_s):
+    def __init__(self, service_s, hold=()):
         served = self.served = []
+        arrived = self.arrived = []
+        gates = self.gates = {p: threading.Event() for p in hold}
 
         class H(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self):
-                time.sleep(service_s)
+                arrived.append(self.path)
+                if self.path in gates:
+                    gates[self.path].wait(20)
+                else:
+                    time.sleep(service_s)
                 served.append(self.path)
                 body = self.path.encode()
                 self.send_response(200)
@@ -41,9 +49,27 @@ class RecordingOrigin:
         self.port = self.srv.server_address[1]
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
 
+    def release(self, path):
+        self.gates[path].set()
+
     def stop(self):
+        for g in self.gates.values():
+            g.set()
         self.srv.shutdown()
         self.srv.server_close()
+
+
+def wait_until(cond, what, timeout=10.0):
+    """Polls cond() every 5 ms until it is true; fails the test after timeout seconds."""
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, "timed out waiting for " + what
+        time.sleep(0.005)
+
+
+def wait_stat(sport, name, value):
+    wait_until(lambda: fpt.stat_sum(fpt.stats(sport), name) >= value,
+               "%s >= %d" % (name, value))
 
 
 def cfg(port, origin_port, workers=1, maxconn_srv=1, queue=3, queue_to="5s", extra_global="",
@@ -96,20 +122,23 @@ class Req(threading.Thread):
 
 
 def test_drop_oldest_fifo(env):
-    origin = RecordingOrigin(0.3)
+    origin = RecordingOrigin(0.2, hold=("/r0",))
     port, sport = fpt.free_port(), fpt.free_port()
     fp = fpt.Fastproxy(env["tmp"], cfg(port, origin.port, queue=3, stats=sport), wait=[port])
     try:
         reqs = [Req(port, "/r0")]
-        time.sleep(0.05)
+        wait_until(lambda: "/r0" in origin.arrived, "r0 at the origin")
         for i in range(1, 5):  # r1..r3 queue; r4 finds the queue full: r1, the oldest, goes
             reqs.append(Req(port, "/r%d" % i))
-            time.sleep(0.03)
+            wait_stat(sport, "fastproxy_queued_total", i)
+        wait_until(lambda: reqs[1].status is not None, "r1's answer")
+        assert reqs[1].status == 503 and reqs[0].status is None, "the dropped one not at once"
+        time.sleep(0.15)  # every queued request waits at least this long
+        origin.release("/r0")
         for r in reqs:
             r.join(10)
         st = [r.status for r in reqs]
         assert st == [200, 503, 200, 200, 200], st
-        assert reqs[1].done_at < reqs[0].done_at, "the dropped request was not answered at once"
         # Five requests are no overload to tell from noise: the queue stays FIFO, however long
         # they wait (LIFO under overload: test_open_loop_overload_bounded).
         assert origin.served == ["/r0", "/r2", "/r3", "/r4"], origin.served
@@ -120,7 +149,7 @@ def test_drop_oldest_fifo(env):
         assert fpt.stat_max(s, "fastproxy_queue_max") == 3, s
         assert fpt.stat_sum(s, "fastproxy_queued_total") == 4, s
         # The same, per worker and backend. r2, r3 and r4 were served after waiting between
-        # 100 ms and 1 s (r0 never queued): the histogram and its percentiles say so.
+        # 150 ms and about 600 ms (r0 never queued): the histogram and its percentiles say so.
         b = '{worker="0",backend="app"}'
         assert s["fastproxy_queue_dropped_oldest_total" + b] == 1, s
         assert s["fastproxy_queue_max" + b] == 3, s
@@ -134,20 +163,24 @@ def test_drop_oldest_fifo(env):
 
 
 def test_fifo_discipline_and_queue_timeout(env):
-    origin = RecordingOrigin(0.3)
+    origin = RecordingOrigin(0.05, hold=("/f0", "/f1"))
     port, sport = fpt.free_port(), fpt.free_port()
-    text = cfg(port, origin.port, queue=8, queue_to="450ms", stats=sport,
+    text = cfg(port, origin.port, queue=8, queue_to="1s", stats=sport,
                extra_global="  overload: { queue_discipline: fifo }")
     fp = fpt.Fastproxy(env["tmp"], text, wait=[port])
     try:
         reqs = [Req(port, "/f0")]
-        time.sleep(0.05)
+        wait_until(lambda: "/f0" in origin.arrived, "f0 at the origin")
         for i in range(1, 4):
             reqs.append(Req(port, "/f%d" % i))
-            time.sleep(0.02)
+            wait_stat(sport, "fastproxy_queued_total", i)
+        # f1, the oldest, gets the slot at once; f2 and f3 wait behind it for 1 s: 503.
+        origin.release("/f0")
+        wait_until(lambda: "/f1" in origin.arrived, "f1 at the origin")
+        wait_stat(sport, "fastproxy_queue_timeouts_total", 2)
+        origin.release("/f1")
         for r in reqs:
             r.join(10)
-        # f1 gets the slot at 300 ms (waited ~250); f2 and f3 would wait 550+ ms: 503 at 450.
         assert [r.status for r in reqs] == [200, 200, 503, 503], [r.status for r in reqs]
         assert origin.served == ["/f0", "/f1"], origin.served
         s = fpt.stats(sport)
@@ -159,20 +192,23 @@ def test_fifo_discipline_and_queue_timeout(env):
 
 
 def test_client_left_never_forwarded(env):
-    origin = RecordingOrigin(0.3)
+    origin = RecordingOrigin(0.05, hold=("/held",))
     port, sport = fpt.free_port(), fpt.free_port()
     fp = fpt.Fastproxy(env["tmp"], cfg(port, origin.port, queue=8, stats=sport), wait=[port])
     try:
         a = Req(port, "/held")
-        time.sleep(0.05)
+        wait_until(lambda: "/held" in origin.arrived, "the first request at the origin")
         gone = Req(port, "/gone", close_after=0.05)
-        time.sleep(0.02)
+        wait_stat(sport, "fastproxy_queued_total", 1)
         b = Req(port, "/after")
+        wait_stat(sport, "fastproxy_queued_total", 2)
+        gone.join(10)
+        time.sleep(0.1)  # the proxy sees the close while /gone is still queued
+        origin.release("/held")
         for r in (a, gone, b):
             r.join(10)
-        time.sleep(0.4)
-        assert a.status == 200 and b.status == 200
-        assert "/gone" not in origin.served, origin.served
+        assert a.status == 200 and b.status == 200, (a.status, b.status)
+        assert origin.served == ["/held", "/after"], origin.served
         assert fpt.stat_sum(fpt.stats(sport), "fastproxy_queue_client_gone_total") == 1
     finally:
         assert fp.stop() == 0
