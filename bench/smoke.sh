@@ -29,6 +29,11 @@ fi
 [ -n "${FP_BENCH_LOADGEN:-}" ] && args+=(--loadgen "$FP_BENCH_LOADGEN")
 [ -n "${FP_BENCH_SLOW_ORIGIN:-}" ] && args+=(--slow-origin "$FP_BENCH_SLOW_ORIGIN")
 
+# The usage text a user reads first (its help strings are %-formatted: a lone % broke it).
+if ! "$here/run" --help >/dev/null; then
+    echo "bench smoke: bench/run --help failed" >&2
+    exit 1
+fi
 "$here/run" "${args[@]}"
 rc=$?
 if [ "$rc" -ne 0 ]; then
