@@ -18,6 +18,7 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -27,9 +28,17 @@ import time
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A random loopback port below the ephemeral range (bind(0)'s port may be handed to
+    someone else before the origin binds it)."""
+    for _ in range(1000):
+        port = random.randint(10000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port")
 
 
 def start_origin(exe, args):

@@ -13,6 +13,7 @@ origins listen in that namespace, and tests reach a proxy at host_of(port) rathe
 import faulthandler
 import hashlib
 import os
+import random
 import re
 import shutil
 import signal
@@ -200,12 +201,35 @@ def build_has_dpdk():
     return "built without DPDK" not in p.stderr
 
 
+_ports_given = set()
+_port_rng = random.Random(os.getpid() ^ time.monotonic_ns())
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A loopback TCP port nothing listens on, chosen at random below the kernel's ephemeral
+    range: a port the kernel handed out for bind(0) may be handed out again, to another test's
+    listener or to any connect(), before the caller binds it (a CI run failed that way). Ports
+    already given by this process are not given twice."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        lo = 32768
+    hi = max(lo - 1, 11000)
+    for _ in range(1000):
+        port = _port_rng.randint(10000, hi)
+        if port in _ports_given:
+            continue
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        _ports_given.add(port)
+        return port
+    raise RuntimeError("no free loopback port in 10000-%d" % hi)
 
 
 def wait_port(port, timeout=5.0, host="127.0.0.1"):
@@ -298,6 +322,17 @@ http {{
     def access_log(self):
         with open(os.path.join(self.dir, "access.log")) as f:
             return f.read().splitlines()
+
+    def access_lines(self, needle, count, timeout=5.0):
+        """The access-log lines holding needle, once there are at least count of them (nginx
+        writes a line after its response has left, so a client may see the answer first); the
+        lines found when timeout runs out otherwise, for the caller's assertion to show."""
+        end = time.monotonic() + timeout
+        while True:
+            lines = [l for l in self.access_log() if needle in l]
+            if len(lines) >= count or time.monotonic() >= end:
+                return lines
+            time.sleep(0.02)
 
     def stop(self):
         self.proc.stop(signal.SIGQUIT)

@@ -180,8 +180,7 @@ def test_keepalive_survives_server_close(env):
     assert err.count("Connected to") == 1, err
     assert err.count("Re-using existing connection") == 5, err
     assert "Connection: close" not in err, err
-    time.sleep(0.2)
-    conns = [l.split()[0] for l in env["nginx"].access_log() if " /ka" in l]
+    conns = [l.split()[0] for l in env["nginx"].access_lines(" /ka", 6)]
     print("     6 requests on 1 client connection -> %d origin connections" % len(set(conns)))
     assert len(conns) == 6 and len(set(conns)) == 3, conns
 
@@ -289,13 +288,13 @@ def test_client_stall_blamed(env):
     assert stat_delta(env, before, "http_504") == 0
     time.sleep(0.3)
     assert '"PUT /dav/stall.txt" client-timeout' in env["fp"].read_log()
-    stalled = [l.split()[0] for l in env["nginx"].access_log() if "/dav/stall.txt" in l]
+    stalled = [l.split()[0] for l in env["nginx"].access_lines("/dav/stall.txt", 1)]
     assert len(stalled) == 1, env["nginx"].access_log()
+    n = len(env["nginx"].access_lines(" /ka1.txt", 0))
     out = subprocess.run(["curl", "-s", "http://127.0.0.1:%d/ka1.txt?after" % env["web"]],
                          capture_output=True, timeout=10).stdout
     assert out == b"small\n", out
-    time.sleep(0.2)
-    after = [l.split()[0] for l in env["nginx"].access_log() if " /ka1.txt" in l][-1]
+    after = [l.split()[0] for l in env["nginx"].access_lines(" /ka1.txt", n + 1)][-1]
     assert after != stalled[0], (after, stalled)
 
 
