@@ -19,6 +19,9 @@
  * loop iteration, after the proxy's on_flush, in one io_uring_enter with everything else: one
  * send in flight per connection, MSG_WAITALL so the kernel itself finishes a short send.
  *
+ * Registered files: each connection's socket also sits in the ring's file table (see
+ * slot_install), and its receives, sends, polls and connect name the slot, not the descriptor.
+ *
  * Readiness: net/io.h promises levels, completions are edges. As in the stack backend, an edge
  * (a completion, a change of interest) puts the connection on the ready list; each iteration
  * computes (level & interest) for every listed connection and calls the handler while it is
@@ -46,6 +49,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -88,7 +92,8 @@ enum {
     UD_CONNECT,
     UD_ACCEPT,
     UD_WAKE,
-    UD_POLL, /* a connection's readiness poll (the buffer ring was empty) */
+    UD_POLL,  /* a connection's readiness poll (the buffer ring was empty) */
+    UD_FILES, /* a connection's socket installed in its registered file slot */
     UD_MASK = 7,
 };
 
@@ -103,6 +108,7 @@ struct uconn {
     struct uconn       *znext; /* closed, waiting for its last completion */
     struct uconn       *zprev;
     int                 fd;
+    int                 slot; /* registered file index (IOSQE_FIXED_FILE), -1 if none */
     unsigned            want;
     uint8_t             listed;     /* on the ready list */
     uint8_t             accepted;   /* a client's (ready list 1), not one we opened (0) */
@@ -166,6 +172,8 @@ struct uio_stats {
     uint64_t sq_full;     /* early submissions: the submission queue filled up */
     uint64_t held_reset;  /* connections reset: a paused listener already held UIO_HELD_MAX */
     uint64_t rbufs_free;  /* gauge: provided buffers the kernel can fill */
+    uint64_t fixed_ops;   /* requests that named a registered file, not a descriptor */
+    uint64_t no_slot;     /* connections served through their descriptor: no slot */
 };
 
 struct uio {
@@ -188,6 +196,7 @@ struct uio {
     uint32_t                 *rb_len;  /* per buffer: bytes received into it */
     uint32_t                  nb_rbufs;
     uint32_t                  br_added; /* buffers given back since the last advance */
+    uint32_t                  nb_slots; /* registered file table: connection pool index < this */
     uint64_t                  now_us;
     uint64_t         next_due; /* at or before the earliest armed timer; UINT64_MAX: none */
     uint64_t         stop_us;  /* when stop was called (linger deadline base) */
@@ -238,6 +247,14 @@ static const struct fp_io_counter uio_counters[] = {
          false, offsetof(struct uio, st.held_reset), 0},
         {"uring_rbufs_free", "Provided receive buffers the kernel can fill.", true,
          offsetof(struct uio, st.rbufs_free), 0},
+        {"uring_fixed_ops",
+         "Requests that named a connection's registered file (IOSQE_FIXED_FILE) instead of "
+         "its descriptor.",
+         false, offsetof(struct uio, st.fixed_ops), 0},
+        {"uring_fixed_fallbacks",
+         "Connections served through their plain descriptor: the registered file table was "
+         "full, missing, or refused the socket.",
+         false, offsetof(struct uio, st.no_slot), 0},
 };
 
 static inline struct uio *
@@ -294,6 +311,64 @@ cancel_ud(struct uio *u, uint64_t ud)
 
     io_uring_prep_cancel64(sqe, ud, 0);
     io_uring_sqe_set_data64(sqe, UD_IGNORE);
+}
+
+/* ---- Registered files ---- */
+
+/*
+ * Every connection's socket sits in the registered file table at its own slot, its index in the
+ * connection pool (no allocator: a slot is free exactly while its object is), and its requests
+ * name the slot with IOSQE_FIXED_FILE, so the kernel skips fget/fput per request. Installing is
+ * a request too (IORING_OP_FILES_UPDATE) queued before the connection's first one: it runs
+ * inline at submission, in queue order, so it needs neither a system call of its own nor a
+ * link. The descriptor stays open beside the slot for what has no request here (shutdown,
+ * SO_LINGER, getpeername, the read(2) fallback); both are closed when the object is released.
+ * A connection whose pool index lies beyond the table (RLIMIT_NOFILE below the pool, or a
+ * kernel that refused the table) is served through its descriptor, counted.
+ */
+static void
+slot_install(struct uio *u, struct uconn *uc)
+{
+    struct io_uring_sqe *sqe;
+    size_t               idx = (size_t)((uint8_t *)uc - u->conns.mem) / u->conns.elt_size;
+
+    if (idx >= u->nb_slots) {
+        stat_add(&u->st.no_slot, 1);
+        return;
+    }
+    sqe = get_sqe(u);
+    /* The kernel reads uc->fd when it runs the request; finish waits for its completion. */
+    io_uring_prep_files_update(sqe, &uc->fd, 1, (int)idx);
+    io_uring_sqe_set_data64(sqe, ud_of(uc, UD_FILES));
+    uc->slot = (int)idx;
+    uc->nb_ops++;
+}
+
+/* Names uc's socket in sqe (prepared with uc->fd) by its registered slot, if it has one. */
+static void
+sqe_use_slot(struct uio *u, struct io_uring_sqe *sqe, const struct uconn *uc)
+{
+    if (uc->slot >= 0) {
+        sqe->fd = uc->slot;
+        sqe->flags |= IOSQE_FIXED_FILE;
+        stat_add(&u->st.fixed_ops, 1);
+    }
+}
+
+/* Sizes the table from the connection pool; the kernel refuses one above RLIMIT_NOFILE. No
+ * table (an old kernel) leaves every connection on its descriptor, counted per connection. */
+static void
+slots_init(struct uio *u, uint32_t max_conns)
+{
+    struct rlimit rl;
+    uint32_t      n = max_conns;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < n) {
+        n = (uint32_t)rl.rlim_cur;
+    }
+    if (n > 0 && io_uring_register_files_sparse(&u->ring, n) == 0) {
+        u->nb_slots = n;
+    }
 }
 
 /* ---- Provided receive buffers ---- */
@@ -471,9 +546,11 @@ uconn_get(struct uio *u, int fd)
     uc->c.io = &u->io;
     uc->u = u;
     uc->fd = fd;
+    uc->slot = -1;
     uc->rq_head = UIO_NO_BUF;
     uc->rq_tail = UIO_NO_BUF;
     fp_timer_init(&uc->linger, uconn_linger_fire, uc);
+    slot_install(u, uc);
     return uc;
 }
 
@@ -496,6 +573,7 @@ rcv_poll_arm(struct uio *u, struct uconn *uc)
     struct io_uring_sqe *sqe = get_sqe(u);
 
     io_uring_prep_poll_add(sqe, uc->fd, POLLIN);
+    sqe_use_slot(u, sqe, uc);
     io_uring_sqe_set_data64(sqe, ud_of(uc, UD_POLL));
     uc->rcv_on = 1;
     uc->rcv_poll = 1;
@@ -509,6 +587,7 @@ rcv_arm(struct uio *u, struct uconn *uc)
     struct io_uring_sqe *sqe = get_sqe(u);
 
     io_uring_prep_recv_multishot(sqe, uc->fd, NULL, 0, 0);
+    sqe_use_slot(u, sqe, uc);
     uc->rcv_poll = 0;
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = UIO_BGID;
@@ -525,6 +604,7 @@ snd_submit(struct uio *u, struct uconn *uc)
 
     sqe = get_sqe(u);
     io_uring_prep_send(sqe, uc->fd, uc->sb + uc->sb_head, len, MSG_NOSIGNAL | MSG_WAITALL);
+    sqe_use_slot(u, sqe, uc);
     io_uring_sqe_set_data64(sqe, ud_of(uc, UD_SEND));
     uc->sb_flight = len;
     uc->send_on = 1;
@@ -565,6 +645,13 @@ uconn_try_finish(struct uio *u, struct uconn *uc)
         return;
     }
     fp_timer_cancel(&u->wheel, &uc->linger);
+    if (uc->slot >= 0) {
+        /* Before a next install at this slot, which queue order guarantees. */
+        sqe = get_sqe(u);
+        io_uring_prep_close_direct(sqe, (unsigned)uc->slot);
+        io_uring_sqe_set_data64(sqe, UD_IGNORE);
+        uc->slot = -1;
+    }
     sqe = get_sqe(u);
     io_uring_prep_close(sqe, uc->fd);
     io_uring_sqe_set_data64(sqe, UD_IGNORE);
@@ -696,6 +783,21 @@ on_send(struct uio *u, struct uconn *uc, int res)
         return;
     }
     mark(uc);
+}
+
+/* The install of uc's socket in its slot completed (res: 1, or -errno). */
+static void
+on_files(struct uio *u, struct uconn *uc, int res)
+{
+    uc->nb_ops--;
+    if (res < 0 && uc->slot >= 0) {
+        /* Requests already queued with the slot fail (EBADF); later ones use the descriptor. */
+        stat_add(&u->st.no_slot, 1);
+        uc->slot = -1;
+    }
+    if (uc->closing) {
+        uconn_try_finish(u, uc);
+    }
 }
 
 static void
@@ -870,6 +972,9 @@ handle_cqe(struct uio *u, const struct io_uring_cqe *cqe)
         break;
     case UD_POLL:
         on_poll(u, p, cqe->res);
+        break;
+    case UD_FILES:
+        on_files(u, p, cqe->res);
         break;
     case UD_WAKE:
         u->notified = 1;
@@ -1093,6 +1198,7 @@ uio_connect(struct fp_io *io, const struct fp_addr *to, struct fp_conn **out)
     uc->connecting = 1;
     sqe = get_sqe(u);
     io_uring_prep_connect(sqe, fd, &uc->c.peer.u.sa, uc->c.peer.len);
+    sqe_use_slot(u, sqe, uc);
     io_uring_sqe_set_data64(sqe, ud_of(uc, UD_CONNECT));
     uc->nb_ops++;
     *out = &uc->c;
@@ -1655,6 +1761,7 @@ fp_io_uring_create(const struct fp_io_conf *conf, char *err, size_t errlen)
     if (rbufs_init(u, conf->max_conns, err, errlen) != 0) {
         goto err_rbufs;
     }
+    slots_init(u, conf->max_conns);
     if (fp_pool_init(&u->conns, sizeof(struct uconn), conf->max_conns) != 0 ||
         fp_pool_init(&u->sbufs, UIO_SBUF_SIZE, conf->max_conns) != 0) {
         snprintf(err, errlen, "cannot allocate %u connections", conf->max_conns);

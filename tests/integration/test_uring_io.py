@@ -3,13 +3,14 @@
 """What only io: uring has (net/io_uring.c): -c on io: uring passes, or says the build lacks
 liburing (exit 1, FILE:LINE:COL); a kernel that refuses io_uring stops the start with a clear
 reason (exit 2); slow readers of big responses pause receives at the read-ahead bound and drain
-the provided buffer ring without losing a byte, and every buffer comes back. The rest of the
-integration suite runs on io: uring too (tests/meson.build: uring_*)."""
+the provided buffer ring without losing a byte, and every buffer comes back; requests name
+registered files, and the slots are freed at close and reused. The rest of the integration suite runs on io: uring too (tests/meson.build: uring_*)."""
 
 import ctypes
 import os
 import platform
 import socket
+import struct
 import subprocess
 import time
 
@@ -146,6 +147,110 @@ def test_slow_readers(env):
     return None
 
 
+def get_close(port, path):
+    """GET path with Connection: close; reads to EOF (a slot that kept the proxy's socket open
+    would hang here until the timeout). Returns (body, segments the client's socket received:
+    tcp_info.tcpi_segs_in)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path.encode())
+        chunks = []
+        while True:
+            d = s.recv(1 << 20)
+            if not d:
+                break
+            chunks.append(d)
+        info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 144)
+        segs_in = struct.unpack_from("I", info, 140)[0] if len(info) >= 144 else -1
+    finally:
+        s.close()
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head[:100]
+    return body, segs_in
+
+
+def ring_files(pid):
+    """The sockets in the registered file tables of pid's rings ('socket:[inode]', from
+    /proc/PID/fdinfo of each io_uring descriptor), and the sockets pid holds as descriptors.
+    The kernel lists the table only when it gets the ring's lock at once: a few tries. Returns
+    (None, fds) when this kernel's fdinfo has no table."""
+    fds = set()
+    rings = []
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:"):
+            fds.add(link)
+        elif link == "anon_inode:[io_uring]":
+            rings.append(fd)
+    table = set()
+    for fd in rings:
+        for _ in range(50):
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                text = f.read()
+            if "UserFiles:" in text:
+                break
+            time.sleep(0.01)
+        else:
+            return None, fds
+        part = text.split("UserFiles:", 1)[1].split("UserBufs:", 1)[0]
+        table |= {ln.split(":", 1)[1].strip() for ln in part.splitlines()[1:] if ":" in ln}
+    return table, fds
+
+
+def test_fixed_files_and_more(env):
+    """maxconn 40 (a registered file table of the connection pool's size): 3 bodies of 1 MiB
+    and 100 small requests, each on its own connection, all answered to EOF (a slot that were
+    not freed at close would hold the socket open: no EOF) while slots are reused; the requests
+    named registered files and none fell back to a descriptor. The ring's file table (fdinfo) holds a
+keep-alive connection's sockets while it is open, and at the end no socket the proxy closed."""
+    if HAVE == "0":
+        print("     skipped: the build has no io_uring backend")
+        return fpt.SKIP
+    big = os.urandom(1 << 20)
+    ng = fpt.Nginx(env["tmp"], files={"big": big, "small": b"s" * 100})
+    port, sport = fpt.free_port(), fpt.free_port()
+    fp = fpt.Fastproxy(env["tmp"], uring_config(port, ng.port, maxconn=40, stats=sport),
+                       wait=[port])
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"GET /small HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        open_table, open_fds = ring_files(fp.proc.pid)
+        s.close()
+        before = counters(sport)
+        segs = []
+        for _ in range(3):
+            got, n = get_close(port, "/big")
+            assert fpt.sha256(got) == fpt.sha256(big), len(got)
+            segs.append(n)
+        mid = counters(sport)
+        for _ in range(100):
+            got, _ = get_close(port, "/small")
+            assert got == b"s" * 100, got[:100]
+        c = counters(sport)
+        table, fds = ring_files(fp.proc.pid)
+        if table is None:
+            print("     this kernel's fdinfo lists no registered files: table not checked")
+        else:
+            print("     registered sockets: %d with a keep-alive connection open, %d at the end "
+                  "(%d not open as descriptors)" % (len(open_table), len(table), len(table - fds)))
+            assert len(open_table) >= 2 and open_table <= open_fds, (open_table, open_fds)
+            assert table <= fds, ("slots not freed at close", table - fds)
+        print("     fixed-file requests %d, fallbacks %d; segments per 1 MiB body at the "
+              "client: %s" % (c["fixed_ops_total"] - before["fixed_ops_total"],
+                              c["fixed_fallbacks_total"], segs))
+        # Each connection: its receive, its sends and its connect name a slot.
+        assert c["fixed_ops_total"] - mid["fixed_ops_total"] >= 200, (mid, c)
+        assert c["fixed_fallbacks_total"] == 0, c
+    finally:
+        fp.stop()
+        ng.stop()
+    return None
+
+
 def main():
     r = fpt.Runner()
     env = {"tmp": fpt.tmpdir()}
@@ -154,6 +259,8 @@ def main():
           test_kernel_without_io_uring)
     r.run("slow readers: receives pause, the buffer ring runs dry, no byte lost",
           test_slow_readers, env)
+    r.run("registered files, freed and reused",
+          test_fixed_files_and_more, env)
     r.finish()
 
 
