@@ -17,7 +17,9 @@
  * Sending: send copies into the connection's send buffer (UIO_SBUF_SIZE, from a pool, attached
  * while it holds bytes) and returns -EAGAIN when it is full. The bytes leave at the end of the
  * loop iteration, after the proxy's on_flush, in one io_uring_enter with everything else: one
- * send in flight per connection, MSG_WAITALL so the kernel itself finishes a short send.
+ * send in flight per connection, MSG_WAITALL so the kernel itself finishes a short send, and
+ * MSG_MORE when the proxy said more bytes of the message follow (FP_SEND_MORE) or still holds
+ * bytes the buffer could not take.
  *
  * Registered files: each connection's socket also sits in the ring's file table (see
  * slot_install), and its receives, sends, polls and connect name the slot, not the descriptor.
@@ -126,6 +128,7 @@ struct uconn {
     uint8_t             shut_wanted; /* shutdown_write once the send buffer drains */
     uint8_t             shut_done;
     uint8_t             send_on; /* a send is in the kernel */
+    uint8_t             sb_more; /* more bytes of the message follow the buffer's last byte */
     uint16_t            nb_ops;  /* requests in the kernel naming this connection */
     int                 rcv_err; /* -errno of the receive side, 0 if none */
     int                 snd_err; /* -errno of the send side, 0 if none */
@@ -174,6 +177,7 @@ struct uio_stats {
     uint64_t rbufs_free;  /* gauge: provided buffers the kernel can fill */
     uint64_t fixed_ops;   /* requests that named a registered file, not a descriptor */
     uint64_t no_slot;     /* connections served through their descriptor: no slot */
+    uint64_t send_more;   /* sends submitted with MSG_MORE */
 };
 
 struct uio {
@@ -255,6 +259,9 @@ static const struct fp_io_counter uio_counters[] = {
          "Connections served through their plain descriptor: the registered file table was "
          "full, missing, or refused the socket.",
          false, offsetof(struct uio, st.no_slot), 0},
+        {"uring_send_more",
+         "Sends submitted with MSG_MORE: more bytes of the same message followed.", false,
+         offsetof(struct uio, st.send_more), 0},
 };
 
 static inline struct uio *
@@ -601,9 +608,16 @@ snd_submit(struct uio *u, struct uconn *uc)
 {
     struct io_uring_sqe *sqe;
     uint32_t             len = uc->sb_tail - uc->sb_head;
+    int                  flags = MSG_NOSIGNAL | MSG_WAITALL;
 
+    /* The proxy's "more data follows" (FP_SEND_MORE), or bytes it could not hand over yet:
+     * TCP may hold a partial segment back for them, as the kernel backend's send does. */
+    if (uc->sb_more) {
+        flags |= MSG_MORE;
+        stat_add(&u->st.send_more, 1);
+    }
     sqe = get_sqe(u);
-    io_uring_prep_send(sqe, uc->fd, uc->sb + uc->sb_head, len, MSG_NOSIGNAL | MSG_WAITALL);
+    io_uring_prep_send(sqe, uc->fd, uc->sb + uc->sb_head, len, flags);
     sqe_use_slot(u, sqe, uc);
     io_uring_sqe_set_data64(sqe, ud_of(uc, UD_SEND));
     uc->sb_flight = len;
@@ -1336,6 +1350,7 @@ uio_send(struct fp_conn *c, struct fp_buf *b, unsigned flags)
     k = fp_buf_len(b) < (uint32_t)room ? fp_buf_len(b) : (uint32_t)room;
     memcpy(uc->sb + uc->sb_tail, b->data + b->head, k);
     uc->sb_tail += k;
+    uc->sb_more = (flags & FP_SEND_MORE) != 0 || k < fp_buf_len(b);
     fp_buf_consume(b, k);
     enqueue(uc);
     return k;
@@ -1346,6 +1361,7 @@ uio_sendv(struct fp_conn *c, const struct fp_slice *slices, unsigned n, unsigned
 {
     struct uconn *uc = (struct uconn *)c;
     ssize_t       room;
+    uint64_t      offered = 0;
     uint32_t      total = 0;
     uint32_t      k;
     unsigned      i;
@@ -1354,6 +1370,9 @@ uio_sendv(struct fp_conn *c, const struct fp_slice *slices, unsigned n, unsigned
     if (room < 0) {
         return room;
     }
+    for (i = 0; i < n; i++) {
+        offered += slices[i].len;
+    }
     for (i = 0; i < n && total < (uint32_t)room; i++) {
         k = slices[i].len < (uint32_t)room - total ? slices[i].len : (uint32_t)room - total;
         memcpy(uc->sb + uc->sb_tail, slices[i].data, k);
@@ -1361,6 +1380,8 @@ uio_sendv(struct fp_conn *c, const struct fp_slice *slices, unsigned n, unsigned
         total += k;
     }
     if (total > 0) {
+        /* The bytes the buffer could not take follow too. */
+        uc->sb_more = (flags & FP_SEND_MORE) != 0 || total < offered;
         enqueue(uc);
     } else if (uc->sb_head == uc->sb_tail && uc->sb_flight == 0) {
         sb_release(uc->u, uc);

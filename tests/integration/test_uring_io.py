@@ -4,7 +4,8 @@
 liburing (exit 1, FILE:LINE:COL); a kernel that refuses io_uring stops the start with a clear
 reason (exit 2); slow readers of big responses pause receives at the read-ahead bound and drain
 the provided buffer ring without losing a byte, and every buffer comes back; requests name
-registered files, and the slots are freed at close and reused. The rest of the integration suite runs on io: uring too (tests/meson.build: uring_*)."""
+registered files, the slots are freed at close and reused, and a body that goes on leaves with
+MSG_MORE. The rest of the integration suite runs on io: uring too (tests/meson.build: uring_*)."""
 
 import ctypes
 import os
@@ -204,7 +205,8 @@ def test_fixed_files_and_more(env):
     """maxconn 40 (a registered file table of the connection pool's size): 3 bodies of 1 MiB
     and 100 small requests, each on its own connection, all answered to EOF (a slot that were
     not freed at close would hold the socket open: no EOF) while slots are reused; the requests
-    named registered files and none fell back to a descriptor. The ring's file table (fdinfo) holds a
+    named registered files, none fell back to a descriptor, and the 1 MiB bodies (Content-Length:
+    more follows each 16 KiB send) left with MSG_MORE. The ring's file table (fdinfo) holds a
 keep-alive connection's sockets while it is open, and at the end no socket the proxy closed."""
     if HAVE == "0":
         print("     skipped: the build has no io_uring backend")
@@ -239,12 +241,14 @@ keep-alive connection's sockets while it is open, and at the end no socket the p
                   "(%d not open as descriptors)" % (len(open_table), len(table), len(table - fds)))
             assert len(open_table) >= 2 and open_table <= open_fds, (open_table, open_fds)
             assert table <= fds, ("slots not freed at close", table - fds)
-        print("     fixed-file requests %d, fallbacks %d; segments per 1 MiB body at the "
-              "client: %s" % (c["fixed_ops_total"] - before["fixed_ops_total"],
-                              c["fixed_fallbacks_total"], segs))
+        print("     fixed-file requests %d, fallbacks %d, MSG_MORE sends %d (1 MiB bodies); "
+              "segments per 1 MiB body at the client: %s" %
+              (c["fixed_ops_total"] - before["fixed_ops_total"], c["fixed_fallbacks_total"],
+               mid["send_more_total"] - before["send_more_total"], segs))
         # Each connection: its receive, its sends and its connect name a slot.
         assert c["fixed_ops_total"] - mid["fixed_ops_total"] >= 200, (mid, c)
         assert c["fixed_fallbacks_total"] == 0, c
+        assert mid["send_more_total"] - before["send_more_total"] >= 3, (before, mid)
     finally:
         fp.stop()
         ng.stop()
@@ -259,7 +263,7 @@ def main():
           test_kernel_without_io_uring)
     r.run("slow readers: receives pause, the buffer ring runs dry, no byte lost",
           test_slow_readers, env)
-    r.run("registered files, freed and reused",
+    r.run("registered files, freed and reused; MSG_MORE while a body goes on",
           test_fixed_files_and_more, env)
     r.finish()
 
