@@ -466,6 +466,44 @@ g_maxpipes(struct cfg *c, yaml_node_t *n, void *obj)
     return get_u32(c, n, 0, 100000, &((struct fp_global_conf *)obj)->maxpipes);
 }
 
+/* "0", "Nus" or "Nms", at most 1 ms: how long a busy kernel-backend loop gathers events. */
+static int
+g_io_collect(struct cfg *c, yaml_node_t *n, void *obj)
+{
+    const char        *s = scalar(c, n, "a duration");
+    char              *end;
+    unsigned long long v;
+
+    if (s == NULL) {
+        return -1;
+    }
+    if (*s < '0' || *s > '9') {
+        goto bad;
+    }
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno == ERANGE) {
+        goto range;
+    }
+    if (strcmp(end, "ms") == 0) {
+        if (v > 1) {
+            goto range;
+        }
+        v *= 1000;
+    } else if (strcmp(end, "us") != 0 && !(*end == '\0' && v == 0)) {
+        goto bad;
+    }
+    if (v > 1000) {
+        goto range;
+    }
+    ((struct fp_global_conf *)obj)->io_collect_us = (uint32_t)v;
+    return 0;
+bad:
+    return cfg_error(c, n, "bad io_collect '%s' (expected 0, a number with us, or 1ms)", s);
+range:
+    return cfg_error(c, n, "io_collect '%s' is too long (at most 1ms)", s);
+}
+
 static int
 g_grace(struct cfg *c, yaml_node_t *n, void *obj)
 {
@@ -541,7 +579,7 @@ static const struct cfg_key global_keys[] = {
     {"workers", g_workers, 0}, {"cpus", g_cpus, 0},       {"io", g_io, 0},
     {"maxconn", g_maxconn, 0}, {"bufsize", g_bufsize, 0}, {"backlog", g_backlog, 0},
     {"grace", g_grace, 0},     {"overload", g_overload, 0}, {"log_file", g_log_file, 0},
-    {"maxpipes", g_maxpipes, 0},
+    {"maxpipes", g_maxpipes, 0}, {"io_collect", g_io_collect, 0},
     {NULL, NULL, 0},
 };
 

@@ -250,6 +250,7 @@ fp_workers_create(struct fp_workers *ws, const struct fp_conf *conf, char *err, 
         if (conf->global.maxpipes > 0) {
             ioc.max_pipes = (conf->global.maxpipes + ws->n - 1) / ws->n;
         }
+        ioc.collect_us = conf->global.io_collect_us;
         ioc.on_notify = worker_on_notify;
         ioc.notify_data = t;
         t->io = fp_io_create(&ioc, err, errlen);

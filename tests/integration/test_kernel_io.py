@@ -148,6 +148,62 @@ def test_idle_threads_sleep(env):
     assert max(woke.values()) <= 3, woke
 
 
+def keepalive_client(port, n, out):
+    """n GETs on one keep-alive connection; appends the statuses to out."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    buf = b""
+    for _ in range(n):
+        s.sendall(b"GET /c HTTP/1.1\r\nHost: x\r\n\r\n")
+        while b"\r\n\r\n" not in buf or len(buf.split(b"\r\n\r\n", 1)[1]) < 2:
+            d = s.recv(65536)
+            if not d:
+                out.append(0)
+                return
+            buf += d
+        out.append(int(buf.split(b" ", 2)[1]))
+        buf = buf.split(b"\r\n\r\n", 1)[1][2:]
+    s.close()
+
+
+def test_io_collect(env):
+    # global.io_collect: a busy loop gathers events before it polls again (counted), answers
+    # stay right, and an idle worker still sleeps instead of gathering.
+    if fpt.IO != "kernel":
+        return fpt.SKIP
+    srv, _ = scripted_origin([b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"])
+    port, sport = fpt.free_port(), fpt.free_port()
+    cfg = f"""global: {{ workers: 1, maxconn: 100, io_collect: 200us }}
+frontends:
+  - {{ name: web, bind: "127.0.0.1:{port}", mode: http, default_backend: b }}
+backends:
+  - {{ name: b, servers: [{{ name: s1, address: "127.0.0.1:{srv.getsockname()[1]}" }}] }}
+stats: {{ bind: "127.0.0.1:{sport}" }}
+"""
+    fp = fpt.Fastproxy(env["tmp"], cfg, wait=[port])
+    try:
+        before = fpt.stat_sum(fpt.stats(sport), "fastproxy_io_collect_waits_total")
+        statuses = []
+        clients = [threading.Thread(target=keepalive_client, args=(port, 300, statuses))
+                   for _ in range(4)]
+        for c in clients:
+            c.start()
+        for c in clients:
+            c.join(30)
+        assert statuses == [200] * 1200, (len(statuses), set(statuses))
+        waits = fpt.stat_sum(fpt.stats(sport), "fastproxy_io_collect_waits_total") - before
+        print("     1,200 requests on 4 connections: %d loop iterations gathered events" % waits)
+        assert waits > 0, "io_collect set, but no iteration gathered events"
+        pid = fp.proc.pid
+        tids = [int(t) for t in os.listdir("/proc/%d/task" % pid)]
+        idle0 = {t: vcs(pid, t) for t in tids}
+        time.sleep(1.0)
+        woke = {t: vcs(pid, t) - idle0[t] for t in tids}
+        assert max(woke.values()) <= 3, "an idle worker kept waking: %s" % woke
+    finally:
+        assert fp.stop() == 0
+        srv.close()
+
+
 def main():
     tmp = fpt.tmpdir()
     chunks = [b"%x\r\n%s\r\n" % (len(c), c) for c in CHUNKS]
@@ -178,6 +234,7 @@ backends:
               env)
         r.run("idle threads sleep: no periodic wake-up without a log", test_idle_threads_sleep,
               env)
+        r.run("io_collect: a busy loop gathers events, an idle one sleeps", test_io_collect, env)
     finally:
         rc = fp.stop() if fp is not None else -1
         if rc != 0:

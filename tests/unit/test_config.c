@@ -133,6 +133,36 @@ test_bad_duration(void)
 }
 
 static void
+test_io_collect(void)
+{
+    static const char *const ok[] = {"0", "1us", "50us", "1000us", "1ms"};
+    static const uint32_t    us[] = {0, 1, 50, 1000, 1000};
+    struct fp_conf           c;
+    char                     text[512];
+    size_t                   i;
+
+    for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        snprintf(text, sizeof(text), "global:\n  io_collect: %s\n" GOOD_TAIL, ok[i]);
+        CU_ASSERT_EQUAL_FATAL(load(&c, text), 0);
+        CU_ASSERT_EQUAL(c.global.io_collect_us, us[i]);
+        fp_conf_free(&c);
+    }
+    CU_ASSERT_EQUAL_FATAL(load(&c, "global:\n  workers: 1\n" GOOD_TAIL), 0);
+    CU_ASSERT_EQUAL(c.global.io_collect_us, 0);
+    fp_conf_free(&c);
+    expect_error("global:\n  io_collect: 50\n" GOOD_TAIL,
+                 "t.yaml:2:15: bad io_collect '50' (expected 0, a number with us, or 1ms)");
+    expect_error("global:\n  io_collect: 5s\n" GOOD_TAIL,
+                 "t.yaml:2:15: bad io_collect '5s' (expected 0, a number with us, or 1ms)");
+    expect_error("global:\n  io_collect: 1001us\n" GOOD_TAIL,
+                 "t.yaml:2:15: io_collect '1001us' is too long (at most 1ms)");
+    expect_error("global:\n  io_collect: 2ms\n" GOOD_TAIL,
+                 "t.yaml:2:15: io_collect '2ms' is too long (at most 1ms)");
+    expect_error("global:\n  io_collect: -1us\n" GOOD_TAIL,
+                 "t.yaml:2:15: bad io_collect '-1us' (expected 0, a number with us, or 1ms)");
+}
+
+static void
 test_bad_size(void)
 {
     expect_error("global:\n  bufsize: 12q\n" GOOD_TAIL,
@@ -508,6 +538,7 @@ main(void)
         {"unknown key", test_unknown_key},
         {"wrong type", test_wrong_type},
         {"bad duration", test_bad_duration},
+        {"io_collect", test_io_collect},
         {"bad size", test_bad_size},
         {"bad address", test_bad_address},
         {"duplicate names", test_duplicate_names},
