@@ -497,6 +497,7 @@ g_io_collect(struct cfg *c, yaml_node_t *n, void *obj)
         goto range;
     }
     ((struct fp_global_conf *)obj)->io_collect_us = (uint32_t)v;
+    ((struct fp_global_conf *)obj)->io_collect_set = true;
     return 0;
 bad:
     return cfg_error(c, n, "bad io_collect '%s' (expected 0, a number with us, or 1ms)", s);
@@ -1453,6 +1454,7 @@ conf_set_defaults(struct fp_conf *conf)
     conf->global.bufsize = 16 * 1024;
     conf->global.backlog = 1024;
     conf->global.grace_ms = 10 * 1000;
+    conf->global.io_collect_us = 50; /* docs/benchmarks.md: "io_collect" */
     conf->global.overload.discipline = FP_QUEUE_ADAPTIVE_LIFO;
     conf->global.overload.codel_target_ms = 5;
     conf->global.overload.codel_interval_ms = 100;

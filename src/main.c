@@ -218,7 +218,7 @@ main_print_dpdk(const struct fp_conf *conf)
     char                       gw[INET_ADDRSTRLEN] = "none";
     uint32_t                   i;
 
-    if (conf->global.io != FP_IO_KERNEL && conf->global.io_collect_us > 0) {
+    if (conf->global.io != FP_IO_KERNEL && conf->global.io_collect_set) {
         printf("note: io_collect is ignored under io: %s (io: kernel only)\n",
                conf->global.io == FP_IO_URING ? "uring" : "dpdk");
     }

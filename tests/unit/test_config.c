@@ -148,7 +148,7 @@ test_io_collect(void)
         fp_conf_free(&c);
     }
     CU_ASSERT_EQUAL_FATAL(load(&c, "global:\n  workers: 1\n" GOOD_TAIL), 0);
-    CU_ASSERT_EQUAL(c.global.io_collect_us, 0);
+    CU_ASSERT_EQUAL(c.global.io_collect_us, 50);
     fp_conf_free(&c);
     expect_error("global:\n  io_collect: 50\n" GOOD_TAIL,
                  "t.yaml:2:15: bad io_collect '50' (expected 0, a number with us, or 1ms)");
