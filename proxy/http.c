@@ -1504,18 +1504,28 @@ hs_take_rsp_segs(struct hsess *s, struct fp_segq *q, uint32_t nb)
     fp_segq_added(q, kept);
 }
 
-/* hs_srv_read() for a body on the segment path (hs_rsp_zero_copy): reads ahead into rsq. */
+/*
+ * hs_srv_read() for a body on the segment path (hs_rsp_zero_copy): reads ahead into rsq, no
+ * further than a length-delimited body's end. Nothing looks at these bytes (their framing is
+ * counted, not parsed), so the backend may keep them out of memory (FP_RECV_OPAQUE: a pipe,
+ * global.maxpipes); reading no further than the end keeps a pipe from holding bytes that are
+ * not the body's.
+ */
 static int
 hs_srv_read_segs(struct hsess *s)
 {
     struct fp_segq *q = &s->rsq;
+    uint32_t        room = fp_segq_byte_room(q);
     ssize_t         n;
 
     if (fp_segq_full(q)) {
         return 0;
     }
-    n = fp_io_recv_segs(s->srv, &q->seg[q->nb], fp_segq_room(q), fp_segq_byte_room(q),
-                        q->nb > 0 ? FP_RECV_AHEAD : 0);
+    if (s->sb.kind == FP_H1_BODY_LENGTH && s->sb.b_left < room) {
+        room = (uint32_t)s->sb.b_left;
+    }
+    n = fp_io_recv_segs(s->srv, &q->seg[q->nb], fp_segq_room(q), room,
+                        (q->nb > 0 ? FP_RECV_AHEAD : 0) | FP_RECV_OPAQUE);
     if (n == -EAGAIN || n == -ENOBUFS) {
         return 0;
     }
@@ -1770,8 +1780,13 @@ hs_take_req_segs(struct hsess *s, struct fp_segq *q, uint32_t nb)
          * next request's. */
         rc = fp_worker_buf_attach(s->w, &s->req);
         for (kept = i; kept < nb && rc == 0; kept++) {
-            rc = buf_put(&s->req, seg[kept].data + (kept == i ? used : 0),
-                         seg[kept].len - (kept == i ? (uint32_t)used : 0));
+            size_t off = kept == i ? used : 0;
+
+            /* A segment kept out of memory (data NULL) never crosses the end: it is read no
+             * further than the body's length. */
+            if (seg[kept].len > off) {
+                rc = buf_put(&s->req, seg[kept].data + off, seg[kept].len - off);
+            }
         }
         seg[i].len = (uint32_t)used;
         kept = used > 0 ? i + 1 : i;
@@ -1791,7 +1806,8 @@ hs_take_req_segs(struct hsess *s, struct fp_segq *q, uint32_t nb)
 }
 
 /* hs_cli_read() for a request body on the segment path (hs_req_zero_copy): reads ahead into
- * qsq, no further than the body's end where the backend allows it. */
+ * qsq, no further than the body's end where the backend allows it (a pipe always does: its
+ * bytes, FP_RECV_OPAQUE, are never looked at). */
 static int
 hs_cli_read_segs(struct hsess *s)
 {
@@ -1804,7 +1820,8 @@ hs_cli_read_segs(struct hsess *s)
         return 0;
     }
     n = fp_io_recv_segs(s->cli, &q->seg[q->nb], fp_segq_room(q),
-                        left < room ? (uint32_t)left : room, q->nb > 0 ? FP_RECV_AHEAD : 0);
+                        left < room ? (uint32_t)left : room,
+                        (q->nb > 0 ? FP_RECV_AHEAD : 0) | FP_RECV_OPAQUE);
     if (n == -EAGAIN || n == -ENOBUFS) {
         return 0;
     }
