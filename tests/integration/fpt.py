@@ -232,6 +232,20 @@ def free_port():
     raise RuntimeError("no free loopback port in 10000-%d" % hi)
 
 
+def wait_refused(host, port, timeout=5.0):
+    """True once a connection to host:port is refused (or times out), within timeout seconds:
+    a stopping proxy closes its listeners when its workers get to it, which a loaded machine
+    may delay; every connection accepted before that is closed at once."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+        except OSError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def wait_port(port, timeout=5.0, host="127.0.0.1"):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
