@@ -47,37 +47,107 @@ trim(struct fp_wq *q)
 }
 
 /*
+ * Samples the service rate at the end of a detection window in which the queue held requests
+ * at both ends: every slot was then busy, so what finished is what the servers can do. A
+ * window stretched past twice its length (the worker, or the clients, were not running) is
+ * left out: it measures the stall. The queue's own pops are no measure: below capacity most
+ * requests take a free slot without queueing, and a rate of the few pops (2-6/s at 0.5x)
+ * capped a queue that a stall had built to one request (fp_wq_standing_cap).
+ */
+static void
+sample_rate(struct fp_wq *q, uint64_t len_ms, int64_t served)
+{
+    uint32_t r;
+
+    if (q->ow_live0 == 0 || q->live == 0 || len_ms > 2 * (uint64_t)q->detect_ms || served <= 0) {
+        return;
+    }
+    r = (uint32_t)((uint64_t)served * 1000 / len_ms);
+    q->rate_per_s = q->rate_per_s == 0 ? r : (3 * q->rate_per_s + r) / 4;
+}
+
+/*
+ * Whether the windows of the last interval (FP_WQ_ONSET_WINDOWS of them) show overload
+ * starting: each one over 1.2 times service, all together over 1.8 times, and arrivals over
+ * 1.2 times the service rate measured before (when known). One window is not enough: when the
+ * worker or its clients were off the CPU (a shared machine: tens to hundreds of ms), the
+ * requests of the stall are read in one burst, and the window that reads them has several
+ * times the demand the servers serve in it although the load is half of capacity; the windows
+ * after it, which drain the queue, have less. And while the servers themselves stall (their
+ * process off the CPU: nothing finishes for 100 ms with every slot held), every window has
+ * more demand than service, but arrivals are what the servers did before: the queue waits
+ * for them FIFO (bounded by the standing cap, queue_size and timeouts.queue) rather than
+ * refusing what waited 2.5 ms.
+ */
+static bool
+onset(struct fp_wq *q, uint32_t demand, int64_t served, uint64_t len_ms)
+{
+    uint64_t sum_demand = 0;
+    uint64_t sum_served = 0;
+    uint64_t sum_ms = 0;
+    uint32_t i;
+
+    if ((uint64_t)demand * 10 <= (uint64_t)served * 12) {
+        q->on_len = 0;
+        return false;
+    }
+    q->on_demand[q->on_pos] = demand;
+    q->on_served[q->on_pos] = (uint32_t)served;
+    q->on_ms[q->on_pos] = (uint32_t)len_ms;
+    q->on_pos = (q->on_pos + 1) % FP_WQ_ONSET_WINDOWS;
+    if (q->on_len < FP_WQ_ONSET_WINDOWS) {
+        q->on_len++;
+    }
+    if (q->on_len < FP_WQ_ONSET_WINDOWS) {
+        return false;
+    }
+    for (i = 0; i < FP_WQ_ONSET_WINDOWS; i++) {
+        sum_demand += q->on_demand[i];
+        sum_served += q->on_served[i];
+        sum_ms += q->on_ms[i];
+    }
+    if (q->rate_per_s != 0 && sum_demand * 1000 * 10 <= (uint64_t)q->rate_per_s * sum_ms * 12) {
+        return false;
+    }
+    return sum_demand * 10 > sum_served * 18;
+}
+
+/*
  * Ends the detection window after detect_ms. Shorter windows, of less than a couple of service
  * times, are too noisy (completions come in bunches when the servers' slots run in step) and
  * would take a burst that the queue absorbs in a few ms for overload. Service is what finished
  * plus the slots newly taken: a load that rises to a level the servers handle fills slots
- * first, which is not overload. Overload starts with a window where demand was over 1.8 times
- * service (near capacity, not seen by chance in hand runs) and lasts while demand stays over
- * 1.2 times service (a Schmitt trigger, so that overload does not flicker).
+ * first, which is not overload. Overload starts after an interval of windows where demand was
+ * over service (onset()) and lasts while demand stays over 1.2 times service (a Schmitt
+ * trigger, so that overload does not flicker).
  */
 static void
 detect(struct fp_wq *q, uint64_t now_ms, uint32_t busy)
 {
-    uint64_t demand = (uint64_t)q->ow_demand * 10;
+    uint64_t len_ms = now_ms - q->ow_start_ms;
     int64_t  served = (int64_t)q->ow_done + (int64_t)busy - (int64_t)q->ow_busy0;
 
-    if (now_ms - q->ow_start_ms < q->detect_ms) {
+    if (len_ms < q->detect_ms) {
         return;
     }
     if (served < 0) {
         served = 0;
     }
+    sample_rate(q, len_ms, served);
     if (q->ow_demand < 8) {
         q->overloaded = false;
+        q->on_len = 0;
     } else if (q->overloaded) {
-        q->overloaded = demand > (uint64_t)served * 12;
+        q->overloaded = (uint64_t)q->ow_demand * 10 > (uint64_t)served * 12;
+        q->on_len = 0;
     } else {
-        q->overloaded = demand > (uint64_t)served * 18;
+        q->overloaded = onset(q, q->ow_demand, served, len_ms);
     }
     q->ow_start_ms = now_ms;
     q->ow_demand = 0;
     q->ow_done = 0;
     q->ow_busy0 = busy;
+    q->ow_live0 = q->live;
 }
 
 void
@@ -175,12 +245,6 @@ fp_wq_pop(struct fp_wq *q, uint64_t now_ms, bool lifo_allowed, uint32_t target_m
     }
     pos = q->lifo ? q->head + q->count - 1 : q->head;
     *delay_ms = now_ms - q->enq_ms[pos % q->cap];
-    if (now_ms - q->win_start_ms >= interval_ms) {
-        q->rate_per_s = (uint32_t)((uint64_t)q->win_pops * 1000 / (now_ms - q->win_start_ms));
-        q->win_start_ms = now_ms;
-        q->win_pops = 0;
-    }
-    q->win_pops++;
     item = take(q, pos);
     if (q->live == 0) {
         q->above_since_ms = 0;
@@ -205,7 +269,7 @@ fp_wq_standing_cap(const struct fp_wq *q, uint32_t span_ms)
 {
     uint64_t cap;
 
-    if (!q->lifo && !q->standing) {
+    if ((!q->lifo && !q->standing) || q->rate_per_s == 0) {
         return UINT32_MAX;
     }
     cap = (uint64_t)q->rate_per_s * span_ms / 1000;

@@ -14,13 +14,16 @@
  *
  * Overload is told apart from a queue that merely stands near capacity by rates: over windows
  * of detect_ms, requests that wanted a server slot against requests that finished with one or
- * newly took one. Overload starts with a window where demand was over 1.8 times service and
- * lasts while it stays over 1.2 times: the queue turns LIFO at once (no interval of FIFO waits
- * first) and requests that waited over target / 2 are refused: the newer requests that
- * overtook one are more than the servers will serve before its client gives up, and its
- * refusal stays fast. Near capacity (demand about equal to service) nothing is refused for its
- * age: the queue absorbs the random walk FIFO, bounded by queue_size, timeouts.queue, and what
- * service drains in an interval.
+ * newly took one. Overload starts when, over the last FP_WQ_ONSET_WINDOWS windows (an
+ * interval), demand was over 1.2 times service in each and over 1.8 times in all, and the
+ * arrival rate over 1.2 times the service rate measured while every slot was busy: a burst
+ * read after the worker or its clients were off the CPU fills one window, not an interval,
+ * and servers that stall for a while do not make the usual arrivals overload. It lasts while demand
+ * stays over 1.2 times service: the queue turns LIFO and requests that waited over target / 2 are
+ * refused: the newer requests that overtook one are more than the servers will serve before its
+ * client gives up, and its refusal stays fast. Near capacity (demand about equal to service)
+ * nothing is refused for its age: the queue absorbs the random walk FIFO, bounded by queue_size,
+ * timeouts.queue, and what service drains in an interval.
  */
 #ifndef FP_PROXY_QUEUE_H
 #define FP_PROXY_QUEUE_H
@@ -28,26 +31,33 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Detection windows in a row that overload needs to start (detect_ms = interval / 4). */
+#define FP_WQ_ONSET_WINDOWS 4
+
 struct fp_wq {
     void    **items;  /* cap slots; NULL marks a request that left */
     uint64_t *enq_ms; /* when each slot's request arrived */
     uint32_t  cap;
-    uint32_t  head;  /* absolute position of the oldest slot */
-    uint32_t  count; /* slots between head and tail, holes included */
-    uint32_t  live;  /* requests waiting */
+    uint32_t  head;           /* absolute position of the oldest slot */
+    uint32_t  count;          /* slots between head and tail, holes included */
+    uint32_t  live;           /* requests waiting */
     uint64_t  above_since_ms; /* 0, or since when the oldest wait exceeds the target */
-    bool      standing;      /* oldest wait above target for an interval (CoDel) */
-    bool      lifo;          /* served newest first: overloaded */
-    uint64_t  lifo_switches; /* times the queue turned LIFO */
-    uint64_t  win_start_ms;  /* service rate estimate: pops counted over one interval */
-    uint32_t  win_pops;
-    uint32_t  rate_per_s;    /* pops per second over the last full interval */
-    uint32_t  detect_ms;     /* overload detection window (set after init; default 25) */
-    uint64_t  ow_start_ms;   /* start of the current detection window */
-    uint32_t  ow_demand;     /* requests that wanted a slot in the window */
-    uint32_t  ow_done;       /* requests that finished with a slot in the window */
-    uint32_t  ow_busy0;      /* server slots held when the window started */
-    bool      overloaded;    /* demand outruns service (see detect() in queue.c) */
+    bool      standing;       /* oldest wait above target for an interval (CoDel) */
+    bool      lifo;           /* served newest first: overloaded */
+    uint64_t  lifo_switches;  /* times the queue turned LIFO */
+    uint32_t  rate_per_s;     /* service rate, from windows with every slot busy; 0: unknown */
+    uint32_t  detect_ms;      /* overload detection window (set after init; default 25) */
+    uint64_t  ow_start_ms;    /* start of the current detection window */
+    uint32_t  ow_demand;      /* requests that wanted a slot in the window */
+    uint32_t  ow_done;        /* requests that finished with a slot in the window */
+    uint32_t  ow_busy0;       /* server slots held when the window started */
+    uint32_t  ow_live0;       /* requests waiting when the window started */
+    uint32_t  on_demand[FP_WQ_ONSET_WINDOWS]; /* the last windows over 1.2 times service */
+    uint32_t  on_served[FP_WQ_ONSET_WINDOWS];
+    uint32_t  on_ms[FP_WQ_ONSET_WINDOWS]; /* their lengths */
+    uint32_t  on_pos;                     /* next entry of on_demand / on_served */
+    uint32_t  on_len;     /* windows in a row over 1.2 times service (at most the array's) */
+    bool      overloaded; /* demand outruns service (see detect() in queue.c) */
 };
 
 /* Allocates room for cap requests (0: a queue that refuses everything). Startup only.
@@ -89,7 +99,8 @@ void *fp_wq_pop_stale(struct fp_wq *q, uint64_t now_ms, uint32_t target_ms);
 
 /*
  * How many requests may wait while the queue stands or is overloaded: what the measured
- * service rate drains within span_ms (at least 1). UINT32_MAX otherwise.
+ * service rate drains within span_ms (at least 1). UINT32_MAX otherwise, and while no
+ * service rate has been measured yet (no window with every slot busy).
  */
 uint32_t fp_wq_standing_cap(const struct fp_wq *q, uint32_t span_ms);
 

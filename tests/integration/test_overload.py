@@ -6,6 +6,7 @@ connection flood beyond maxconn."""
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -388,6 +389,56 @@ def test_idle_keepalive_yields(env):
         assert fp.stop() == 0
 
 
+def test_burst_after_stall_served(env):
+    """A burst of requests read at once after the worker was off the CPU (SIGSTOP) is not
+    overload: the queue serves it FIFO, nothing is refused (issue 15, 0.5x refusals)."""
+    slow = os.environ.get("FP_SLOW_ORIGIN")
+    if not slow:
+        return fpt.SKIP
+    oport, port, sport = fpt.free_port(), fpt.free_port(), fpt.free_port()
+    # 8 slots x 20 ms: the 48 requests drain in about 120 ms, far within the queue timeout.
+    origin = fpt.Proc([slow, "-p", str(oport), "-s", "8", "-m", "20"],
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert fpt.wait_port(oport)
+    text = cfg(port, oport, workers=1, maxconn_srv=8, queue=256, queue_to="2s", stats=sport)
+    fp = fpt.Fastproxy(env["tmp"], text, wait=[port])
+    socks = []
+    try:
+        os.kill(fp.proc.pid, signal.SIGSTOP)
+        try:
+            # The kernel completes the handshakes and buffers the requests while the worker
+            # is stopped: when it runs again it reads all 48 within a few milliseconds.
+            for _ in range(48):
+                s = socket.create_connection(("127.0.0.1", port), timeout=10)
+                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                socks.append(s)
+        finally:
+            os.kill(fp.proc.pid, signal.SIGCONT)
+        codes = []
+        for s in socks:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                d = s.recv(4096)
+                if not d:
+                    break
+                data += d
+            codes.append(int(data.split(b" ")[1]) if data else 0)
+        st = fpt.stats(sport)
+        print("     48 requests read at once after SIGSTOP/SIGCONT, 8 slots x 20 ms: %d x 200, "
+              "LIFO switches %d, stale refusals %d, queue max %d" %
+              (codes.count(200), fpt.stat_sum(st, "fastproxy_queue_lifo_total"),
+               fpt.stat_sum(st, "fastproxy_queue_dropped_stale_total"),
+               fpt.stat_max(st, "fastproxy_queue_max")))
+        assert codes == [200] * 48, codes
+        assert fpt.stat_sum(st, "fastproxy_queue_lifo_total") == 0, st
+        assert fpt.stat_sum(st, "fastproxy_queue_dropped_stale_total") == 0, st
+    finally:
+        for s in socks:
+            s.close()
+        assert fp.stop() == 0
+        origin.stop()
+
+
 def retry_storm(env, delay_ms):
     """4x open-loop load whose clients retry every refusal (3 times, at once or delay_ms
     later): the proxy keeps serving near the origin's capacity, and it is back to idle within a
@@ -475,6 +526,8 @@ def main():
               env)
         r.run("open loop at 4x capacity: LIFO, old refused fast, bounded queue and memory",
               test_open_loop_overload_bounded, env)
+        r.run("a burst read after the worker was stopped is served, not refused",
+              test_burst_after_stall_served, env)
         r.run("flood beyond maxconn: established clients still served", test_flood_beyond_maxconn,
               env)
         r.run("at maxconn idle keep-alive connections yield, oldest first",
