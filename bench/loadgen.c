@@ -30,6 +30,16 @@
  * counts from the first attempt: a request still without a 2xx at that deadline is a timeout,
  * whatever attempt it is on, and its latency is from its first scheduled time. The buckets
  * above count logical requests (their final outcome); the attempt_* figures count every try.
+ *
+ * With --threads N the generator runs N independent copies, each on its own event loop and
+ * thread pinned to a CPU (--cpus LIST, else the CPUs this process may use, in turn), each
+ * with RATE / N arrivals, 1/N of the connections and its own random stream: the sum of N
+ * independent Poisson processes of rate RATE / N is a Poisson process of rate RATE, and
+ * evenly spaced arrivals are interleaved (copy i starts i / RATE later). A logical request
+ * lives in one copy from its arrival to its last try, so its accounting is exact; the copies'
+ * counters are summed and their latencies merged before the percentiles. One copy costs
+ * about 20 us of CPU per try (send, epoll, recv on loopback, most of it in the kernel), so one
+ * thread tops out at about 45,000 tries/s on the bench machine.
  */
 
 #include <arpa/inet.h>
@@ -38,6 +48,8 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -49,10 +61,11 @@
 
 #include <ev.h>
 
-#define LG_HDR_MAX 8192
-#define LG_SCRATCH 65536
-#define LG_SWEEP_S 0.005
-#define LG_REQ_MAX 1024
+#define LG_HDR_MAX     8192
+#define LG_SCRATCH     65536
+#define LG_SWEEP_S     0.005
+#define LG_REQ_MAX     1024
+#define LG_THREADS_MAX 64
 
 enum lg_conn_state {
     LG_CONN_CLOSED = 0,
@@ -125,6 +138,7 @@ struct lg {
     char               req[LG_REQ_MAX];
     size_t             req_len;
     double             rate;
+    double             start_s; /* first arrival (copy i of N: i / total rate after t0) */
     double             duration_s;
     double             timeout_s;
     uint32_t           max_retries;   /* --retries */
@@ -158,7 +172,15 @@ struct lg {
     double            *ref_us; /* latency of each non-2xx response (refusal); lat_cap too */
     uint64_t           ref_len;
     struct lg_stats    st;
+    int                cpu; /* pinned to it, or -1 */
     char               scratch[LG_SCRATCH];
+};
+
+/* The command line's parts that are not one copy's. */
+struct lg_opts {
+    uint32_t threads; /* --threads */
+    int      cpus[LG_THREADS_MAX];
+    uint32_t nb_cpus; /* --cpus; 0: this process's affinity */
 };
 
 static void dispatch(struct lg *lg);
@@ -827,17 +849,42 @@ usage(FILE *f)
 {
     fprintf(f, "usage: fp-loadgen -p PORT -r RATE [-a ADDR] [-u PATH] [-d SECONDS] [-c CONNS]\n"
                "                  [-t TIMEOUT_MS] [-P] [-C] [-s SEED] [--retries N]\n"
-               "                  [--retry-delay MS]\n"
+               "                  [--retry-delay MS] [--threads N] [--cpus LIST]\n"
                "  open-loop HTTP/1.1 GETs at RATE requests/s (evenly spaced, Poisson with -P)\n"
                "  over at most CONNS connections (default 256), for SECONDS (default 5), each\n"
                "  with a client timeout (default 1000 ms); -C: a new connection per request\n"
                "  (Connection: close). --retries: resend a request answered 502 or 503, reset,\n"
                "  closed or not connected up to N more times, at once or MS later, within the\n"
-               "  timeout counted from the first try. Prints one JSON line.\n");
+               "  timeout counted from the first try. --threads: N copies, each with 1/N of\n"
+               "  the rate and connections on its own thread, pinned to the CPUs of LIST\n"
+               "  (default: the allowed ones) in turn. Prints one JSON line.\n");
+}
+
+/* Parses a comma-separated CPU list into o->cpus; 0 or -EINVAL. */
+static int
+parse_cpus(struct lg_opts *o, const char *list)
+{
+    const char *p = list;
+    char       *end;
+    long        cpu;
+
+    o->nb_cpus = 0;
+    while (*p != '\0') {
+        cpu = strtol(p, &end, 10);
+        if (end == p || cpu < 0 || cpu >= CPU_SETSIZE || o->nb_cpus == LG_THREADS_MAX) {
+            return -EINVAL;
+        }
+        o->cpus[o->nb_cpus++] = (int)cpu;
+        p = *end == ',' ? end + 1 : end;
+        if (*end != ',' && *end != '\0') {
+            return -EINVAL;
+        }
+    }
+    return o->nb_cpus > 0 ? 0 : -EINVAL;
 }
 
 static int
-parse_args(struct lg *lg, int argc, char **argv)
+parse_args(struct lg *lg, struct lg_opts *o, int argc, char **argv)
 {
     const char *addr = "127.0.0.1";
     const char *path = "/";
@@ -849,9 +896,12 @@ parse_args(struct lg *lg, int argc, char **argv)
     lg->timeout_s = 1;
     lg->nb_conns = 256;
     lg->rng = 0x9e3779b97f4a7c15ULL;
+    o->threads = 1;
     static const struct option longopts[] = {
             {"retries", required_argument, NULL, 'R'},
             {"retry-delay", required_argument, NULL, 'D'},
+            {"threads", required_argument, NULL, 'T'},
+            {"cpus", required_argument, NULL, 'U'},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
     };
@@ -863,6 +913,15 @@ parse_args(struct lg *lg, int argc, char **argv)
             break;
         case 'D':
             lg->retry_delay_s = strtod(optarg, NULL) / 1000.0;
+            break;
+        case 'T':
+            o->threads = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'U':
+            if (parse_cpus(o, optarg) < 0) {
+                fprintf(stderr, "fp-loadgen: bad --cpus list %s\n", optarg);
+                return -EINVAL;
+            }
             break;
         case 'a':
             addr = optarg;
@@ -904,7 +963,8 @@ parse_args(struct lg *lg, int argc, char **argv)
     }
     if (port <= 0 || port > 65535 || lg->rate <= 0 || lg->duration_s <= 0 || lg->timeout_s <= 0 ||
         lg->nb_conns == 0 || lg->rate * lg->duration_s > 1e9 || lg->max_retries > 100 ||
-        lg->retry_delay_s < 0) {
+        lg->retry_delay_s < 0 || o->threads == 0 || o->threads > LG_THREADS_MAX ||
+        o->threads > lg->nb_conns) {
         usage(stderr);
         return -EINVAL;
     }
@@ -957,29 +1017,36 @@ alloc_all(struct lg *lg)
     return 0;
 }
 
-int
-main(int argc, char **argv)
+static void
+free_lg(struct lg *lg)
 {
-    struct lg *lg;
-    double     t0;
-    int        rc = 1;
+    if (lg == NULL) {
+        return;
+    }
+    if (lg->loop != NULL) {
+        ev_loop_destroy(lg->loop);
+    }
+    free(lg->conns);
+    free(lg->fifo);
+    free(lg->delayed);
+    free(lg->lat_us);
+    free(lg->ref_us);
+    free(lg);
+}
 
-    lg = calloc(1, sizeof(*lg));
-    if (lg == NULL || parse_args(lg, argc, argv) < 0) {
-        goto out_free;
+/* One copy's run: its own loop, pinned to its CPU. */
+static void *
+run_copy(void *arg)
+{
+    struct lg *lg = arg;
+    cpu_set_t  set;
+
+    if (lg->cpu >= 0) {
+        CPU_ZERO(&set);
+        CPU_SET(lg->cpu, &set);
+        (void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
     }
-    if (alloc_all(lg) < 0) {
-        fprintf(stderr, "fp-loadgen: out of memory\n");
-        goto out_free;
-    }
-    lg->loop = ev_default_loop(EVFLAG_AUTO);
-    if (lg->loop == NULL) {
-        fprintf(stderr, "fp-loadgen: cannot create the event loop\n");
-        goto out_free;
-    }
-    t0 = ev_time();
-    lg->t_end = t0 + lg->duration_s;
-    lg->next_arrival = t0;
+    lg->next_arrival = lg->start_s;
     ev_timer_init(&lg->arrival, arrival_cb, 0, 0);
     lg->arrival.data = lg;
     ev_timer_start(lg->loop, &lg->arrival);
@@ -989,17 +1056,151 @@ main(int argc, char **argv)
     lg->sweep.data = lg;
     ev_timer_start(lg->loop, &lg->sweep);
     ev_run(lg->loop, 0);
-    report(lg);
+    return NULL;
+}
+
+/*
+ * Copy i of n: the template's settings with 1/n of the rate and connections, its own random
+ * stream and loop, and buffers sized for its share. NULL when out of memory.
+ */
+static struct lg *
+make_copy(const struct lg *tmpl, const struct lg_opts *o, uint32_t i, const cpu_set_t *allowed)
+{
+    struct lg *lg = malloc(sizeof(*lg));
+    uint32_t   n = o->threads;
+    uint32_t   k = 0;
+    int        cpu;
+
+    if (lg == NULL) {
+        return NULL;
+    }
+    memcpy(lg, tmpl, sizeof(*lg));
+    lg->rate = tmpl->rate / n;
+    lg->nb_conns = tmpl->nb_conns / n + (i < tmpl->nb_conns % n ? 1 : 0);
+    lg->rng = (tmpl->rng ^ (0xbf58476d1ce4e5b9ULL * i)) | 1;
+    lg->start_s = tmpl->start_s + (double)i / tmpl->rate;
+    lg->cpu = -1;
+    if (o->nb_cpus > 0) {
+        lg->cpu = o->cpus[i % o->nb_cpus];
+    } else if (n > 1) {
+        /* The (i mod count)-th CPU this process may run on. */
+        for (cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+            if (CPU_ISSET(cpu, allowed) && k++ == i % (uint32_t)CPU_COUNT(allowed)) {
+                lg->cpu = cpu;
+                break;
+            }
+        }
+    }
+    lg->loop = ev_loop_new(EVFLAG_AUTO);
+    if (lg->loop == NULL || alloc_all(lg) < 0) {
+        free_lg(lg);
+        return NULL;
+    }
+    return lg;
+}
+
+/*
+ * Sums the copies' counters into the first and merges their latencies, so that report()
+ * prints one run. Returns 0 or -ENOMEM.
+ */
+static int
+merge(struct lg **copies, uint32_t n, double rate)
+{
+    struct lg *m = copies[0];
+    uint64_t  *sum = (uint64_t *)&m->st;
+    uint64_t   lat = 0;
+    uint64_t   ref = 0;
+    double    *lat_us;
+    double    *ref_us;
+    uint32_t   i;
+    size_t     f;
+
+    /* Every field of struct lg_stats is a uint64_t counter. */
+    for (i = 1; i < n; i++) {
+        const uint64_t *add = (const uint64_t *)&copies[i]->st;
+
+        for (f = 0; f < sizeof(m->st) / sizeof(uint64_t); f++) {
+            sum[f] += add[f];
+        }
+    }
+    for (i = 0; i < n; i++) {
+        lat += copies[i]->lat_len;
+        ref += copies[i]->ref_len;
+    }
+    lat_us = calloc(lat + 1, sizeof(double));
+    ref_us = calloc(ref + 1, sizeof(double));
+    if (lat_us == NULL || ref_us == NULL) {
+        free(lat_us);
+        free(ref_us);
+        return -ENOMEM;
+    }
+    lat = 0;
+    ref = 0;
+    for (i = 0; i < n; i++) {
+        memcpy(lat_us + lat, copies[i]->lat_us, copies[i]->lat_len * sizeof(double));
+        memcpy(ref_us + ref, copies[i]->ref_us, copies[i]->ref_len * sizeof(double));
+        lat += copies[i]->lat_len;
+        ref += copies[i]->ref_len;
+    }
+    free(m->lat_us);
+    free(m->ref_us);
+    m->lat_us = lat_us;
+    m->ref_us = ref_us;
+    m->lat_len = lat;
+    m->ref_len = ref;
+    m->rate = rate;
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct lg     *copies[LG_THREADS_MAX] = {NULL};
+    pthread_t      tids[LG_THREADS_MAX];
+    struct lg_opts o = {0};
+    struct lg     *tmpl;
+    cpu_set_t      allowed;
+    uint32_t       started = 0;
+    uint32_t       i;
+    int            rc = 1;
+
+    tmpl = calloc(1, sizeof(*tmpl));
+    if (tmpl == NULL || parse_args(tmpl, &o, argc, argv) < 0) {
+        goto out_free;
+    }
+    CPU_ZERO(&allowed);
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) == -1) {
+        CPU_SET(0, &allowed);
+    }
+    tmpl->start_s = ev_time();
+    tmpl->t_end = tmpl->start_s + tmpl->duration_s;
+    for (i = 0; i < o.threads; i++) {
+        copies[i] = make_copy(tmpl, &o, i, &allowed);
+        if (copies[i] == NULL) {
+            fprintf(stderr, "fp-loadgen: out of memory or no event loop\n");
+            goto out_free;
+        }
+    }
+    for (i = 0; i < o.threads; i++) {
+        if (pthread_create(&tids[i], NULL, run_copy, copies[i]) != 0) {
+            fprintf(stderr, "fp-loadgen: cannot start thread %u\n", i);
+            break;
+        }
+        started++;
+    }
+    for (i = 0; i < started; i++) {
+        pthread_join(tids[i], NULL);
+    }
+    if (started < o.threads || merge(copies, o.threads, tmpl->rate) < 0) {
+        goto out_free;
+    }
+    report(copies[0]);
     rc = 0;
 
 out_free:
-    if (lg != NULL) {
-        free(lg->conns);
-        free(lg->fifo);
-        free(lg->delayed);
-        free(lg->lat_us);
-        free(lg->ref_us);
+    for (i = 0; i < LG_THREADS_MAX; i++) {
+        free_lg(copies[i]);
     }
-    free(lg);
+    free(tmpl);
     return rc;
 }

@@ -198,6 +198,15 @@ def main(argv):
               and r["att_503"] > r["non2xx"], "--retries: refused tries resent, counted per try", r)
         check(r["attempts"] <= 4 * r["scheduled"] and r["ok_retried"] <= r["ok"],
               "--retries 3: at most 4 tries per request", r)
+        # --threads: two copies with half the rate and connections each; their counters sum
+        # to one run's, logical requests and tries alike.
+        r = loadgen(lg, port, "-r", "200", "-d", "1", "-c", "64", "-t", "1000", "--retries",
+                    "3", "--threads", "2")
+        check(buckets_add_up(r) and r["scheduled"] in (199, 200, 201, 202),
+              "--threads 2: rate x duration scheduled, every request in one bucket", r)
+        check(r["retries"] > 0 and r["attempts"] == r["scheduled"] + r["retries"]
+              and r["ok_retried"] <= r["ok"] and r["attempts"] <= 4 * r["scheduled"],
+              "--threads 2: tries summed over the copies", r)
         r = loadgen(lg, port, "-r", "100", "-d", "0.5", "-c", "64", "-t", "1000", "--retries",
                     "2", "--retry-delay", "60")
         check(buckets_add_up(r) and r["retries"] > 0 and r["retry_delay_ms"] == 60,
