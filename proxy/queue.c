@@ -118,7 +118,8 @@ onset(struct fp_wq *q, uint32_t demand, int64_t served, uint64_t len_ms)
  * would take a burst that the queue absorbs in a few ms for overload. Service is what finished
  * plus the slots newly taken: a load that rises to a level the servers handle fills slots
  * first, which is not overload. Overload starts after an interval of windows where demand was
- * over service (onset()) and lasts while demand stays over 1.2 times service (a Schmitt
+ * over service (onset()) and ends after an interval of windows at or under 1.2 times service
+ * (symmetric, so that a window read after a stall neither starts nor ends it; a Schmitt
  * trigger, so that overload does not flicker).
  */
 static void
@@ -134,11 +135,15 @@ detect(struct fp_wq *q, uint64_t now_ms, uint32_t busy)
         served = 0;
     }
     sample_rate(q, len_ms, served);
-    if (q->ow_demand < 8) {
-        q->overloaded = false;
+    if (q->overloaded) {
         q->on_len = 0;
-    } else if (q->overloaded) {
-        q->overloaded = (uint64_t)q->ow_demand * 10 > (uint64_t)served * 12;
+        if (q->ow_demand >= 8 && (uint64_t)q->ow_demand * 10 > (uint64_t)served * 12) {
+            q->off_len = 0;
+        } else if (++q->off_len >= FP_WQ_ONSET_WINDOWS) {
+            q->overloaded = false;
+            q->off_len = 0;
+        }
+    } else if (q->ow_demand < 8) {
         q->on_len = 0;
     } else {
         q->overloaded = onset(q, q->ow_demand, served, len_ms);

@@ -18,12 +18,12 @@
  * interval), demand was over 1.2 times service in each and over 1.8 times in all, and the
  * arrival rate over 1.2 times the service rate measured while every slot was busy: a burst
  * read after the worker or its clients were off the CPU fills one window, not an interval,
- * and servers that stall for a while do not make the usual arrivals overload. It lasts while demand
- * stays over 1.2 times service: the queue turns LIFO and requests that waited over target / 2 are
- * refused: the newer requests that overtook one are more than the servers will serve before its
- * client gives up, and its refusal stays fast. Near capacity (demand about equal to service)
- * nothing is refused for its age: the queue absorbs the random walk FIFO, bounded by queue_size,
- * timeouts.queue, and what service drains in an interval.
+ * and servers that stall for a while do not make the usual arrivals overload. It ends after an
+ * interval of windows at or under 1.2 times service. While it lasts the queue turns LIFO and
+ * requests that waited over target / 2 are refused: the newer requests that overtook one are more
+ * than the servers will serve before its client gives up, and its refusal stays fast. Near capacity
+ * (demand about equal to service) nothing is refused for its age: the queue absorbs the random walk
+ * FIFO, bounded by queue_size, timeouts.queue, and what service drains in an interval.
  */
 #ifndef FP_PROXY_QUEUE_H
 #define FP_PROXY_QUEUE_H
@@ -57,6 +57,7 @@ struct fp_wq {
     uint32_t  on_ms[FP_WQ_ONSET_WINDOWS]; /* their lengths */
     uint32_t  on_pos;                     /* next entry of on_demand / on_served */
     uint32_t  on_len;     /* windows in a row over 1.2 times service (at most the array's) */
+    uint32_t  off_len;    /* while overloaded: windows in a row at or under 1.2 times service */
     bool      overloaded; /* demand outruns service (see detect() in queue.c) */
 };
 

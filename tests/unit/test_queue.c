@@ -141,11 +141,24 @@ test_overload_turns_lifo_and_sheds_stale(void)
     /* Overload lasts while demand stays over 1.2 times service. */
     window(&q, 225, 128, 96, 0);
     CU_ASSERT_TRUE(q.overloaded);
-    /* Demand back to what service does: FIFO again. */
+    /* Demand back to what service does, or a window read after a stall with little demand:
+     * still overloaded until an interval of such windows. */
     window(&q, 250, 128, 128, 0);
+    window(&q, 275, 4, 128, 0);
+    window(&q, 300, 128, 128, 0);
+    CU_ASSERT_TRUE(q.overloaded);
+    /* A window over 1.2 times service starts the count again. */
+    window(&q, 325, 128, 96, 0);
+    CU_ASSERT_TRUE(q.overloaded);
+    for (i = 0; i < 3; i++) {
+        window(&q, 350 + 25 * (uint64_t)i, 128, 128, 0);
+        CU_ASSERT_TRUE(q.overloaded);
+    }
+    /* The fourth in a row: FIFO again. */
+    window(&q, 425, 128, 128, 0);
     CU_ASSERT_FALSE(q.overloaded);
-    fp_wq_push(&q, &items[12], 275);
-    CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 276, true, 5, 100, &d), &items[11]);
+    fp_wq_push(&q, &items[12], 450);
+    CU_ASSERT_PTR_EQUAL(fp_wq_pop(&q, 451, true, 5, 100, &d), &items[11]);
     CU_ASSERT_FALSE(q.lifo);
     fp_wq_destroy(&q);
 }
