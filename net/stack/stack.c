@@ -218,12 +218,34 @@ fp_stack_input(struct fp_stack *st, struct fp_pkt **pkts, uint16_t n, uint64_t n
     finish_round(st);
 }
 
+/*
+ * Whether this pass runs the timers. Not while received frames still wait on the link (the
+ * last burst was full), for up to FP_STK_TIMER_DEFER_MAX passes in a row: an expired
+ * retransmission timer says that no ACK came, which is not known before the frames are read.
+ * After the worker lost its core for a while (a loaded machine), its queue holds the ACKs of
+ * that time, and running the timers after the first bursts retransmitted, as if lost, segments
+ * whose ACKs were still queued; the receivers then count duplicates (Linux's
+ * TCPDSACKOldSent) and the senders collapse their windows. The bound keeps timers alive under
+ * a flood that never lets the queue drain.
+ */
+static bool
+timers_due(struct fp_stack *st, bool drained)
+{
+    if (drained || st->timer_defers >= FP_STK_TIMER_DEFER_MAX) {
+        st->timer_defers = 0;
+        return true;
+    }
+    st->timer_defers++;
+    fp_stack_ctr_inc(st, FP_STK_TIMERS_DEFERRED);
+    return false;
+}
+
 uint32_t
 fp_stack_poll(struct fp_stack *st, uint64_t now_us, uint32_t budget)
 {
     struct fp_pkt *pkts[FP_STK_BURST];
     uint32_t       work = 0;
-    uint16_t       n;
+    uint16_t       n = 0;
     uint16_t       i;
 
     st->now_us = now_us;
@@ -238,7 +260,9 @@ fp_stack_poll(struct fp_stack *st, uint64_t now_us, uint32_t budget)
             break;
         }
     }
-    work += fp_timer_wheel_advance(&st->wheel, now_us);
+    if (timers_due(st, n < FP_STK_BURST)) {
+        work += fp_timer_wheel_advance(&st->wheel, now_us);
+    }
     finish_round(st);
     return work;
 }

@@ -51,7 +51,9 @@ void fp_stack_attach_link(struct fp_stack *st, struct fp_link *link, uint64_t no
 /*
  * Does one round of work at now_us: receives up to budget bursts from the link, runs due timers,
  * delivers application callbacks and flushes transmit frames. Returns the number of frames
- * received plus timers fired (0 = idle).
+ * received plus timers fired (0 = idle). When the last burst was full (frames still wait), the
+ * timers wait for a later round, for at most FP_STK_TIMER_DEFER_MAX rounds in a row
+ * (counter TIMERS_DEFERRED).
  */
 uint32_t fp_stack_poll(struct fp_stack *st, uint64_t now_us, uint32_t budget);
 

@@ -27,6 +27,9 @@
 #define FP_STK_MAX_SACK   4 /* SACK blocks in one option */
 #define FP_STK_SACK_SB    8 /* SACK scoreboard blocks kept by the sender */
 
+/* Polls in a row that may put the timers off while frames wait (fp_stack_poll). */
+#define FP_STK_TIMER_DEFER_MAX 16
+
 /* Packet buffer flags. */
 enum fp_pkt_flag {
     FP_PKT_F_TX_CKSUM_OFFLOAD = 0x1, /* hook: the link computes the L4 checksum (not used yet) */
@@ -86,6 +89,7 @@ struct fp_timer_wheel {
     X(TX_FRAMES, "frames sent")                                                    \
     X(TX_LINK_FULL, "frames dropped: link tx queue full")                          \
     X(PKT_POOL_EMPTY, "packet buffer pool empty")                                  \
+    X(TIMERS_DEFERRED, "timer runs put off while received frames waited")          \
     X(TCB_POOL_EMPTY, "connection pool empty")                                     \
     X(ETH_SHORT, "Ethernet: frame too short")                                      \
     X(ETH_NOT_US, "Ethernet: destination MAC not ours")                            \
@@ -436,6 +440,7 @@ struct fp_stack {
     struct fp_stk_timer         arp_timer;
     struct fp_pkt          *txq[FP_STK_BURST];
     uint16_t                nb_tx;
+    uint16_t                timer_defers; /* passes in a row that put the timers off */
     struct fp_tcb          *notify_head;
     struct fp_tcb          *reap_head;
     struct fp_tcp_listener *lnotify[FP_STK_MAX_LISTEN];
