@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The Internet checksum (RFC 1071) and the TCP/UDP pseudo-header sum. Computed in software;
- * a link that offloads checksums would set FP_PKT_F_TX_CKSUM_OFFLOAD and skip fp_cksum_tcp on
- * transmit (hook for the DPDK link, not used yet).
+ * The Internet checksum (RFC 1071) and the TCP/UDP pseudo-header sum, in software. With a link
+ * that computes checksums (FP_LINK_CAP_TX_CKSUM, net/stack/link.h) the stack stores only
+ * fp_cksum_tcp_phdr() and flags the frame FP_PKT_F_TX_CKSUM_OFFLOAD.
  */
 #ifndef FP_NET_STACK_CKSUM_H
 #define FP_NET_STACK_CKSUM_H
@@ -24,5 +24,12 @@ uint16_t fp_cksum(const void *buf, size_t len);
  * (RFC 9293 §3.1). saddr and daddr are in host order. On receive, 0 means valid.
  */
 uint16_t fp_cksum_tcp(uint32_t saddr, uint32_t daddr, const void *seg, size_t len);
+
+/*
+ * The folded, not complemented, pseudo-header sum of a TCP segment of len bytes, ready to store
+ * in its checksum field for a link that computes the rest (what DPDK's rte_ipv4_phdr_cksum()
+ * gives for checksum offload).
+ */
+uint16_t fp_cksum_tcp_phdr(uint32_t saddr, uint32_t daddr, size_t len);
 
 #endif /* FP_NET_STACK_CKSUM_H */

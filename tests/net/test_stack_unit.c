@@ -84,14 +84,14 @@ test_cksum_tcp_pseudo(void)
 static uint16_t
 ref_cksum(const uint8_t *b, size_t len)
 {
-    uint32_t sum = 0;
+    uint64_t sum = 0;
     size_t   i;
 
     for (i = 0; i + 1 < len; i += 2) {
-        sum += (uint32_t)(b[i] << 8 | b[i + 1]);
+        sum += (uint64_t)(b[i] << 8 | b[i + 1]);
     }
     if (len & 1) {
-        sum += (uint32_t)(b[len - 1] << 8);
+        sum += (uint64_t)(b[len - 1] << 8);
     }
     while (sum >> 16) {
         sum = (sum & 0xffff) + (sum >> 16);
@@ -123,6 +123,41 @@ test_cksum_matches_reference(void)
             memcpy(out, &c, 2);
             if (fp_get16(out) != ref_cksum(buf + off, len)) {
                 bad++;
+            }
+        }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
+/* Buffers past the vector loop's chunk (512 KiB), all 0xff bytes (every lane at its maximum)
+ * and random ones, at every alignment: the same sum as the 16-bit reference. */
+static void
+test_cksum_long_buffers(void)
+{
+    static uint8_t buf[(3u << 19) + 64];
+    static size_t  lens[] = {64, 65, 127, 1448, 65536, 1u << 19, (1u << 19) + 63, 3u << 19};
+    uint64_t       x = 88172645463325252ULL;
+    uint16_t       c;
+    uint8_t        out[2];
+    size_t         i;
+    size_t         off;
+    int            fill;
+    int            bad = 0;
+
+    for (fill = 0; fill < 2; fill++) {
+        for (i = 0; i < sizeof(buf); i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            buf[i] = fill == 0 ? 0xff : (uint8_t)x;
+        }
+        for (off = 0; off < 4; off++) {
+            for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+                c = fp_cksum(buf + off, lens[i]);
+                memcpy(out, &c, 2);
+                if (fp_get16(out) != ref_cksum(buf + off, lens[i])) {
+                    bad++;
+                }
             }
         }
     }
@@ -1159,6 +1194,7 @@ main(void)
     CU_add_test(s, "cksum_odd_length", test_cksum_odd_length);
     CU_add_test(s, "cksum_tcp_pseudo", test_cksum_tcp_pseudo);
     CU_add_test(s, "cksum_matches_reference", test_cksum_matches_reference);
+    CU_add_test(s, "cksum_long_buffers", test_cksum_long_buffers);
     CU_add_test(s, "seq_wraparound", test_seq_wraparound);
     CU_add_test(s, "timer_fire_and_cancel", test_timer_fire_and_cancel);
     CU_add_test(s, "timer_beyond_one_revolution", test_timer_beyond_one_revolution);
