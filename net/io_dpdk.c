@@ -68,8 +68,10 @@ static struct {
     unsigned                   nb_released;
     uint16_t                   port;
     int                        sw_rss;
-    int                        rx_intr; /* RX queue interrupts are enabled */
-    struct fp_rss              rss;     /* key and table: the NIC's choice, or ours in software */
+    int                        rx_intr;      /* RX queue interrupts are enabled */
+    uint32_t                   caps;         /* checksum offloads in use (enum fp_link_cap) */
+    char                       steering[64]; /* for the start-up log line */
+    struct fp_rss              rss; /* key and table: the NIC's choice, or ours in software */
     struct rte_ether_addr      mac;
     struct dlink              *links;
     struct rte_ring           *ring[DP_MAX_WORKERS][DP_MAX_WORKERS]; /* [from][to] */
@@ -196,6 +198,25 @@ arp_fanout(struct dlink *dl, struct rte_mbuf *m)
     }
 }
 
+/* The PMD's verdict on a received frame's checksums, as stack flags (none: not verified). */
+static uint32_t
+rx_cksum_flags(uint64_t ol)
+{
+    uint32_t f = 0;
+
+    if ((ol & RTE_MBUF_F_RX_IP_CKSUM_MASK) == RTE_MBUF_F_RX_IP_CKSUM_GOOD) {
+        f |= FP_PKT_F_RX_IP_GOOD;
+    } else if ((ol & RTE_MBUF_F_RX_IP_CKSUM_MASK) == RTE_MBUF_F_RX_IP_CKSUM_BAD) {
+        f |= FP_PKT_F_RX_IP_BAD;
+    }
+    if ((ol & RTE_MBUF_F_RX_L4_CKSUM_MASK) == RTE_MBUF_F_RX_L4_CKSUM_GOOD) {
+        f |= FP_PKT_F_RX_L4_GOOD;
+    } else if ((ol & RTE_MBUF_F_RX_L4_CKSUM_MASK) == RTE_MBUF_F_RX_L4_CKSUM_BAD) {
+        f |= FP_PKT_F_RX_L4_BAD;
+    }
+    return f;
+}
+
 /* Copies m into a stack packet buffer and frees m. Returns 1 if stored in pkts. */
 static int
 take_frame(struct dlink *dl, struct fp_pktpool *pool, struct rte_mbuf *m, struct fp_pkt **out)
@@ -218,6 +239,9 @@ take_frame(struct dlink *dl, struct fp_pktpool *pool, struct rte_mbuf *m, struct
     p->data = p->buf + FP_PKT_HEADROOM - 64;
     memcpy(p->data, rte_pktmbuf_mtod(m, const uint8_t *), len);
     p->len = len;
+    if ((dp.caps & FP_LINK_CAP_RX_CKSUM) != 0) {
+        p->flags |= rx_cksum_flags(m->ol_flags);
+    }
     rte_pktmbuf_free(m);
     *out = p;
     return 1;
@@ -337,6 +361,13 @@ dl_tx_burst(struct fp_link *l, struct fp_pkt **pkts, uint16_t n, uint64_t now_us
             continue;
         }
         memcpy(dst, pkts[i]->data, pkts[i]->len);
+        if ((pkts[i]->flags & FP_PKT_F_TX_CKSUM_OFFLOAD) != 0) {
+            /* The stack left the IPv4 checksum 0 and put the pseudo-header sum in TCP's. */
+            mb[nb]->ol_flags |=
+                    RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_TCP_CKSUM;
+            mb[nb]->l2_len = 14;
+            mb[nb]->l3_len = (uint64_t)(dst[14] & 0xf) * 4;
+        }
         bytes += pkts[i]->len;
         fp_pkt_free(pkts[i]);
         nb++;
@@ -539,6 +570,31 @@ rss_setup(struct rte_eth_conf *pc, const struct rte_eth_dev_info *info, char *er
     return 0;
 }
 
+/*
+ * Checksum offloads, each direction where the port has both IPv4 header and TCP: the stack then
+ * leaves those checksums to the port on transmit (FP_LINK_CAP_TX_CKSUM) and takes the port's
+ * verdict on receive (FP_LINK_CAP_RX_CKSUM); bad ones are dropped and counted by the stack as
+ * before. Where the port lacks them the stack computes everything in software. net_tap offers
+ * both and computes them in its own software (the work moves into the PMD, same cost); a NIC
+ * does them in hardware.
+ */
+static void
+cksum_setup(struct rte_eth_conf *pc, const struct rte_eth_dev_info *info)
+{
+    const uint64_t tx = RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
+    const uint64_t rx = RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_TCP_CKSUM;
+
+    dp.caps = 0;
+    if ((info->tx_offload_capa & tx) == tx) {
+        pc->txmode.offloads |= tx;
+        dp.caps |= FP_LINK_CAP_TX_CKSUM;
+    }
+    if ((info->rx_offload_capa & rx) == rx) {
+        pc->rxmode.offloads |= rx;
+        dp.caps |= FP_LINK_CAP_RX_CKSUM;
+    }
+}
+
 /* Loads our round-robin table into the NIC, so its choice and our port choice agree. */
 static int
 reta_program(char *err, size_t errlen)
@@ -608,6 +664,7 @@ port_open(const struct fp_io_conf *ioc, char *err, size_t errlen)
     if (rss_setup(&pc, &info, err, errlen) != 0) {
         return -1;
     }
+    cksum_setup(&pc, &info);
     /* RX interrupts let an idle adaptive worker sleep until a frame comes; a port without
      * them is configured again without, and its idle workers sleep in short steps. */
     pc.intr_conf.rxq = dc->poll == FP_DPDK_POLL_ADAPTIVE;
@@ -753,6 +810,7 @@ fp_io_dpdk_create(const struct fp_io_conf *conf, char *err, size_t errlen)
     dl->link.ops = &dl_ops;
     dl->link.ctx = dl;
     dl->link.mtu = 1500;
+    dl->link.caps = dp.caps;
     memcpy(dl->link.mac, dp.mac.addr_bytes, 6);
     if (dl->ports == NULL) {
         struct fp_rss_ports_conf pc;
@@ -792,7 +850,13 @@ fp_io_dpdk_create(const struct fp_io_conf *conf, char *err, size_t errlen)
     sc.link = &dl->link;
     sc.poll = conf->dpdk->poll;
     sc.name = "dpdk";
-    sc.steering = dp.sw_rss ? "rss software" : "rss hardware";
+    snprintf(dp.steering, sizeof(dp.steering), "rss %s, checksum offload %s",
+             dp.sw_rss ? "software" : "hardware",
+             dp.caps == (FP_LINK_CAP_TX_CKSUM | FP_LINK_CAP_RX_CKSUM) ? "tx+rx"
+             : dp.caps == FP_LINK_CAP_TX_CKSUM                        ? "tx"
+             : dp.caps == FP_LINK_CAP_RX_CKSUM                        ? "rx"
+                                                                      : "none");
+    sc.steering = dp.steering;
     sc.ports = dl->ports;
     sc.link_ctr = dl->ctr;
     sc.link_ctr_names = ctr_names;

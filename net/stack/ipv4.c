@@ -78,7 +78,10 @@ ipv4_input(struct fp_stack *st, struct fp_pkt *pkt)
         fp_stack_ctr_inc(st, FP_STK_IP_SHORT);
         goto drop;
     }
-    if (fp_cksum(ip, hlen) != 0) {
+    /* A link that verified the checksum said so (FP_LINK_CAP_RX_CKSUM); bad is counted the
+     * same either way. */
+    if ((pkt->flags & FP_PKT_F_RX_IP_BAD) != 0 ||
+        ((pkt->flags & FP_PKT_F_RX_IP_GOOD) == 0 && fp_cksum(ip, hlen) != 0)) {
         fp_stack_ctr_inc(st, FP_STK_IP_BAD_CKSUM);
         goto drop;
     }
@@ -170,7 +173,9 @@ fp_ipv4_output(struct fp_stack *st, struct fp_pkt *pkt, uint32_t saddr, uint32_t
     ip[11] = 0;
     fp_put32(ip + 12, saddr);
     fp_put32(ip + 16, daddr);
-    sum = fp_cksum(ip, FP_STK_IP_HLEN);
-    memcpy(ip + 10, &sum, 2);
+    if ((pkt->flags & FP_PKT_F_TX_CKSUM_OFFLOAD) == 0) {
+        sum = fp_cksum(ip, FP_STK_IP_HLEN);
+        memcpy(ip + 10, &sum, 2);
+    }
     fp_arp_output(st, pkt, nexthop);
 }

@@ -31,12 +31,21 @@ struct fp_link_ops {
     uint16_t (*tx_burst)(struct fp_link *l, struct fp_pkt **pkts, uint16_t n, uint64_t now_us);
 };
 
+/* Offloads a link offers (struct fp_link.caps). */
+enum fp_link_cap {
+    /* Frames flagged FP_PKT_F_TX_CKSUM_OFFLOAD get their IPv4 header and TCP checksums from
+     * the link (the stack flags TCP segments only). */
+    FP_LINK_CAP_TX_CKSUM = 0x1,
+    /* Received frames may carry FP_PKT_F_RX_{IP,L4}_{GOOD,BAD}. */
+    FP_LINK_CAP_RX_CKSUM = 0x2,
+};
+
 struct fp_link {
     const struct fp_link_ops *ops;
     void                     *ctx; /* the implementation's state */
     uint8_t                   mac[6];
     uint16_t                  mtu;
-    uint32_t                  caps; /* offload capabilities; none are used yet */
+    uint32_t                  caps; /* enum fp_link_cap */
 };
 
 #endif /* FP_NET_STACK_LINK_H */

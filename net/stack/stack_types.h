@@ -32,8 +32,16 @@
 
 /* Packet buffer flags. */
 enum fp_pkt_flag {
-    FP_PKT_F_TX_CKSUM_OFFLOAD = 0x1, /* hook: the link computes the L4 checksum (not used yet) */
-    FP_PKT_F_FIN = 0x2,              /* TCP out-of-order queue: the segment carried FIN */
+    /* Transmit: the link computes the IPv4 header and TCP checksums (FP_LINK_CAP_TX_CKSUM);
+     * the IPv4 checksum field is 0, the TCP one holds the pseudo-header sum. */
+    FP_PKT_F_TX_CKSUM_OFFLOAD = 0x1,
+    FP_PKT_F_FIN = 0x2, /* TCP out-of-order queue: the segment carried FIN */
+    /* Receive (FP_LINK_CAP_RX_CKSUM): the link verified the IPv4 header checksum, or the L4
+     * checksum, and found it good or bad. Neither flag: not verified, the stack does it. */
+    FP_PKT_F_RX_IP_GOOD = 0x4,
+    FP_PKT_F_RX_IP_BAD = 0x8,
+    FP_PKT_F_RX_L4_GOOD = 0x10,
+    FP_PKT_F_RX_L4_BAD = 0x20,
 };
 
 struct fp_pktpool;

@@ -19,6 +19,7 @@
 #include "net/pool.h"
 #include "net/stack/cksum.h"
 #include "net/stack/ipv4.h"
+#include "net/stack/link.h"
 #include "net/stack/pkt.h"
 #include "net/stack/seq.h"
 #include "net/stack/stack.h"
@@ -563,6 +564,25 @@ copy_from_sndq(struct fp_tcb *tp, uint32_t seq, uint8_t *dst, uint32_t len)
 }
 
 /*
+ * Fills in the checksum of the TCP segment at p (p->len bytes, checksum field 0): the
+ * pseudo-header sum, flagged for the link to finish, when the link computes checksums; else
+ * the whole sum here.
+ */
+static void
+set_cksum(struct fp_stack *st, struct fp_pkt *p, uint32_t saddr, uint32_t daddr)
+{
+    uint16_t sum;
+
+    if (st->link != NULL && (st->link->caps & FP_LINK_CAP_TX_CKSUM) != 0) {
+        sum = fp_cksum_tcp_phdr(saddr, daddr, p->len);
+        p->flags |= FP_PKT_F_TX_CKSUM_OFFLOAD;
+    } else {
+        sum = fp_cksum_tcp(saddr, daddr, p->data, p->len);
+    }
+    memcpy(p->data + 16, &sum, 2);
+}
+
+/*
  * Builds and sends one segment. seq is its sequence number, len the payload taken from sndq.
  * Returns 0 or -ENOMEM.
  */
@@ -575,7 +595,6 @@ send_segment(struct fp_tcb *tp, uint32_t seq, uint32_t len, uint8_t flags)
     uint8_t           *th;
     uint32_t           win;
     size_t             olen;
-    uint16_t           sum;
     bool               syn = (flags & TH_SYN) != 0;
 
     p = fp_stack_pkt_alloc(st);
@@ -637,8 +656,7 @@ send_segment(struct fp_tcb *tp, uint32_t seq, uint32_t len, uint8_t flags)
     th[18] = 0;
     th[19] = 0;
     p->len = (uint32_t)(FP_STK_TCP_HLEN + olen + len);
-    sum = fp_cksum_tcp(tp->laddr, tp->raddr, th, p->len);
-    memcpy(th + 16, &sum, 2);
+    set_cksum(st, p, tp->laddr, tp->raddr);
     if ((flags & TH_ACK) != 0) {
         tp->last_ack_sent = tp->rcv_nxt;
         tp->t_flags &= ~(uint32_t)(FP_TF_ACKNOW | FP_TF_DELACK);
@@ -842,7 +860,6 @@ respond(struct fp_stack *st, const struct seg *s, uint32_t seq, uint32_t ack, ui
     struct fp_pkt *p = fp_stack_pkt_alloc(st);
     uint8_t       *th;
     uint32_t       hl = FP_STK_TCP_HLEN;
-    uint16_t       sum;
 
     if (p == NULL) {
         return;
@@ -860,8 +877,7 @@ respond(struct fp_stack *st, const struct seg *s, uint32_t seq, uint32_t ack, ui
     fp_put16(th + 14, (flags & TH_SYN) != 0 ? 65535 : 0);
     memset(th + 16, 0, 4);
     p->len = hl;
-    sum = fp_cksum_tcp(s->daddr, s->saddr, th, hl);
-    memcpy(th + 16, &sum, 2);
+    set_cksum(st, p, s->daddr, s->saddr);
     if ((flags & TH_RST) != 0) {
         fp_stack_ctr_inc(st, FP_STK_TCP_RST_TX);
     }
@@ -2263,6 +2279,7 @@ fp_tcp_input(struct fp_stack *st, struct fp_pkt *pkt, uint32_t saddr, uint32_t d
     struct fp_tcb *tp;
     const uint8_t *th = pkt->data;
     uint32_t       off;
+    bool           bad_sum;
 
     fp_stack_ctr_inc(st, FP_STK_TCP_RX);
     if (pkt->len < FP_STK_TCP_HLEN) {
@@ -2274,7 +2291,12 @@ fp_tcp_input(struct fp_stack *st, struct fp_pkt *pkt, uint32_t saddr, uint32_t d
         fp_stack_ctr_inc(st, FP_STK_TCP_SHORT);
         goto drop;
     }
-    if (fp_cksum_tcp(saddr, daddr, th, pkt->len) != 0) {
+    /* The link's verdict where it verified (FP_LINK_CAP_RX_CKSUM), else ours. */
+    bad_sum = (pkt->flags & FP_PKT_F_RX_L4_BAD) != 0;
+    if (!bad_sum && (pkt->flags & FP_PKT_F_RX_L4_GOOD) == 0) {
+        bad_sum = fp_cksum_tcp(saddr, daddr, th, pkt->len) != 0;
+    }
+    if (bad_sum) {
         fp_stack_ctr_inc(st, FP_STK_TCP_BAD_CKSUM);
         goto drop;
     }
