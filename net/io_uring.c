@@ -924,7 +924,10 @@ deliver_held(struct uio *u)
     unsigned          n;
 
     for (ul = u->lsn.next; ul != &u->lsn; ul = ul->next) {
-        for (n = 0; n < UIO_ACCEPT_BURST && !ul->paused && ul->nb_held > 0; n++) {
+        /* A closing listener's owner is gone (its fp_listener.data with it): none of these
+         * may reach it (uio_listener_close closed them). */
+        for (n = 0; n < UIO_ACCEPT_BURST && !ul->paused && !ul->closing && ul->nb_held > 0;
+             n++) {
             deliver(u, ul, held_pop(ul));
         }
     }
@@ -1137,8 +1140,14 @@ static void
 uio_listener_close(struct fp_listener *l)
 {
     struct ulistener *ul = (struct ulistener *)l;
+    int               fd;
 
     ul->closing = 1;
+    /* The held connections were never the proxy's: closed, as closing a listening socket
+     * resets its accept queue (delivering one later crashed a draining worker). */
+    while ((fd = held_pop(ul)) != -1) {
+        close(fd);
+    }
     /* Stops listening now, as close(2) would: a request in the kernel still holds the socket
      * until its cancel completes, and the loop may be about to stop. The descriptor is
      * closed with the listener, when no request of ours can name it any more. */
