@@ -575,8 +575,9 @@ rss_setup(struct rte_eth_conf *pc, const struct rte_eth_dev_info *info, char *er
  * leaves those checksums to the port on transmit (FP_LINK_CAP_TX_CKSUM) and takes the port's
  * verdict on receive (FP_LINK_CAP_RX_CKSUM); bad ones are dropped and counted by the stack as
  * before. Where the port lacks them the stack computes everything in software. net_tap offers
- * both and computes them in its own software (the work moves into the PMD, same cost); a NIC
- * does them in hardware.
+ * both but computes them itself, in software, with DPDK 22.11's 16-bit loop: under callgrind
+ * at 100 KiB keep-alive that was 600,000 instructions per request in the PMD against 73,000
+ * in the stack's own vector checksum, so on net_tap the offloads are left off.
  */
 static void
 cksum_setup(struct rte_eth_conf *pc, const struct rte_eth_dev_info *info)
@@ -585,6 +586,9 @@ cksum_setup(struct rte_eth_conf *pc, const struct rte_eth_dev_info *info)
     const uint64_t rx = RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_TCP_CKSUM;
 
     dp.caps = 0;
+    if (info->driver_name != NULL && strcmp(info->driver_name, "net_tap") == 0) {
+        return;
+    }
     if ((info->tx_offload_capa & tx) == tx) {
         pc->txmode.offloads |= tx;
         dp.caps |= FP_LINK_CAP_TX_CKSUM;

@@ -194,11 +194,12 @@ def test_no_rx_signal(env):
 
 
 def test_cksum_offload(env):
-    """net_tap offers IPv4 and TCP checksum offload both ways: the backend uses them (start-up
-    log), so the 100 MiB transfers above and the bad checksums of test_bad_input went through
-    the offload path (the PMD's verdict, counted by the stack)."""
+    """net_tap offers IPv4 and TCP checksum offload, but computes them in its own slow software
+    loop: the backend leaves them off on net_tap and says so at start-up, so the stack's own
+    checksum (and its bad-checksum counters, test_bad_input) are what this suite exercises.
+    The offload path itself is covered by tests/net stack_unit cksum_offload."""
     log = env["fp"].read_log()
-    assert "checksum offload tx+rx" in log, log[-2000:]
+    assert "checksum offload none" in log, log[-2000:]
 
 
 def test_sigterm_drains(env):
@@ -359,7 +360,7 @@ def run_mode(r, mode, tmp, nginx):
               test_workers_and_steering, env)
         r.run("%s: no signal per received frame (net_tap's Rx trigger is off)" % mode,
               test_no_rx_signal, env)
-        r.run("%s: IPv4 and TCP checksums offloaded to the port both ways" % mode,
+        r.run("%s: checksum offload left off on net_tap (its own software is slower)" % mode,
               test_cksum_offload, env)
         if http:
             r.run("malformed frames dropped and counted, still serving", test_bad_input, env)
