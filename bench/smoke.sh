@@ -36,12 +36,18 @@ if ! "$here/run" --help >/dev/null; then
 fi
 "$here/run" "${args[@]}"
 rc=$?
+# meson shows the last lines of a failed test's output: the reason goes last.
 if [ "$rc" -ne 0 ]; then
-    echo "bench smoke: bench/run exited $rc" >&2
     [ -f "$out/r/report.md" ] && cat "$out/r/report.md" >&2
     for f in "$out"/r/logs/*.log; do
         [ -f "$f" ] && { echo "== $f" >&2; tail -n 20 "$f" >&2; }
     done
+    echo "bench smoke: bench/run exited $rc" >&2
     exit 1
 fi
-"$here/check_report" "$out/r" "${check[@]}" || { cat "$out/r/report.md" >&2; exit 1; }
+if ! "$here/check_report" "$out/r" "${check[@]}" >"$out/check.txt" 2>&1; then
+    cat "$out/r/report.md" >&2
+    cat "$out/check.txt" >&2
+    exit 1
+fi
+cat "$out/check.txt"

@@ -216,6 +216,17 @@ def test_client_left_never_forwarded(env):
         origin.stop()
 
 
+def start_slow(slow, port, args):
+    """fp-slow-origin on port; stopped again if it does not listen (a leaked origin would
+    outlive the test)."""
+    origin = fpt.Proc([slow, "-p", str(port)] + args, stdout=subprocess.DEVNULL,
+                      stderr=subprocess.DEVNULL)
+    if not fpt.wait_port(port, timeout=10):
+        origin.stop()
+        raise AssertionError("fp-slow-origin did not listen on %d" % port)
+    return origin
+
+
 def rss_bytes(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -229,9 +240,7 @@ def test_open_loop_overload_bounded(env):
     if not loadgen or not slow:
         return fpt.SKIP
     oport, port, sport = fpt.free_port(), fpt.free_port(), fpt.free_port()
-    origin = fpt.Proc([slow, "-p", str(oport), "-s", "8", "-m", "20"],
-                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert fpt.wait_port(oport)
+    origin = start_slow(slow, oport, ["-s", "8", "-m", "20"])
     text = cfg(port, oport, workers=2, maxconn_srv=8, queue=40, queue_to="300ms", stats=sport,
                maxconn=600)
     path = os.path.join(env["tmp"], "overload.yaml")
@@ -397,9 +406,7 @@ def test_burst_after_stall_served(env):
         return fpt.SKIP
     oport, port, sport = fpt.free_port(), fpt.free_port(), fpt.free_port()
     # 8 slots x 20 ms: the 48 requests drain in about 120 ms, far within the queue timeout.
-    origin = fpt.Proc([slow, "-p", str(oport), "-s", "8", "-m", "20"],
-                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert fpt.wait_port(oport)
+    origin = start_slow(slow, oport, ["-s", "8", "-m", "20"])
     text = cfg(port, oport, workers=1, maxconn_srv=8, queue=256, queue_to="2s", stats=sport)
     fp = fpt.Fastproxy(env["tmp"], text, wait=[port])
     socks = []
@@ -449,9 +456,7 @@ def retry_storm(env, delay_ms):
     oport, port, sport = fpt.free_port(), fpt.free_port(), fpt.free_port()
     # Capacity 8 slots / 50 ms = 160 req/s: small, so that the test measures the proxy's
     # policy rather than the CPU a shared machine (or a sanitizer build) lends it.
-    origin = fpt.Proc([slow, "-p", str(oport), "-s", "8", "-m", "50"],
-                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert fpt.wait_port(oport)
+    origin = start_slow(slow, oport, ["-s", "8", "-m", "50"])
     text = cfg(port, oport, workers=1, maxconn_srv=8, queue=1024, queue_to="1s", stats=sport,
                maxconn=2000)
     fp = fpt.Fastproxy(env["tmp"], text, wait=[port])
