@@ -926,8 +926,7 @@ deliver_held(struct uio *u)
     for (ul = u->lsn.next; ul != &u->lsn; ul = ul->next) {
         /* A closing listener's owner is gone (its fp_listener.data with it): none of these
          * may reach it (uio_listener_close closed them). */
-        for (n = 0; n < UIO_ACCEPT_BURST && !ul->paused && !ul->closing && ul->nb_held > 0;
-             n++) {
+        for (n = 0; n < UIO_ACCEPT_BURST && !ul->paused && !ul->closing && ul->nb_held > 0; n++) {
             deliver(u, ul, held_pop(ul));
         }
     }
