@@ -301,7 +301,7 @@ struct fp_io_conf {
     unsigned        nb_workers;
     const struct fp_dpdk_conf *dpdk; /* io: dpdk only; outlives the instance */
     uint32_t        max_pipes; /* kernel backend: pipes for splice(2), 0 = never splice */
-    uint32_t        collect_us; /* kernel backend: while busy, poll at most once per this */
+    uint32_t        collect_us; /* kernel, uring: while busy, poll at most once per this */
     fp_notify_fn    on_notify;
     void           *notify_data;
 };

@@ -178,6 +178,7 @@ struct uio_stats {
     uint64_t fixed_ops;   /* requests that named a registered file, not a descriptor */
     uint64_t no_slot;     /* connections served through their descriptor: no slot */
     uint64_t send_more;   /* sends submitted with MSG_MORE */
+    uint64_t collect_waits; /* waits that gathered completions (global.io_collect) */
 };
 
 struct uio {
@@ -210,6 +211,8 @@ struct uio {
     int              stopping;
     int              notified;
     unsigned         nb_zombies;
+    uint32_t         collect_us; /* global.io_collect; 0 = off */
+    uint64_t         wait_at;    /* when the last wait began */
     struct uio_stats st;
 };
 
@@ -218,6 +221,8 @@ _Static_assert(sizeof(struct fp_stk_timer) <= sizeof(((struct fp_timer *)0)->pri
 
 static const struct fp_io_counter uio_counters[] = {
         {"uring_loops", "io_uring loop iterations.", false, offsetof(struct uio, st.loops), 0},
+        {"collect_waits", "Loop iterations that gathered events before polling (io_collect).",
+         false, offsetof(struct uio, st.collect_waits), 0},
         {"uring_enters", "io_uring_enter calls (submit and wait).", false,
          offsetof(struct uio, st.enters), 0},
         {"uring_sqes", "io_uring requests submitted.", false, offsetof(struct uio, st.sqes), 0},
@@ -1500,6 +1505,12 @@ held_deliverable(const struct uio *u)
     return false;
 }
 
+/* global.io_collect (net/io_kernel.c says why): while the loop is busy, a wait returns
+ * after UIO_COLLECT_NR completions or io_collect, whichever comes first. Under
+ * IORING_SETUP_DEFER_TASKRUN the kernel wakes the waiter only once that many are posted, so
+ * completions arriving meanwhile wake no one. */
+#define UIO_COLLECT_NR 16
+
 /* Submits what the iteration queued and waits for a completion, at most until the next timer;
  * does not wait while a connection is still ready. */
 static void
@@ -1510,10 +1521,24 @@ submit_wait(struct uio *u)
     uint64_t                 due;
     uint64_t                 wait_us;
     int                      rc;
+    bool                     busy;
 
     stat_add(&u->st.enters, 1);
+    /* Busy: the last wait ended within io_collect of its start (now_us is this iteration's). */
+    busy = u->collect_us > 0 && u->now_us - u->wait_at < u->collect_us;
+    u->wait_at = clock_us();
     if (any_ready(u) || u->notified || held_deliverable(u)) {
         rc = io_uring_submit_and_get_events(&u->ring);
+    } else if (busy) {
+        due = wake_deadline(u);
+        wait_us = u->collect_us;
+        if (due != UINT64_MAX && due < u->now_us + wait_us) {
+            wait_us = due > u->now_us ? due - u->now_us : 0;
+        }
+        ts.tv_sec = 0;
+        ts.tv_nsec = (long long)wait_us * 1000;
+        stat_add(&u->st.collect_waits, 1);
+        rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, UIO_COLLECT_NR, &ts, NULL);
     } else if ((due = wake_deadline(u)) == UINT64_MAX) {
         rc = io_uring_submit_and_wait(&u->ring, 1);
     } else {
@@ -1791,6 +1816,7 @@ fp_io_uring_create(const struct fp_io_conf *conf, char *err, size_t errlen)
         goto err_rbufs;
     }
     slots_init(u, conf->max_conns);
+    u->collect_us = conf->collect_us;
     if (fp_pool_init(&u->conns, sizeof(struct uconn), conf->max_conns) != 0 ||
         fp_pool_init(&u->sbufs, UIO_SBUF_SIZE, conf->max_conns) != 0) {
         snprintf(err, errlen, "cannot allocate %u connections", conf->max_conns);

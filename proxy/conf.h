@@ -137,7 +137,7 @@ struct fp_global_conf {
     uint32_t        bufsize;  /* bytes per connection buffer */
     uint32_t        backlog;  /* listen(2) backlog per worker socket */
     uint32_t        maxpipes; /* io: kernel, mode tcp: pipes for splice(2), all workers; 0 = off */
-    uint32_t        io_collect_us; /* io: kernel: least time between two polls while busy */
+    uint32_t        io_collect_us; /* kernel, uring: least time between two polls while busy */
     bool            io_collect_set; /* io_collect was in the file (-c notes it if ignored) */
     uint32_t        grace_ms; /* how long a stop waits for open connections */
     struct fp_overload_conf overload;

@@ -218,9 +218,8 @@ main_print_dpdk(const struct fp_conf *conf)
     char                       gw[INET_ADDRSTRLEN] = "none";
     uint32_t                   i;
 
-    if (conf->global.io != FP_IO_KERNEL && conf->global.io_collect_set) {
-        printf("note: io_collect is ignored under io: %s (io: kernel only)\n",
-               conf->global.io == FP_IO_URING ? "uring" : "dpdk");
+    if (conf->global.io == FP_IO_DPDK && conf->global.io_collect_set) {
+        printf("note: io_collect is ignored under io: dpdk (dpdk.poll sets how it waits)\n");
     }
     if (conf->global.io != FP_IO_DPDK) {
         if (d->present) {
