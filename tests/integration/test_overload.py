@@ -93,6 +93,17 @@ backends:
     return text
 
 
+def read_status(s):
+    """Reads a response head from s; its status code, or 0 if s closed first."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        d = s.recv(4096)
+        if not d:
+            break
+        data += d
+    return int(data.split(b" ")[1]) if data else 0
+
+
 class Req(threading.Thread):
     """One GET on its own connection; records status and completion time."""
 
@@ -111,14 +122,8 @@ class Req(threading.Thread):
             s.close()
             self.status = "closed"
             return
-        data = b""
-        while b"\r\n\r\n" not in data:
-            d = s.recv(4096)
-            if not d:
-                break
-            data += d
+        self.status = read_status(s)
         self.done_at = time.monotonic()
-        self.status = int(data.split(b" ")[1]) if data else 0
         s.close()
 
 
@@ -423,13 +428,7 @@ def test_burst_after_stall_served(env):
             os.kill(fp.proc.pid, signal.SIGCONT)
         codes = []
         for s in socks:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                d = s.recv(4096)
-                if not d:
-                    break
-                data += d
-            codes.append(int(data.split(b" ")[1]) if data else 0)
+            codes.append(read_status(s))
         st = fpt.stats(sport)
         print("     48 requests read at once after SIGSTOP/SIGCONT, 8 slots x 20 ms: %d x 200, "
               "LIFO switches %d, stale refusals %d, queue max %d" %
