@@ -3,8 +3,9 @@
  * Backend selection: the one place that knows every backend. Also the generic segment path
  * (net/io.h, fp_io_generic_*), which gives every backend without recv_segs/send_segs the
  * zero-copy interface at the price of one copy: received bytes land in buffers of a pool the
- * instance owns (one recv(2) per buffer, until the kernel has no more or the caller's bound is
- * reached), and a send hands them to sendv, then frees what the kernel took.
+ * instance owns (one recvv per four buffers where the backend has it, else one recv per buffer,
+ * until the kernel has no more or the caller's bound is reached), and a send hands them to
+ * sendv, then frees what the kernel took.
  */
 #include "net/io.h"
 
@@ -93,6 +94,57 @@ segpool_create(struct fp_io *io, uint32_t max_conns)
     return 0;
 }
 
+/* Buffers per scatter read (fp_io_ops.recvv): four hold a direction's read-ahead bound. */
+#define SEGS_RECVV_MAX 4
+
+/*
+ * One recvv into up to SEGS_RECVV_MAX buffers (the last one cut to max_bytes), so that a large
+ * transfer costs one system call per 64 KiB instead of one per 16 KiB; buffers are a pointer
+ * pop each, so the ones a short read leaves empty cost nothing but their push back. ahead: the
+ * first buffer too is read-ahead (segpool_may_lend). Lends the buffers that got bytes at
+ * segs[0..], gives the others back, and sets *nb to how many were lent and *full to whether the
+ * read filled them all (more may wait). Returns the bytes read, 0 at EOF, -EAGAIN, -ENOBUFS (no
+ * buffer may be lent) or -errno.
+ */
+static ssize_t
+recv_scatter(struct fp_conn *c, struct fp_io_segpool *sp, struct fp_seg *segs, unsigned max,
+             uint32_t max_bytes, bool ahead, unsigned *nb, bool *full)
+{
+    struct fp_buf b[SEGS_RECVV_MAX];
+    uint32_t      want = 0;
+    unsigned      k = 0;
+    unsigned      i;
+    ssize_t       n;
+
+    while (k < max && k < SEGS_RECVV_MAX && want < max_bytes &&
+           segpool_may_lend(sp, ahead || k > 0)) {
+        b[k].data = fp_pool_get(&sp->pool);
+        b[k].size = max_bytes - want < FP_IO_SEG_SIZE ? max_bytes - want : FP_IO_SEG_SIZE;
+        b[k].head = 0;
+        b[k].tail = 0;
+        want += b[k].size;
+        k++;
+    }
+    *nb = 0;
+    *full = false;
+    if (k == 0) {
+        return -ENOBUFS;
+    }
+    n = c->io->ops->recvv(c, b, k);
+    for (i = 0; i < k; i++) {
+        if (n <= 0 || b[i].tail == 0) {
+            fp_pool_put(&sp->pool, b[i].data);
+            continue;
+        }
+        segs[*nb].data = b[i].data;
+        segs[*nb].len = b[i].tail;
+        segs[*nb].ref = b[i].data;
+        (*nb)++;
+    }
+    *full = n > 0 && (uint32_t)n == want;
+    return n;
+}
+
 ssize_t
 fp_io_generic_recv_segs(struct fp_conn *c, struct fp_seg *segs, unsigned max, uint32_t max_bytes,
                         unsigned flags)
@@ -102,15 +154,28 @@ fp_io_generic_recv_segs(struct fp_conn *c, struct fp_seg *segs, unsigned max, ui
     uint32_t              got = 0;
     uint32_t              room;
     unsigned              i = 0;
+    unsigned              nb;
+    bool                  ahead;
+    bool                  full;
     ssize_t               n = -EAGAIN;
 
     while (i < max && (i == 0 || got < max_bytes)) {
-        if (!segpool_may_lend(sp, i > 0 || (flags & FP_RECV_AHEAD) != 0)) {
+        room = max_bytes > got ? max_bytes - got : 0;
+        ahead = i > 0 || (flags & FP_RECV_AHEAD) != 0;
+        if (c->io->ops->recvv != NULL && room > FP_IO_SEG_SIZE && max - i > 1) {
+            n = recv_scatter(c, sp, segs + i, max - i, room, ahead, &nb, &full);
+            i += nb;
+            if (n <= 0 || !full) {
+                break;
+            }
+            got += (uint32_t)n;
+            continue;
+        }
+        if (!segpool_may_lend(sp, ahead)) {
             n = -ENOBUFS;
             break;
         }
         b.data = fp_pool_get(&sp->pool);
-        room = max_bytes > got ? max_bytes - got : 0;
         b.size = room > 0 && room < FP_IO_SEG_SIZE ? room : FP_IO_SEG_SIZE;
         b.head = 0;
         b.tail = 0;

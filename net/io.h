@@ -185,6 +185,13 @@ struct fp_io_ops {
     /* Reads into b's free room. Returns bytes read, 0 at EOF, -EAGAIN, -ENOBUFS when b has
      * no room, or -errno (the connection is then dead, but still needs close). */
     ssize_t (*recv)(struct fp_conn *c, struct fp_buf *b);
+    /*
+     * Optional (NULL: the generic segment path reads one buffer per recv): reads into the free
+     * room of the n buffers in order, in one call (readv), advancing each one's tail. Returns
+     * the bytes read (>= 1), 0 at EOF, -EAGAIN, or -errno (the connection is then dead, but
+     * still needs close).
+     */
+    ssize_t (*recvv)(struct fp_conn *c, struct fp_buf *bufs, unsigned n);
     /* Sends b's stored bytes, consuming what was taken; flags: FP_SEND_*. Returns bytes
      * taken, -EAGAIN or -errno. */
     ssize_t (*send)(struct fp_conn *c, struct fp_buf *b, unsigned flags);
@@ -345,7 +352,8 @@ struct fp_io *fp_io_create(const struct fp_io_conf *conf, char *err, size_t errl
 void fp_io_destroy(struct fp_io *io);
 
 /* The generic segment path (net/io.c) for backends without recv_segs/send_segs/seg_free:
- * recv into FP_IO_SEG_SIZE-byte buffers of a per-worker pool, send with sendv, then free. */
+ * recv (recvv where the backend has it) into FP_IO_SEG_SIZE-byte buffers of a per-worker pool,
+ * send with sendv, then free. */
 #define FP_IO_SEG_SIZE (16u * 1024)
 
 ssize_t fp_io_generic_recv_segs(struct fp_conn *c, struct fp_seg *segs, unsigned max,

@@ -360,6 +360,46 @@ kio_recv(struct fp_conn *c, struct fp_buf *b)
     return n;
 }
 
+/* Buffers per readv at most (net/io.c gives four: a direction's read-ahead bound). */
+#define KIO_RECVV_MAX 8
+
+static ssize_t
+kio_recvv(struct fp_conn *c, struct fp_buf *bufs, unsigned n)
+{
+    struct kconn *kc = (struct kconn *)c;
+    struct iovec  iov[KIO_RECVV_MAX];
+    size_t        left;
+    unsigned      i;
+    uint32_t      take;
+    ssize_t       rc;
+
+    if (n == 0) {
+        return -EINVAL;
+    }
+    if (n > KIO_RECVV_MAX) {
+        n = KIO_RECVV_MAX;
+    }
+    for (i = 0; i < n; i++) {
+        iov[i].iov_base = bufs[i].data + bufs[i].tail;
+        iov[i].iov_len = fp_buf_room(&bufs[i]);
+    }
+    rc = readv(kc->fd, iov, (int)n);
+    if (rc == -1) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            return -EAGAIN;
+        }
+        c->err = -errno;
+        return -errno;
+    }
+    left = (size_t)rc;
+    for (i = 0; i < n && left > 0; i++) {
+        take = left < iov[i].iov_len ? (uint32_t)left : (uint32_t)iov[i].iov_len;
+        bufs[i].tail += take;
+        left -= take;
+    }
+    return rc;
+}
+
 /* The socket flags of a send with flags FP_SEND_*. */
 static int
 send_flags(unsigned flags)
@@ -804,6 +844,7 @@ static const struct fp_io_ops kio_ops = {
     .connect = kio_connect,
     .want = kio_want,
     .recv = kio_recv,
+    .recvv = kio_recvv,
     .send = kio_send,
     .sendv = kio_sendv,
     .recv_segs = kio_recv_segs,
