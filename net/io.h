@@ -259,6 +259,10 @@ struct fp_io {
      * produced here, as a burst (DPDK's l3fwd drains its TX queues the same way). */
     fp_notify_fn on_flush;
     void        *flush_data;
+    /* A recv between two waits for events sees bytes that arrived since the last wait
+     * (kernel sockets). False where a connection's bytes come only with a wait (io_uring's
+     * completions, the DPDK stack's receive burst): looking early finds nothing there. */
+    bool recv_live;
     uint64_t                conn_pool_empty; /* connections refused: pool exhausted */
     uint64_t                accept_errors;   /* accept() failures other than EAGAIN */
     /* The generic segment path's buffers (net/io.c), for a backend without recv_segs. */

@@ -880,6 +880,7 @@ fp_io_kernel_create(const struct fp_io_conf *conf, char *err, size_t errlen)
         return NULL;
     }
     k->io.ops = &kio_ops;
+    k->io.recv_live = true;
     k->io.on_notify = conf->on_notify;
     k->io.notify_data = conf->notify_data;
     k->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);

@@ -919,8 +919,15 @@ hs_on_req_head(struct hsess *s)
     fp_worker_demand(w, s->be_idx);
     rc = hs_acquire_server(s);
     if (rc == 0 && s->state == H_XFER && s->srv != NULL) {
+        if (s->has_slot && fp_worker_iter_long(w)) {
+            /* A slot of a limited server, taken in a long loop iteration: the request goes
+             * now, or the slot would idle through the rest of the iteration (issue 15). */
+            FP_STAT_INC(w, srv_send_early);
+            return hs_srv_write(s) < 0 ? -1 : 0;
+        }
         /* A reused connection is writable: send at the end of this loop iteration, with the
-         * other requests it read, rather than after a poll. */
+         * other requests it read, rather than after a poll: the server gets them as one
+         * burst. */
         fp_worker_defer(w, &s->task);
     }
     return rc;
@@ -1075,7 +1082,7 @@ hs_acquire_server(struct hsess *s)
         s->srv_gi = gi;
         s->has_slot = 1;
         fp_worker_slot_take(w, s->be_idx, gi);
-        fp_worker_slot_watch(w, &s->task);
+        fp_worker_slot_watch(w, &s->task, gi);
         s->srv = idle_take(w, gi);
         if (s->srv != NULL) {
             FP_STAT_INC(w, srv_conn_reused);
@@ -1207,6 +1214,9 @@ hs_srv_write(struct hsess *s)
     sent_head = (uint32_t)n < hlen ? (uint32_t)n : hlen;
     sent_body = (uint32_t)n - sent_head;
     s->hreq_sent += sent_head;
+    if (sent_head > 0 && s->hreq_sent == fp_buf_len(&s->hreq)) {
+        fp_worker_slot_sent(s->w, &s->task); /* the head is out: its answer may come */
+    }
     if (sent_body > 0) {
         fp_buf_consume(&s->req, sent_body);
         s->req_fwd -= sent_body;
@@ -1398,6 +1408,7 @@ hs_process_rsp(struct hsess *s)
         if (final) {
             s->status = s->sp.msg.status;
             s->t_rsp_ms = s->w->io->ops->now_ms(s->w->io);
+            fp_worker_slot_answered(s->w, &s->task);
             /* The server closing its own connection after this response (RFC 9112 §9.6)
              * only retires that connection: the client's survives whenever the response is
              * delimited by something other than the close (§6.3). */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "proxy/backend.h"
 #include "proxy/h1.h"
@@ -112,7 +113,7 @@ line_up(size_t n)
 static int
 alloc_block(struct fp_worker *w, uint32_t nb_be, uint32_t nb_srv, uint32_t nb_fe)
 {
-    size_t   off[11];
+    size_t   off[12];
     size_t   total = 0;
     uint8_t *b;
     unsigned k = 0;
@@ -125,6 +126,7 @@ alloc_block(struct fp_worker *w, uint32_t nb_be, uint32_t nb_srv, uint32_t nb_fe
     FP_WB_ARRAY(nb_srv, *w->idle_owner);
     FP_WB_ARRAY(nb_srv, *w->srv_active);
     FP_WB_ARRAY(nb_srv, *w->srv_limit);
+    FP_WB_ARRAY(nb_srv, *w->srv_rt_us);
     FP_WB_ARRAY(nb_be, *w->queues);
     FP_WB_ARRAY(nb_be, *w->be_stats);
     FP_WB_ARRAY(nb_srv, *w->srv_stats);
@@ -144,6 +146,7 @@ alloc_block(struct fp_worker *w, uint32_t nb_be, uint32_t nb_srv, uint32_t nb_fe
     w->idle_owner = (void *)(b + off[k++]);
     w->srv_active = (void *)(b + off[k++]);
     w->srv_limit = (void *)(b + off[k++]);
+    w->srv_rt_us = (void *)(b + off[k++]);
     w->queues = (void *)(b + off[k++]);
     w->be_stats = (void *)(b + off[k++]);
     w->srv_stats = (void *)(b + off[k++]);
@@ -394,19 +397,35 @@ fp_worker_slot_take(struct fp_worker *w, uint32_t be_idx, uint32_t gi)
     FP_SRV_STAT_ADD(w, gi, selected, 1);
 }
 
-/* Request heads a loop iteration reads between two looks at the server connections that hold
- * slots: about a millisecond of client work, so that a slot waits at most that long for its
- * answer to be seen (a tenth of the slow origin's 10 ms service). Each look costs one recv()
- * per slot, against two system calls per client request: a few per cent at 32 slots. */
-#define SLOT_POLL_HEADS 64
+/* Request heads read or deferred sends made between two looks at the server connections that
+ * hold slots: a few hundred microseconds of client work (15-30 us each under a retry storm),
+ * so that a slot waits at most that long for its answer to be seen (a few per cent of the slow
+ * origin's 10 ms service). A look reads only the connections whose answer is due (see
+ * fp_worker_slot_poll), so most looks cost a clock read and a walk of the slot holders. */
+#define SLOT_POLL_WORK 16
+
+/* Request heads read in one loop iteration that make it a long one (fp_worker_iter_long). */
+#define ITER_LONG_HEADS 16
+
+static uint64_t
+clock_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
 
 void
-fp_worker_slot_watch(struct fp_worker *w, struct fp_task *t)
+fp_worker_slot_watch(struct fp_worker *w, struct fp_task *t, uint32_t gi)
 {
     if (t->sl_watched) {
         return;
     }
     t->sl_watched = true;
+    t->sl_gi = gi;
+    t->sl_sent_us = 0;
+    t->sl_due_us = UINT64_MAX; /* nothing to look for before the request went out */
     t->sl_prev = NULL;
     t->sl_next = w->sl_head;
     if (w->sl_head != NULL) {
@@ -448,9 +467,56 @@ any_queued(const struct fp_worker *w)
 }
 
 void
+fp_worker_slot_sent(struct fp_worker *w, struct fp_task *t)
+{
+    if (!t->sl_watched) {
+        return;
+    }
+    t->sl_sent_us = clock_us();
+    /* A sixteenth early: the estimate follows the quickest answers, and a look a little early
+     * costs one read that finds nothing. */
+    t->sl_due_us = t->sl_sent_us + w->srv_rt_us[t->sl_gi] - w->srv_rt_us[t->sl_gi] / 16;
+}
+
+void
+fp_worker_slot_answered(struct fp_worker *w, struct fp_task *t)
+{
+    uint32_t *est;
+    uint64_t  rt;
+
+    if (!t->sl_watched || t->sl_sent_us == 0) {
+        return;
+    }
+    est = &w->srv_rt_us[t->sl_gi];
+    rt = clock_us() - t->sl_sent_us;
+    rt = rt < UINT32_MAX ? rt : UINT32_MAX;
+    /* A low quantile of the answer times (about the 6th percentile): down by 1/16 after a
+     * quicker answer, up by 1/256 after a slower one, whatever the amount. An answer seen
+     * late (a look missed it, the loop was busy) must not push the looks later, which would
+     * make the next answers late too; and an answer there at the first look (due 1/16 early)
+     * is seen quicker than the estimate, so an estimate above the server's time comes down. */
+    if (*est == 0) {
+        *est = (uint32_t)rt;
+    } else if (rt < *est) {
+        *est -= *est / 16;
+    } else {
+        *est += *est / 256 + 1;
+    }
+    t->sl_sent_us = 0;
+    t->sl_due_us = UINT64_MAX;
+}
+
+void
 fp_worker_head_read(struct fp_worker *w)
 {
-    w->heads_since_poll++;
+    w->work_since_poll++;
+    w->iter_heads++;
+}
+
+bool
+fp_worker_iter_long(const struct fp_worker *w)
+{
+    return w->iter_heads >= ITER_LONG_HEADS;
 }
 
 void
@@ -458,19 +524,28 @@ fp_worker_slot_poll(struct fp_worker *w)
 {
     struct fp_task *t;
     struct fp_task *next;
+    uint64_t        now;
 
-    if (w->heads_since_poll < SLOT_POLL_HEADS) {
+    if (w->work_since_poll < SLOT_POLL_WORK) {
         return;
     }
-    w->heads_since_poll = 0;
-    if (!any_queued(w)) {
+    w->work_since_poll = 0;
+    if (!w->io->recv_live || !any_queued(w)) {
         return;
     }
     FP_STAT_INC(w, slot_polls);
+    now = clock_us();
     /* A session whose answer is here releases its slot, which goes to a waiting request: that
      * one is linked at the head, behind this walk. A poll ends at most its own session. */
     for (t = w->sl_head; t != NULL; t = next) {
         next = t->sl_next;
+        if (t->sl_due_us > now) {
+            continue;
+        }
+        /* Not there yet: look again after a sixteenth of the time the request has been out
+         * (at least 100 us), so that a slow answer costs a few reads, not one per look. */
+        t->sl_due_us = now + ((now - t->sl_sent_us) / 16 > 100 ? (now - t->sl_sent_us) / 16 : 100);
+        FP_STAT_INC(w, slot_poll_reads);
         t->poll(t);
     }
 }
@@ -793,12 +868,17 @@ worker_on_flush(struct fp_io *io, void *data)
     struct fp_worker *w = data;
     struct fp_task   *t;
 
-    /* The next iteration starts with a poll for events, which sees every server's answer. */
-    w->heads_since_poll = 0;
+    /* The next iteration starts with a poll for events, which sees every server's answer;
+     * until then, the sends of a long iteration (thousands of refusals under a retry storm)
+     * are client work through which the server slots are looked at, too. */
+    w->iter_heads = 0;
     while ((t = w->fl_head) != NULL) {
         flush_unlink(w, t);
         t->flush(t);
+        w->work_since_poll++;
+        fp_worker_slot_poll(w);
     }
+    w->work_since_poll = 0;
 }
 
 void

@@ -68,6 +68,9 @@ struct fp_worker_stats {
     uint64_t slot_polls;        /* looks at the slot holders' server connections within a long
                                    loop iteration (fp_worker_head_read) */
     uint64_t slot_poll_answers; /* server answers those looks found */
+    uint64_t slot_poll_reads;   /* server connections those looks read (answer or not) */
+    uint64_t srv_send_early;    /* requests sent as their slot was taken, in a long loop
+                                   iteration (fp_worker_iter_long), not at its end */
 };
 
 #define FP_QDELAY_BUCKETS 8
@@ -179,7 +182,10 @@ struct fp_task {
     struct fp_task *sl_next;
     struct fp_task *sl_prev;
     void (*poll)(struct fp_task *t);
-    bool sl_watched;
+    uint64_t sl_sent_us; /* the request went to the server (fp_worker_slot_sent), 0: not yet */
+    uint64_t sl_due_us;  /* next look at the server connection, monotonic us */
+    uint32_t sl_gi;      /* the server's index in idle_n */
+    bool     sl_watched;
 };
 
 /* Who owns an idle server connection: set as its fp_conn.data while it waits for reuse. */
@@ -215,12 +221,15 @@ struct fp_worker {
     struct fp_idle_owner *idle_owner; /* per server */
     uint32_t             *srv_active; /* per server: requests holding a slot */
     uint32_t             *srv_limit;  /* per server: this worker's share of maxconn, 0 = none */
+    uint32_t             *srv_rt_us;  /* per server: its answer time, a low estimate (us) */
     struct fp_wq         *queues;     /* per backend: requests waiting for a slot */
     struct fp_backend_stats *be_stats; /* per backend */
     struct fp_server_stats  *srv_stats; /* per server, indexed like idle_n */
     struct fp_frontend_stats *fe_stats; /* per frontend */
     struct fp_task       *sl_head;    /* sessions holding a server slot (fp_worker_slot_watch) */
-    uint32_t              heads_since_poll; /* request heads read since the last slot poll */
+    uint32_t              work_since_poll; /* heads read and sends flushed since the last slot
+                                              poll */
+    uint32_t              iter_heads; /* request heads read in this loop iteration */
     bool                  paused;     /* listeners stopped: at maxconn */
     struct fp_timer       shed_timer; /* while paused: answers 503 past overload.shed_queue */
     bool                  draining;
@@ -299,25 +308,43 @@ void fp_worker_demand(struct fp_worker *w, uint32_t be_idx);
 void fp_worker_slot_take(struct fp_worker *w, uint32_t be_idx, uint32_t gi);
 
 /*
- * t (its poll set) holds a server slot and waits for the server's answer; unwatch forgets
- * it (both do nothing when t already is or is not watched). See fp_worker_head_read.
+ * t (its poll set) holds a slot of server gi and waits for the server's answer; unwatch
+ * forgets it (both do nothing when t already is or is not watched). See fp_worker_slot_poll.
  */
-void fp_worker_slot_watch(struct fp_worker *w, struct fp_task *t);
+void fp_worker_slot_watch(struct fp_worker *w, struct fp_task *t, uint32_t gi);
 void fp_worker_slot_unwatch(struct fp_worker *w, struct fp_task *t);
 
 /*
- * Counts a client request head read in this loop iteration (fp_worker_slot_poll looks at the
- * slot holders after every SLOT_POLL_HEADS (64) of them).
+ * The watched t's request went to its server now: t's first look is due when the server's
+ * answers usually come (its estimate, srv_rt_us). fp_worker_slot_answered: the answer's head
+ * came now, which refines that estimate. Both do nothing when t is not watched.
+ */
+void fp_worker_slot_sent(struct fp_worker *w, struct fp_task *t);
+void fp_worker_slot_answered(struct fp_worker *w, struct fp_task *t);
+
+/*
+ * Counts a client request head read in this loop iteration: fp_worker_slot_poll looks at the
+ * slot holders after every SLOT_POLL_WORK (16) heads or deferred sends.
  */
 void fp_worker_head_read(struct fp_worker *w);
 
 /*
- * Once SLOT_POLL_HEADS (64) request heads were read since the loop iteration began or since the
- * last look, and while any request waits in a backend queue, calls t->poll of every watched
- * session (each reads its server connection if an answer is there). The kernel backend learns
- * of a server's answer only at its next poll for events, which under a retry storm comes after
- * thousands of client requests: the slot would idle through them while requests wait for it.
- * Call it after a client event, when no session is half-way through its processing.
+ * True once ITER_LONG_HEADS (16) request heads were read in this loop iteration: a long one,
+ * through which work deferred to its end (fp_worker_defer) would wait.
+ */
+bool fp_worker_iter_long(const struct fp_worker *w);
+
+/*
+ * After every SLOT_POLL_WORK (16) request heads read or deferred sends made in one loop
+ * iteration, while any request waits in a backend queue, calls t->poll of each watched
+ * session whose look is due (it reads its server connection if an answer is there). The kernel
+ * backend learns of a server's answer only at its next poll for events, which under a retry
+ * storm comes after thousands of client requests and their refusals: the slot would idle
+ * through them while requests wait for it. A look is due once the request has been at the
+ * server for about the server's usual answer time, then again after a sixteenth of the time
+ * it has been there: a few reads per answer, not one per slot and look. Call it when no session is
+ * half-way through its processing. Nothing to do on a backend whose recv sees only what its
+ * last wait delivered (fp_io.recv_live false: io_uring, DPDK).
  */
 void fp_worker_slot_poll(struct fp_worker *w);
 

@@ -445,6 +445,66 @@ def test_burst_after_stall_served(env):
         origin.stop()
 
 
+def test_slots_looked_at_in_long_iteration(env):
+    """Requests read in one long loop iteration keep the server slots working: a request that
+    takes a free slot of a limited server there goes out at once (srv_send_early), and the
+    slot holders' connections are read when their answer is due (slot_poll_answers), a few
+    reads per answer rather than one per slot and look (issue 15)."""
+    slow = os.environ.get("FP_SLOW_ORIGIN")
+    if not slow:
+        return fpt.SKIP
+    n, slots = 1000, 32
+    oport, port, sport = fpt.free_port(), fpt.free_port(), fpt.free_port()
+    origin = start_slow(slow, oport, ["-s", str(slots), "-m", "2", "-q", "4096"])
+    # FIFO: the burst is no overload, and the queue's age refusals are not what is tested.
+    text = cfg(port, oport, workers=1, maxconn_srv=slots, queue=4096, queue_to="10s",
+               stats=sport, maxconn=4000, extra_global="  overload: { queue_discipline: fifo }")
+    fp = fpt.Fastproxy(env["tmp"], text, wait=[port])
+    socks = []
+    req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    try:
+        # n keep-alive connections, each served once: the server's answer time is known.
+        for _ in range(n):
+            socks.append(socket.create_connection(("127.0.0.1", port), timeout=20))
+        first = []
+        for i in range(0, n, slots):
+            for s in socks[i:i + slots]:
+                s.sendall(req)
+            first += [read_status(s) for s in socks[i:i + slots]]
+        assert first == [200] * n, [c for c in first if c != 200][:10]
+        st0 = fpt.stats(sport)
+        # Stopped, the worker finds n requests ready when it runs again: one poll returns
+        # hundreds of them, read in one iteration that lasts longer than the server's 2 ms.
+        os.kill(fp.proc.pid, signal.SIGSTOP)
+        try:
+            for s in socks:
+                s.sendall(req)
+        finally:
+            os.kill(fp.proc.pid, signal.SIGCONT)
+        codes = [read_status(s) for s in socks]
+        st = fpt.stats(sport)
+        d = {k: fpt.stat_sum(st, "fastproxy_%s_total" % k) - fpt.stat_sum(st0, "fastproxy_%s_total" % k)
+             for k in ("srv_send_early", "slot_polls", "slot_poll_reads", "slot_poll_answers")}
+        print("     %d requests read at once by a stopped worker, %d slots x 2 ms: %d x 200; "
+              "sent at once %d, looks %d, reads %d, answers found %d"
+              % (n, slots, codes.count(200), d["srv_send_early"], d["slot_polls"],
+                 d["slot_poll_reads"], d["slot_poll_answers"]))
+        assert codes == [200] * n, ([c for c in codes if c != 200][:10], st)
+        assert d["srv_send_early"] >= 1, d
+        if fpt.URING:
+            # A server's answer comes with the ring's next wait: nothing to look for before.
+            assert d["slot_poll_reads"] == 0, d
+            return None
+        assert d["slot_poll_answers"] >= 1, d
+        # Due reads only: reading every holder at every look would take 32 per look.
+        assert d["slot_poll_reads"] <= 4 * d["slot_poll_answers"] + 2 * slots, d
+    finally:
+        for s in socks:
+            s.close()
+        assert fp.stop() == 0
+        origin.stop()
+
+
 def retry_storm(env, delay_ms):
     """4x open-loop load whose clients retry every refusal (3 times, at once or delay_ms
     later): the proxy keeps serving near the origin's capacity, and it is back to idle within a
@@ -532,6 +592,8 @@ def main():
               test_open_loop_overload_bounded, env)
         r.run("a burst read after the worker was stopped is served, not refused",
               test_burst_after_stall_served, env)
+        r.run("a long loop iteration keeps the server slots working",
+              test_slots_looked_at_in_long_iteration, env)
         r.run("flood beyond maxconn: established clients still served", test_flood_beyond_maxconn,
               env)
         r.run("at maxconn idle keep-alive connections yield, oldest first",
