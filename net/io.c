@@ -249,7 +249,7 @@ fp_io_mem_bound(enum fp_io_kind kind, const struct fp_dpdk_conf *dc, uint32_t ma
     }
 #endif
     /* The generic segment path's buffers (the stack backend lends its packet buffers); io:
-     * uring has its own on top of them (it has no recv_segs of its own yet). */
+     * uring has its own on top of them (it lends them, and uses these after a read(2)). */
 #if FP_HAVE_URING
     if (kind == FP_IO_URING) {
         return fp_io_uring_mem_bound(max_conns) +

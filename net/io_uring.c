@@ -8,11 +8,12 @@
  * provided ring; each completion appends its buffer to the connection's receive queue (linked
  * through the per-buffer arrays, so a connection can hold any number of them and all together
  * are bounded by the ring). recv copies from the queue into the caller's fp_buf and gives the
- * emptied buffers back. A connection that holds UIO_RQ_HIGH bytes nobody reads has its receive
- * cancelled (the kernel's socket buffer and TCP's window then push back) and re-armed once the
- * proxy has read them. An empty buffer ring ends a multishot receive with ENOBUFS; the
- * connection then falls back to a poll and read(2) into the caller's buffer until it sees
- * EAGAIN, and a multishot receive again after that.
+ * emptied buffers back; recv_segs lends the buffers themselves (see is_rbuf). A connection that
+ * holds UIO_RQ_HIGH bytes nobody reads has its receive cancelled (the kernel's socket buffer
+ * and TCP's window then push back) and re-armed once the proxy has read them. An empty buffer
+ * ring ends a multishot receive with ENOBUFS; the connection then falls back to a poll and
+ * read(2) into the caller's buffer until it sees EAGAIN, and a multishot receive again after
+ * that.
  *
  * Sending: send copies into the connection's send buffer (UIO_SBUF_SIZE, from a pool, attached
  * while it holds bytes) and returns -EAGAIN when it is full. The bytes leave at the end of the
@@ -179,6 +180,7 @@ struct uio_stats {
     uint64_t no_slot;     /* connections served through their descriptor: no slot */
     uint64_t send_more;   /* sends submitted with MSG_MORE */
     uint64_t collect_waits; /* waits that gathered completions (global.io_collect) */
+    uint64_t segs_lent;     /* provided buffers lent to the proxy without a copy (recv_segs) */
 };
 
 struct uio {
@@ -267,6 +269,9 @@ static const struct fp_io_counter uio_counters[] = {
         {"uring_send_more",
          "Sends submitted with MSG_MORE: more bytes of the same message followed.", false,
          offsetof(struct uio, st.send_more), 0},
+        {"uring_segs_lent",
+         "Provided receive buffers lent to the proxy as segments, without a copy.", false,
+         offsetof(struct uio, st.segs_lent), 0},
 };
 
 static inline struct uio *
@@ -1402,6 +1407,101 @@ uio_sendv(struct fp_conn *c, const struct fp_slice *slices, unsigned n, unsigned
     return total;
 }
 
+/*
+ * Segments. recv_segs lends the buffers of the receive queue themselves (the kernel received
+ * into them: no copy), each whole but for the part uio_recv already copied out. A lent buffer
+ * goes back to the ring when send_segs has copied it into a send buffer or seg_free is called,
+ * so what the proxy holds (its read-ahead, a slow peer's backlog) is out of the ring. Buffers
+ * are therefore lent only while a quarter of the ring is free; below that, and for an empty
+ * receive queue, the generic path (net/io.c) copies through uio_recv as before (which gives the
+ * ring buffers back at once, keeps the generic path's reserve for connections that hold
+ * nothing, reports EOF, errors and EAGAIN, and reads the socket itself after a poll). Segments
+ * of both kinds can meet in one send_segs: they are told apart by address.
+ */
+static bool
+is_rbuf(const struct uio *u, const uint8_t *p)
+{
+    return p >= u->rb_mem && p < u->rb_mem + (size_t)u->nb_rbufs * UIO_RBUF_SIZE;
+}
+
+static void
+uio_seg_free(struct fp_io *io, struct fp_seg *seg)
+{
+    struct uio *u = uio_of(io);
+
+    if (is_rbuf(u, seg->data)) {
+        rbuf_put(u, (uint32_t)((size_t)(seg->data - u->rb_mem) / UIO_RBUF_SIZE));
+    } else {
+        fp_io_generic_seg_free(io, seg);
+    }
+}
+
+static ssize_t
+uio_recv_segs(struct fp_conn *c, struct fp_seg *segs, unsigned max, uint32_t max_bytes,
+              unsigned flags)
+{
+    struct uconn *uc = (struct uconn *)c;
+    struct uio   *u = uc->u;
+    uint32_t      got = 0;
+    uint32_t      bid;
+    unsigned      i = 0;
+
+    if (uc->rq_head == UIO_NO_BUF || u->st.rbufs_free < u->nb_rbufs / 4) {
+        return fp_io_generic_recv_segs(c, segs, max, max_bytes, flags);
+    }
+    while (i < max && (i == 0 || got < max_bytes) && (bid = uc->rq_head) != UIO_NO_BUF) {
+        segs[i].data = rbuf(u, bid) + uc->rq_off;
+        segs[i].len = u->rb_len[bid] - uc->rq_off;
+        segs[i].ref = NULL;
+        got += segs[i].len;
+        uc->rq_bytes -= segs[i].len;
+        uc->rq_off = 0;
+        uc->rq_head = u->rb_next[bid];
+        i++;
+    }
+    if (uc->rq_head == UIO_NO_BUF) {
+        uc->rq_tail = UIO_NO_BUF;
+    }
+    stat_add(&u->st.segs_lent, i);
+    if (rcv_can_arm(uc)) {
+        enqueue(uc);
+    }
+    return i > 0 ? (ssize_t)i : -EAGAIN;
+}
+
+/* Copies the segments into c's send buffer (as sendv) and gives back those it took whole. */
+static ssize_t
+uio_send_segs(struct fp_conn *c, const struct fp_seg *segs, unsigned n, unsigned flags)
+{
+    struct fp_slice sl[FP_SEGQ_CAP];
+    struct fp_seg   done;
+    ssize_t         sent;
+    size_t          left;
+    unsigned        i;
+
+    if (n == 0) {
+        return -EAGAIN;
+    }
+    if (n > FP_SEGQ_CAP) {
+        n = FP_SEGQ_CAP;
+    }
+    for (i = 0; i < n; i++) {
+        sl[i].data = segs[i].data;
+        sl[i].len = segs[i].len;
+    }
+    sent = uio_sendv(c, sl, n, flags);
+    if (sent <= 0) {
+        return sent == 0 ? -EAGAIN : sent;
+    }
+    left = (size_t)sent;
+    for (i = 0; i < n && left >= segs[i].len; i++) {
+        left -= segs[i].len;
+        done = segs[i];
+        uio_seg_free(c->io, &done);
+    }
+    return sent;
+}
+
 static int
 uio_shutdown_write(struct fp_conn *c)
 {
@@ -1655,6 +1755,10 @@ static const struct fp_io_ops uio_ops = {
         .recv = uio_recv,
         .send = uio_send,
         .sendv = uio_sendv,
+        .recv_segs = uio_recv_segs,
+        .send_segs = uio_send_segs,
+        .seg_free = uio_seg_free,
+        .generic_segs = true,
         .shutdown_write = uio_shutdown_write,
         .close = uio_close,
         .timer_init = uio_timer_init,
