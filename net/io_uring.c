@@ -161,24 +161,24 @@ struct ulistener {
 /* Per-worker counters (struct fp_io_counter). */
 struct uio_stats {
     uint64_t loops;
-    uint64_t enters;      /* submit (and wait) calls into the kernel */
-    uint64_t sqes;        /* requests submitted */
-    uint64_t cqes;        /* completions handled */
-    uint64_t recv_bufs;   /* receive completions carrying data (one provided buffer each) */
-    uint64_t recv_nobufs; /* multishot receives ended by an empty buffer ring */
-    uint64_t recv_paused; /* receives cancelled: UIO_RQ_HIGH bytes unread */
-    uint64_t recv_rearms; /* multishot receives armed again after they ended */
-    uint64_t recv_polls;  /* receives through poll and read(2): the buffer ring was empty */
-    uint64_t send_full;   /* sends refused (-EAGAIN): send buffer full */
-    uint64_t send_short;  /* sends the kernel completed short (the rest is sent again) */
-    uint64_t linger_cut;  /* closed connections whose unsent bytes were dropped at the end of
-                           * the linger time */
-    uint64_t sq_full;     /* early submissions: the submission queue filled up */
-    uint64_t held_reset;  /* connections reset: a paused listener already held UIO_HELD_MAX */
-    uint64_t rbufs_free;  /* gauge: provided buffers the kernel can fill */
-    uint64_t fixed_ops;   /* requests that named a registered file, not a descriptor */
-    uint64_t no_slot;     /* connections served through their descriptor: no slot */
-    uint64_t send_more;   /* sends submitted with MSG_MORE */
+    uint64_t enters;        /* submit (and wait) calls into the kernel */
+    uint64_t sqes;          /* requests submitted */
+    uint64_t cqes;          /* completions handled */
+    uint64_t recv_bufs;     /* receive completions carrying data (one provided buffer each) */
+    uint64_t recv_nobufs;   /* multishot receives ended by an empty buffer ring */
+    uint64_t recv_paused;   /* receives cancelled: UIO_RQ_HIGH bytes unread */
+    uint64_t recv_rearms;   /* multishot receives armed again after they ended */
+    uint64_t recv_polls;    /* receives through poll and read(2): the buffer ring was empty */
+    uint64_t send_full;     /* sends refused (-EAGAIN): send buffer full */
+    uint64_t send_short;    /* sends the kernel completed short (the rest is sent again) */
+    uint64_t linger_cut;    /* closed connections whose unsent bytes were dropped at the end of
+                             * the linger time */
+    uint64_t sq_full;       /* early submissions: the submission queue filled up */
+    uint64_t held_reset;    /* connections reset: a paused listener already held UIO_HELD_MAX */
+    uint64_t rbufs_free;    /* gauge: provided buffers the kernel can fill */
+    uint64_t fixed_ops;     /* requests that named a registered file, not a descriptor */
+    uint64_t no_slot;       /* connections served through their descriptor: no slot */
+    uint64_t send_more;     /* sends submitted with MSG_MORE */
     uint64_t collect_waits; /* waits that gathered completions (global.io_collect) */
     uint64_t segs_lent;     /* provided buffers lent to the proxy without a copy (recv_segs) */
 };
