@@ -201,6 +201,7 @@ ssize_t
 fp_io_generic_send_segs(struct fp_conn *c, const struct fp_seg *segs, unsigned n, unsigned flags)
 {
     struct fp_slice sl[FP_SEGQ_CAP];
+    struct fp_seg   done;
     ssize_t         sent;
     size_t          left;
     unsigned        i;
@@ -219,11 +220,14 @@ fp_io_generic_send_segs(struct fp_conn *c, const struct fp_seg *segs, unsigned n
     if (sent <= 0) {
         return sent == 0 ? -EAGAIN : sent;
     }
-    /* The kernel copied what it took: the wholly sent buffers go back to the pool now. */
+    /* sendv copied what it took (into the socket, or io: uring's send buffer): the wholly sent
+     * segments go back now, through the backend's seg_free when it has one, since a backend
+     * may lend buffers of its own beside the generic path's (io: uring's provided buffers). */
     left = (size_t)sent;
     for (i = 0; i < n && left >= segs[i].len; i++) {
         left -= segs[i].len;
-        fp_pool_put(&c->io->segpool->pool, segs[i].ref);
+        done = segs[i];
+        fp_io_seg_free(c->io, &done);
     }
     return sent;
 }

@@ -357,7 +357,9 @@ void fp_io_destroy(struct fp_io *io);
 
 /* The generic segment path (net/io.c) for backends without recv_segs/send_segs/seg_free:
  * recv (recvv where the backend has it) into FP_IO_SEG_SIZE-byte buffers of a per-worker pool,
- * send with sendv, then free. */
+ * send with sendv, then give the wholly sent segments back through fp_io_seg_free (the
+ * backend's seg_free, if it has one: a backend may mix segments of its own with the generic
+ * path's and use this send for both). */
 #define FP_IO_SEG_SIZE (16u * 1024)
 
 ssize_t fp_io_generic_recv_segs(struct fp_conn *c, struct fp_seg *segs, unsigned max,

@@ -1410,13 +1410,14 @@ uio_sendv(struct fp_conn *c, const struct fp_slice *slices, unsigned n, unsigned
 /*
  * Segments. recv_segs lends the buffers of the receive queue themselves (the kernel received
  * into them: no copy), each whole but for the part uio_recv already copied out. A lent buffer
- * goes back to the ring when send_segs has copied it into a send buffer or seg_free is called,
- * so what the proxy holds (its read-ahead, a slow peer's backlog) is out of the ring. Buffers
- * are therefore lent only while a quarter of the ring is free; below that, and for an empty
- * receive queue, the generic path (net/io.c) copies through uio_recv as before (which gives the
- * ring buffers back at once, keeps the generic path's reserve for connections that hold
- * nothing, reports EOF, errors and EAGAIN, and reads the socket itself after a poll). Segments
- * of both kinds can meet in one send_segs: they are told apart by address.
+ * goes back to the ring when it is freed: by the generic send_segs (net/io.c) once uio_sendv
+ * has copied it into a send buffer, or by the proxy's seg_free. What the proxy holds (its
+ * read-ahead, a slow peer's backlog) is out of the ring, so buffers are lent only while a
+ * quarter of the ring is free; below that, and for an empty receive queue, the generic path
+ * copies through uio_recv as before (which gives the ring buffers back at once, keeps the
+ * generic path's reserve for connections that hold nothing, reports EOF, errors and EAGAIN,
+ * and reads the socket itself after a poll). Segments of both kinds can meet in one
+ * send_segs: uio_seg_free tells them apart by address.
  */
 static bool
 is_rbuf(const struct uio *u, const uint8_t *p)
@@ -1467,39 +1468,6 @@ uio_recv_segs(struct fp_conn *c, struct fp_seg *segs, unsigned max, uint32_t max
         enqueue(uc);
     }
     return i > 0 ? (ssize_t)i : -EAGAIN;
-}
-
-/* Copies the segments into c's send buffer (as sendv) and gives back those it took whole. */
-static ssize_t
-uio_send_segs(struct fp_conn *c, const struct fp_seg *segs, unsigned n, unsigned flags)
-{
-    struct fp_slice sl[FP_SEGQ_CAP];
-    struct fp_seg   done;
-    ssize_t         sent;
-    size_t          left;
-    unsigned        i;
-
-    if (n == 0) {
-        return -EAGAIN;
-    }
-    if (n > FP_SEGQ_CAP) {
-        n = FP_SEGQ_CAP;
-    }
-    for (i = 0; i < n; i++) {
-        sl[i].data = segs[i].data;
-        sl[i].len = segs[i].len;
-    }
-    sent = uio_sendv(c, sl, n, flags);
-    if (sent <= 0) {
-        return sent == 0 ? -EAGAIN : sent;
-    }
-    left = (size_t)sent;
-    for (i = 0; i < n && left >= segs[i].len; i++) {
-        left -= segs[i].len;
-        done = segs[i];
-        uio_seg_free(c->io, &done);
-    }
-    return sent;
 }
 
 static int
@@ -1756,7 +1724,6 @@ static const struct fp_io_ops uio_ops = {
         .send = uio_send,
         .sendv = uio_sendv,
         .recv_segs = uio_recv_segs,
-        .send_segs = uio_send_segs,
         .seg_free = uio_seg_free,
         .generic_segs = true,
         .shutdown_write = uio_shutdown_write,
