@@ -519,20 +519,14 @@ fp_worker_iter_long(const struct fp_worker *w)
     return w->iter_heads >= ITER_LONG_HEADS;
 }
 
-void
-fp_worker_slot_poll(struct fp_worker *w)
+/* Reads the server connection of each slot holder whose answer is due (fp_worker_slot_poll). */
+static void
+slot_looks(struct fp_worker *w)
 {
     struct fp_task *t;
     struct fp_task *next;
     uint64_t        now;
 
-    if (w->work_since_poll < SLOT_POLL_WORK) {
-        return;
-    }
-    w->work_since_poll = 0;
-    if (!w->io->recv_live || !any_queued(w)) {
-        return;
-    }
     FP_STAT_INC(w, slot_polls);
     now = clock_us();
     /* A session whose answer is here releases its slot, which goes to a waiting request: that
@@ -547,6 +541,31 @@ fp_worker_slot_poll(struct fp_worker *w)
         t->sl_due_us = now + ((now - t->sl_sent_us) / 16 > 100 ? (now - t->sl_sent_us) / 16 : 100);
         FP_STAT_INC(w, slot_poll_reads);
         t->poll(t);
+    }
+}
+
+static void flush_run(struct fp_worker *w);
+
+void
+fp_worker_slot_poll(struct fp_worker *w)
+{
+    if (w->work_since_poll < SLOT_POLL_WORK) {
+        return;
+    }
+    w->work_since_poll = 0;
+    if (!any_queued(w)) {
+        return;
+    }
+    if (!w->flushing && w->fl_head != NULL) {
+        /* Requests wait for a slot and the iteration is long: what it deferred goes now.
+         * Under a retry storm that is a refusal per request read; left to the iteration's end
+         * (thousands of events), each try would wait that long for its 503, and the clients'
+         * connections, all busy waiting, would run out (issue 15). */
+        FP_STAT_INC(w, iter_flushes);
+        flush_run(w);
+    }
+    if (w->io->recv_live) {
+        slot_looks(w);
     }
 }
 
@@ -861,23 +880,35 @@ fp_worker_defer(struct fp_worker *w, struct fp_task *t)
     w->fl_tail = t;
 }
 
-/* The backend's end of a loop iteration: runs the deferred sends in the order they came. */
+/*
+ * Runs the deferred sends in the order they came. The next iteration starts with a poll for
+ * events, which sees every server's answer; until then, the sends of a long iteration
+ * (thousands of refusals under a retry storm) are client work through which the server slots
+ * are looked at, too.
+ */
 static void
-worker_on_flush(struct fp_io *io, void *data)
+flush_run(struct fp_worker *w)
 {
-    struct fp_worker *w = data;
-    struct fp_task   *t;
+    struct fp_task *t;
 
-    /* The next iteration starts with a poll for events, which sees every server's answer;
-     * until then, the sends of a long iteration (thousands of refusals under a retry storm)
-     * are client work through which the server slots are looked at, too. */
-    w->iter_heads = 0;
+    w->flushing = true;
     while ((t = w->fl_head) != NULL) {
         flush_unlink(w, t);
         t->flush(t);
         w->work_since_poll++;
         fp_worker_slot_poll(w);
     }
+    w->flushing = false;
+}
+
+/* The backend's end of a loop iteration. */
+static void
+worker_on_flush(struct fp_io *io, void *data)
+{
+    struct fp_worker *w = data;
+
+    w->iter_heads = 0;
+    flush_run(w);
     w->work_since_poll = 0;
 }
 
