@@ -17,6 +17,7 @@
 #include "net/io_kernel.h"
 #include "net/io_stack.h"
 #include "net/pool.h"
+#include "net/sock.h"
 #if FP_HAVE_DPDK
 #include "net/io_dpdk.h"
 #endif
@@ -28,7 +29,7 @@ int
 fp_io_check_unused(enum fp_io_kind kind, const struct fp_addr *a, char *err, size_t errlen)
 {
     /* io: uring listens on the same kernel sockets as io: kernel. */
-    return kind != FP_IO_DPDK ? fp_io_kernel_check_unused(a, err, errlen) : 0;
+    return kind != FP_IO_DPDK ? fp_sock_check_unused(a, err, errlen) : 0;
 }
 
 int
@@ -38,7 +39,7 @@ fp_io_listen_group(enum fp_io_kind kind, const struct fp_addr *a, unsigned n, co
     unsigned i;
 
     if (kind != FP_IO_DPDK) {
-        return fp_io_kernel_listen_group(a, n, cpus, backlog, fds, steered, err, errlen);
+        return fp_sock_listen_group(a, n, cpus, backlog, fds, steered, err, errlen);
     }
     for (i = 0; i < n; i++) {
         fds[i] = -1;

@@ -2,15 +2,13 @@
 /*
  * The kernel sockets backend: one libev loop per worker, non-blocking sockets, level-triggered
  * readiness. Each instance owns its loop, its connection pool and its listeners; nothing here
- * is shared between workers, so there are no locks. The reuseport group helper runs once, in
- * the main thread, before the workers start.
+ * is shared between workers, so there are no locks. The listening sockets come from the
+ * reuseport group that net/sock.c opens in the main thread before the workers start.
  */
 #include "net/io_kernel.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/filter.h>
-#include <netinet/tcp.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +22,7 @@
 
 #include "net/debug.h"
 #include "net/pool.h"
+#include "net/sock.h"
 
 /* How many connections one listener readiness event may accept: a burst, so one busy
  * listener cannot starve established connections of the same loop iteration. */
@@ -158,7 +157,6 @@ static struct kconn *
 kconn_get(struct kio *k, int fd)
 {
     struct kconn *kc = fp_pool_get(&k->conns);
-    int           one = 1;
 
     if (kc == NULL) {
         k->io.conn_pool_empty++;
@@ -172,8 +170,7 @@ kconn_get(struct kio *k, int fd)
     ev_io_init(&kc->wio, kconn_on_write, fd, EV_WRITE);
     kc->rio.data = kc;
     kc->wio.data = kc;
-    /* A proxy forwards what it has at once; Nagle would add a round trip of delay. */
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    fp_sock_set_nodelay(fd);
     return kc;
 }
 
@@ -263,33 +260,16 @@ static int
 kio_listener_pending(struct fp_listener *l)
 {
     struct klistener *kl = (struct klistener *)l;
-    struct tcp_info   ti;
-    socklen_t         len = sizeof(ti);
 
-    /* For a listening socket, tcpi_unacked is the accept queue's length (tcp_diag). */
-    if (getsockopt(kl->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == -1) {
-        return -errno;
-    }
-    return (int)ti.tcpi_unacked;
+    return fp_sock_accept_queue_len(kl->fd);
 }
 
 static unsigned
 kio_listener_shed(struct fp_listener *l, const void *msg, size_t len, unsigned max)
 {
     struct klistener *kl = (struct klistener *)l;
-    unsigned          n;
-    int               fd;
 
-    for (n = 0; n < max; n++) {
-        fd = accept4(kl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd == -1) {
-            break;
-        }
-        (void)send(fd, msg, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        shutdown(fd, SHUT_WR);
-        close(fd);
-    }
-    return n;
+    return fp_sock_shed(kl->fd, msg, len, max);
 }
 
 static int
@@ -300,9 +280,9 @@ kio_connect(struct fp_io *io, const struct fp_addr *to, struct fp_conn **out)
     int           fd;
     int           rc;
 
-    fd = socket(to->u.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd == -1) {
-        return -errno;
+    fd = fp_sock_open(to);
+    if (fd < 0) {
+        return fd;
     }
     kc = kconn_get(k, fd);
     if (kc == NULL) {
@@ -649,12 +629,11 @@ kio_close(struct fp_conn *c, int abort_conn)
 {
     struct kconn *kc = (struct kconn *)c;
     struct kio   *k = kc->k;
-    struct linger lg = {1, 0};
 
     ev_io_stop(k->loop, &kc->rio);
     ev_io_stop(k->loop, &kc->wio);
     if (abort_conn) {
-        setsockopt(kc->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        fp_sock_set_reset(kc->fd);
     }
     close(kc->fd);
     kc->fd = -1;
@@ -922,109 +901,4 @@ err_loop:
 err_free:
     free(k);
     return NULL;
-}
-
-/*
- * ld cpu; for each worker i: if cpu == cpus[i] return i; otherwise return cpu % n.
- * The index returned selects the socket in the reuseport group, which the kernel numbers in
- * the order the sockets started listening: worker order.
- */
-static int
-attach_cpu_steering(int fd, unsigned n, const int *cpus)
-{
-    struct sock_filter  code[2 + 2 * 64 + 2];
-    struct sock_fprog   prog;
-    unsigned            i;
-    unsigned            pc = 0;
-
-    if (n > 64) {
-        return -E2BIG;
-    }
-    code[pc++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_CPU);
-    for (i = 0; i < n; i++) {
-        code[pc++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)cpus[i], 0, 1);
-        code[pc++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, i);
-    }
-    code[pc++] = (struct sock_filter)BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, n);
-    code[pc++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_A, 0);
-    prog.len = (unsigned short)pc;
-    prog.filter = code;
-    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) == -1) {
-        return -errno;
-    }
-    return 0;
-}
-
-int
-fp_io_kernel_check_unused(const struct fp_addr *a, char *err, size_t errlen)
-{
-    char text[FP_ADDR_STRLEN];
-    int  one = 1;
-    int  fd;
-    int  rc = 0;
-
-    fd = socket(a->u.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd == -1) {
-        rc = -errno;
-        snprintf(err, errlen, "socket: %s", strerror(errno));
-        return rc;
-    }
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, &a->u.sa, a->len) == -1) {
-        rc = -errno;
-        fp_addr_format(a, text, sizeof(text));
-        if (rc == -EADDRINUSE) {
-            snprintf(err, errlen, "cannot listen on %s: already in use by another process "
-                     "(another fastproxy?); refusing to share it (ss -ltnp shows who)", text);
-        } else {
-            snprintf(err, errlen, "cannot listen on %s: %s", text, strerror(-rc));
-        }
-    }
-    close(fd);
-    return rc;
-}
-
-int
-fp_io_kernel_listen_group(const struct fp_addr *a, unsigned n, const int *cpus, int backlog,
-                          int *fds, int *steered, char *err, size_t errlen)
-{
-    char     text[FP_ADDR_STRLEN];
-    unsigned i;
-    int      one = 1;
-    int      rc;
-
-    for (i = 0; i < n; i++) {
-        fds[i] = -1;
-    }
-    for (i = 0; i < n; i++) {
-        fds[i] = socket(a->u.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fds[i] == -1) {
-            rc = -errno;
-            snprintf(err, errlen, "socket: %s", strerror(errno));
-            goto err_close;
-        }
-        setsockopt(fds[i], SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (setsockopt(fds[i], SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1 ||
-            bind(fds[i], &a->u.sa, a->len) == -1 || listen(fds[i], backlog) == -1) {
-            rc = -errno;
-            snprintf(err, errlen, "cannot listen on %s: %s",
-                     fp_addr_format(a, text, sizeof(text)), strerror(errno));
-            goto err_close;
-        }
-        if (cpus[i] >= 0) {
-            /* A hint for the kernel's own lookup; the BPF program below is what steers. */
-            setsockopt(fds[i], SOL_SOCKET, SO_INCOMING_CPU, &cpus[i], sizeof(cpus[i]));
-        }
-    }
-    *steered = n > 1 && attach_cpu_steering(fds[0], n, cpus) == 0;
-    return 0;
-
-err_close:
-    for (i = 0; i < n; i++) {
-        if (fds[i] != -1) {
-            close(fds[i]);
-            fds[i] = -1;
-        }
-    }
-    return rc;
 }

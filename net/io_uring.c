@@ -44,7 +44,6 @@
 #include "net/io_uring.h"
 
 #include <errno.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -60,6 +59,7 @@
 #include <liburing.h>
 
 #include "net/pool.h"
+#include "net/sock.h"
 #include "net/stack/timer.h"
 
 #define UIO_SQ_ENTRIES 1024
@@ -914,11 +914,9 @@ deliver(struct uio *u, struct ulistener *ul, int fd)
 static void
 hold(struct uio *u, struct ulistener *ul, int fd)
 {
-    struct linger lg = {1, 0};
-
     if (ul->nb_held == UIO_HELD_MAX) {
         stat_add(&u->st.held_reset, 1);
-        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        fp_sock_set_reset(fd);
         close(fd);
         return;
     }
@@ -1100,7 +1098,6 @@ uio_listen(struct fp_io *io, const struct fp_listen_conf *lc, fp_accept_fn on_ac
 {
     struct uio       *u = uio_of(io);
     struct ulistener *ul;
-    int               one = 1;
 
     if (lc->fd < 0) {
         return -EINVAL;
@@ -1125,7 +1122,7 @@ uio_listen(struct fp_io *io, const struct fp_listen_conf *lc, fp_accept_fn on_ac
     u->lsn.next->prev = ul;
     u->lsn.next = ul;
     /* Accepted sockets inherit TCP_NODELAY: no setsockopt per connection. */
-    setsockopt(ul->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    fp_sock_set_nodelay(ul->fd);
     listener_arm(u, ul);
     *out = &ul->l;
     return 0;
@@ -1172,14 +1169,10 @@ static int
 uio_listener_pending(struct fp_listener *l)
 {
     struct ulistener *ul = (struct ulistener *)l;
-    struct tcp_info   ti;
-    socklen_t         len = sizeof(ti);
+    int               n;
 
-    /* For a listening socket, tcpi_unacked is the accept queue's length (tcp_diag). */
-    if (getsockopt(ul->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == -1) {
-        return -errno;
-    }
-    return (int)(ti.tcpi_unacked + ul->nb_held);
+    n = fp_sock_accept_queue_len(ul->fd);
+    return n < 0 ? n : n + (int)ul->nb_held;
 }
 
 static unsigned
@@ -1191,19 +1184,10 @@ uio_listener_shed(struct fp_listener *l, const void *msg, size_t len, unsigned m
 
     /* Rare (overload), so plain system calls: nothing of ours is allocated for these. The
      * held connections are the oldest: they go first. */
-    for (n = 0; n < max; n++) {
-        fd = held_pop(ul);
-        if (fd == -1) {
-            fd = accept4(ul->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        }
-        if (fd == -1) {
-            break;
-        }
-        (void)send(fd, msg, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        shutdown(fd, SHUT_WR);
-        close(fd);
+    for (n = 0; n < max && (fd = held_pop(ul)) != -1; n++) {
+        fp_sock_answer_close(fd, msg, len);
     }
-    return n;
+    return n + fp_sock_shed(ul->fd, msg, len, max - n);
 }
 
 static int
@@ -1212,20 +1196,18 @@ uio_connect(struct fp_io *io, const struct fp_addr *to, struct fp_conn **out)
     struct uio          *u = uio_of(io);
     struct io_uring_sqe *sqe;
     struct uconn        *uc;
-    int                  one = 1;
     int                  fd;
 
-    fd = socket(to->u.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd == -1) {
-        return -errno;
+    fd = fp_sock_open(to);
+    if (fd < 0) {
+        return fd;
     }
     uc = uconn_get(u, fd);
     if (uc == NULL) {
         close(fd);
         return -ENOBUFS;
     }
-    /* A proxy forwards what it has at once; Nagle would add a round trip of delay. */
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    fp_sock_set_nodelay(fd);
     uc->c.peer = *to;
     uc->connecting = 1;
     sqe = get_sqe(u);
@@ -1493,7 +1475,6 @@ uio_close(struct fp_conn *c, int abort_conn)
 {
     struct uconn *uc = (struct uconn *)c;
     struct uio   *u = uc->u;
-    struct linger lg = {1, 0};
 
     ready_unlink(uc);
     uc->c.handler = NULL;
@@ -1506,7 +1487,7 @@ uio_close(struct fp_conn *c, int abort_conn)
     u->nb_zombies++;
     rq_drop(u, uc);
     if (abort_conn) {
-        setsockopt(uc->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        fp_sock_set_reset(uc->fd);
         uc->sb_tail = uc->sb_head + uc->sb_flight;
         if (uc->send_on) {
             cancel_ud(u, ud_of(uc, UD_SEND));
