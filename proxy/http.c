@@ -113,33 +113,44 @@ fp_session_size(void)
 
 /* ---- error pages ---- */
 
-#define ERROR_PAGE(code, text, extra)                                                       \
-    "HTTP/1.1 " #code " " text "\r\nContent-Type: text/plain\r\nContent-Length: "           \
-    "%zu\r\nConnection: %s\r\n" extra "\r\n" text "\n"
+/* The body is the text and a newline: its length is sizeof(text). Built at compile time, in
+ * both Connection variants, so a refusal under overload costs no formatting. */
+#define ERROR_PAGE(code, text, len, conn, extra)                                            \
+    "HTTP/1.1 " #code " " text "\r\nContent-Type: text/plain\r\nContent-Length: " #len        \
+    "\r\nConnection: " conn "\r\n" extra "\r\n" text "\n"
 
 struct error_page {
     int         status;
-    const char *text; /* the body is the text and a newline */
-    const char *fmt;
+    const char *keep; /* Connection: keep-alive */
+    const char *close;
+    size_t      keep_len;
+    size_t      close_len;
     size_t      stat; /* offset of its counter in struct fp_worker_stats */
 };
 
-#define PAGE(code, text, extra)                                                             \
-    {code, text, ERROR_PAGE(code, text, extra), offsetof(struct fp_worker_stats, http_##code)}
+/* len must be sizeof(text) (the array size is negative otherwise: a compile error). */
+#define PAGE(code, text, len, extra)                                                        \
+    {code,                                                                                  \
+     ERROR_PAGE(code, text, len, "keep-alive", extra),                                      \
+     ERROR_PAGE(code, text, len, "close", extra),                                           \
+     sizeof(ERROR_PAGE(code, text, len, "keep-alive", extra)) - 1 +                         \
+         0 * sizeof(char[sizeof(text) == (len) ? 1 : -1]),                                  \
+     sizeof(ERROR_PAGE(code, text, len, "close", extra)) - 1,                               \
+     offsetof(struct fp_worker_stats, http_##code)}
 
 /* The first entry is the fallback for a status without a page of its own. */
 static const struct error_page error_pages[] = {
-    PAGE(400, "Bad Request", ""),
-    PAGE(408, "Request Timeout", ""),
-    PAGE(413, "Content Too Large", ""),
-    PAGE(414, "URI Too Long", ""),
-    PAGE(417, "Expectation Failed", ""),
-    PAGE(431, "Request Header Fields Too Large", ""),
-    PAGE(501, "Not Implemented", ""),
-    PAGE(502, "Bad Gateway", ""),
-    PAGE(503, "Service Unavailable", "Retry-After: 1\r\n"),
-    PAGE(504, "Gateway Timeout", ""),
-    PAGE(505, "HTTP Version Not Supported", ""),
+    PAGE(400, "Bad Request", 12, ""),
+    PAGE(408, "Request Timeout", 16, ""),
+    PAGE(413, "Content Too Large", 18, ""),
+    PAGE(414, "URI Too Long", 13, ""),
+    PAGE(417, "Expectation Failed", 19, ""),
+    PAGE(431, "Request Header Fields Too Large", 32, ""),
+    PAGE(501, "Not Implemented", 16, ""),
+    PAGE(502, "Bad Gateway", 12, ""),
+    PAGE(503, "Service Unavailable", 20, "Retry-After: 1\r\n"),
+    PAGE(504, "Gateway Timeout", 16, ""),
+    PAGE(505, "HTTP Version Not Supported", 27, ""),
 };
 
 static const struct error_page *
@@ -522,9 +533,7 @@ hs_error(struct hsess *s, int status)
 {
     struct fp_worker        *w = s->w;
     const struct error_page *e = error_page_for(status);
-    char                     page[512];
     int                      keep;
-    int                      n;
 
     fp_worker_stat_inc(w, e->stat);
     hs_unqueue(s);
@@ -546,7 +555,6 @@ hs_error(struct hsess *s, int status)
      */
     keep = status >= 500 && status != 501 && status != 505 && s->req_done && s->cli_ka &&
            !s->w->draining;
-    n = snprintf(page, sizeof(page), e->fmt, strlen(e->text) + 1, keep ? "keep-alive" : "close");
     fp_worker_buf_release(w, &s->rsp);
     fp_worker_buf_release(w, &s->hreq);
     fp_io_segq_release(w->io, &s->rsq);
@@ -555,7 +563,8 @@ hs_error(struct hsess *s, int status)
     fp_buf_consume(&s->req, s->req_fwd); /* the unsent body of this request, if any */
     s->req_fwd = 0;
     fp_io_segq_release(w->io, &s->qsq);
-    if (fp_worker_buf_attach(w, &s->hrsp) != 0 || buf_put(&s->hrsp, page, (size_t)n) != 0) {
+    if (fp_worker_buf_attach(w, &s->hrsp) != 0 ||
+        buf_put(&s->hrsp, keep ? e->keep : e->close, keep ? e->keep_len : e->close_len) != 0) {
         hs_end(s, 1);
         return -1;
     }
