@@ -544,8 +544,6 @@ slot_looks(struct fp_worker *w)
     }
 }
 
-static void flush_run(struct fp_worker *w);
-
 void
 fp_worker_slot_poll(struct fp_worker *w)
 {
@@ -555,14 +553,6 @@ fp_worker_slot_poll(struct fp_worker *w)
     w->work_since_poll = 0;
     if (!any_queued(w)) {
         return;
-    }
-    if (!w->flushing && w->fl_head != NULL) {
-        /* Requests wait for a slot and the iteration is long: what it deferred goes now.
-         * Under a retry storm that is a refusal per request read; left to the iteration's end
-         * (thousands of events), each try would wait that long for its 503, and the clients'
-         * connections, all busy waiting, would run out (issue 15). */
-        FP_STAT_INC(w, iter_flushes);
-        flush_run(w);
     }
     if (w->io->recv_live) {
         slot_looks(w);
@@ -891,14 +881,12 @@ flush_run(struct fp_worker *w)
 {
     struct fp_task *t;
 
-    w->flushing = true;
     while ((t = w->fl_head) != NULL) {
         flush_unlink(w, t);
         t->flush(t);
         w->work_since_poll++;
         fp_worker_slot_poll(w);
     }
-    w->flushing = false;
 }
 
 /* The backend's end of a loop iteration. */

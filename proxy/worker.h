@@ -71,8 +71,6 @@ struct fp_worker_stats {
     uint64_t slot_poll_reads;   /* server connections those looks read (answer or not) */
     uint64_t srv_send_early;    /* requests sent as their slot was taken, in a long loop
                                    iteration (fp_worker_iter_long), not at its end */
-    uint64_t iter_flushes;      /* deferred sends made within a long loop iteration while
-                                   requests waited for a slot (fp_worker_slot_poll) */
 };
 
 #define FP_QDELAY_BUCKETS 8
@@ -232,7 +230,6 @@ struct fp_worker {
     uint32_t              work_since_poll; /* heads read and sends flushed since the last slot
                                               poll */
     uint32_t              iter_heads; /* request heads read in this loop iteration */
-    bool                  flushing;   /* running the deferred sends */
     bool                  paused;     /* listeners stopped: at maxconn */
     struct fp_timer       shed_timer; /* while paused: answers 503 past overload.shed_queue */
     bool                  draining;
@@ -339,8 +336,7 @@ bool fp_worker_iter_long(const struct fp_worker *w);
 
 /*
  * After every SLOT_POLL_WORK (16) request heads read or deferred sends made in one loop
- * iteration, while any request waits in a backend queue: makes the sends deferred so far
- * (fp_worker_defer) rather than at the iteration's end, then calls t->poll of each watched
+ * iteration, while any request waits in a backend queue, calls t->poll of each watched
  * session whose look is due (it reads its server connection if an answer is there). The kernel
  * backend learns of a server's answer only at its next poll for events, which under a retry
  * storm comes after thousands of client requests and their refusals: the slot would idle

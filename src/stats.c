@@ -91,8 +91,6 @@ static const struct wfield wfields[] = {
         WF(slot_poll_answers, M_COUNTER, "Server answers found by those looks."),
         WF(slot_poll_reads, M_COUNTER,
            "Server connections read by those looks, answer or not (due ones only)."),
-        WF(iter_flushes, M_COUNTER,
-           "Deferred sends made within a long loop iteration while requests waited for a slot."),
         WF(srv_send_early, M_COUNTER,
            "Requests sent as their server slot was taken, in a long loop iteration."),
         WF(http_rsp_bad_head, M_COUNTER,
