@@ -489,6 +489,13 @@ request_done(struct lg *lg, struct lg_conn *c)
     double lat_us = (ev_time() - c->sched) * 1e6;
     bool   retried = false;
 
+    if (lat_us > lg->timeout_s * 1e6) {
+        /* Read after the client's deadline (this loop ran late, its timer had not fired
+         * yet): a client whose timer fired in time had given up, so it counts as a timeout,
+         * whatever the answer. The connection is whole and stays in use. */
+        lg->st.timeouts++;
+        goto done;
+    }
     if (c->status >= 200 && c->status < 300) {
         lg->st.att_ok++;
     } else if (c->status == 502) {
@@ -513,6 +520,7 @@ request_done(struct lg *lg, struct lg_conn *c)
     } else if (!retried) {
         count_refusal(lg, c->status, lat_us); /* a retried one counts when its last try ends */
     }
+done:
     ev_timer_stop(lg->loop, &c->timer);
     if (c->close_after || lg->conn_per_req) {
         conn_close(lg, c);
