@@ -493,11 +493,13 @@ def test_slots_looked_at_in_long_iteration(env):
               % (n, slots, codes.count(200), d["srv_send_early"], d["slot_polls"],
                  d["slot_poll_reads"], d["slot_poll_answers"]))
         assert codes == [200] * n, ([c for c in codes if c != 200][:10], st)
-        assert d["srv_send_early"] >= 1, d
         if fpt.URING:
             # A server's answer comes with the ring's next wait: nothing to look for before.
+            # (Nor need an iteration hold 16 heads: a busy ring wait returns after 16
+            # completions, so the early send may not happen.)
             assert d["slot_poll_reads"] == 0, d
             return None
+        assert d["srv_send_early"] >= 1, d
         assert d["slot_poll_answers"] >= 1, d
         # Due reads only: reading every holder at every look would take 32 per look.
         assert d["slot_poll_reads"] <= 4 * d["slot_poll_answers"] + 2 * slots, d
