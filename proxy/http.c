@@ -928,7 +928,7 @@ hs_on_req_head(struct hsess *s)
     fp_worker_demand(w, s->be_idx);
     rc = hs_acquire_server(s);
     if (rc == 0 && s->state == H_XFER && s->srv != NULL) {
-        if (s->has_slot && fp_worker_iter_long(w)) {
+        if (s->has_slot && w->srv_limit[s->srv_gi] != 0 && fp_worker_iter_long(w)) {
             /* A slot of a limited server, taken in a long loop iteration: the request goes
              * now, or the slot would idle through the rest of the iteration (issue 15). */
             FP_STAT_INC(w, srv_send_early);

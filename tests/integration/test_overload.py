@@ -449,10 +449,9 @@ def test_burst_after_stall_served(env):
 
 
 def test_slots_looked_at_in_long_iteration(env):
-    """Requests read in one long loop iteration keep the server slots working: a request that
-    takes a free slot of a limited server there goes out at once (srv_send_early), and the
-    slot holders' connections are read when their answer is due (slot_poll_answers), a few
-    reads per answer rather than one per slot and look (issue 15)."""
+    """Requests read in one long loop iteration keep the server slots working: the slot
+    holders' connections are read when their answer is due (slot_poll_answers), a few reads
+    per answer rather than one per slot and look (issue 15)."""
     slow = os.environ.get("FP_SLOW_ORIGIN")
     if not slow:
         return fpt.SKIP
@@ -495,13 +494,15 @@ def test_slots_looked_at_in_long_iteration(env):
         assert codes == [200] * n, ([c for c in codes if c != 200][:10], st)
         if fpt.URING:
             # A server's answer comes with the ring's next wait: nothing to look for before.
-            # (Nor need an iteration hold 16 heads: a busy ring wait returns after 16
-            # completions, so the early send may not happen.)
             assert d["slot_poll_reads"] == 0, d
             return None
-        assert d["srv_send_early"] >= 1, d
+        # srv_send_early is printed, not asserted: whether a free slot is taken after the 16th
+        # head of an iteration depends on how the poll batches the ready connections (0-21
+        # in this test's runs).
         assert d["slot_poll_answers"] >= 1, d
-        # Due reads only: reading every holder at every look would take 32 per look.
+        # Due reads only: reading every holder at every look would take 32 per look. Every
+        # answer found was a read (a build without the reads counter fails here).
+        assert d["slot_poll_answers"] <= d["slot_poll_reads"], d
         assert d["slot_poll_reads"] <= 4 * d["slot_poll_answers"] + 2 * slots, d
     finally:
         for s in socks:
