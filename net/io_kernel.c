@@ -188,8 +188,7 @@ klistener_on_accept(struct ev_loop *loop, ev_io *w, int revents)
         peer.len = sizeof(peer.u);
         fd = accept4(kl->fd, &peer.u.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd == -1) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-                errno != ECONNABORTED) {
+            if (!fp_sock_would_block(errno) && errno != ECONNABORTED) {
                 k->io.accept_errors++;
             }
             return;
@@ -319,6 +318,18 @@ kio_want(struct fp_conn *c, unsigned events)
     kconn_set_want(kc);
 }
 
+/* After a read or send on c failed (errno set): -EAGAIN when it only would block, else the
+ * error, kept in c->err (the connection is dead, but still needs close). */
+static ssize_t
+kconn_failed(struct fp_conn *c)
+{
+    if (fp_sock_would_block(errno)) {
+        return -EAGAIN;
+    }
+    c->err = -errno;
+    return -errno;
+}
+
 static ssize_t
 kio_recv(struct fp_conn *c, struct fp_buf *b)
 {
@@ -330,11 +341,7 @@ kio_recv(struct fp_conn *c, struct fp_buf *b)
     }
     n = read(kc->fd, b->data + b->tail, fp_buf_room(b));
     if (n == -1) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-            return -EAGAIN;
-        }
-        c->err = -errno;
-        return -errno;
+        return kconn_failed(c);
     }
     b->tail += (uint32_t)n;
     return n;
@@ -365,11 +372,7 @@ kio_recvv(struct fp_conn *c, struct fp_buf *bufs, unsigned n)
     }
     rc = readv(kc->fd, iov, (int)n);
     if (rc == -1) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-            return -EAGAIN;
-        }
-        c->err = -errno;
-        return -errno;
+        return kconn_failed(c);
     }
     left = (size_t)rc;
     for (i = 0; i < n && left > 0; i++) {
@@ -398,11 +401,7 @@ kio_send(struct fp_conn *c, struct fp_buf *b, unsigned flags)
     }
     n = send(kc->fd, b->data + b->head, fp_buf_len(b), send_flags(flags));
     if (n == -1) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-            return -EAGAIN;
-        }
-        c->err = -errno;
-        return -errno;
+        return kconn_failed(c);
     }
     fp_buf_consume(b, (uint32_t)n);
     return n;
@@ -429,11 +428,7 @@ kio_sendv(struct fp_conn *c, const struct fp_slice *slices, unsigned n, unsigned
     mh.msg_iovlen = n;
     rc = sendmsg(kc->fd, &mh, send_flags(flags));
     if (rc == -1) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-            return -EAGAIN;
-        }
-        c->err = -errno;
-        return -errno;
+        return kconn_failed(c);
     }
     return rc;
 }
@@ -533,7 +528,7 @@ kio_recv_segs(struct fp_conn *c, struct fp_seg *segs, unsigned max, uint32_t max
     if (n == 0) {
         return 0;
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+    if (fp_sock_would_block(errno)) {
         /* The socket is empty, or the pipe has no slot left for what it holds: callers treat
          * both alike (wait, send what is held), so no syscall is spent telling them apart. */
         return -EAGAIN;
@@ -579,7 +574,7 @@ kio_send_segs(struct fp_conn *c, const struct fp_seg *segs, unsigned n, unsigned
         r = splice(kp->fd[0], NULL, kc->fd, NULL, segs[i].len,
                    SPLICE_F_MOVE | SPLICE_F_NONBLOCK | more);
         if (r <= 0) {
-            if (r == 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            if (r == 0 || fp_sock_would_block(errno)) {
                 return total > 0 ? total : -EAGAIN;
             }
             c->err = -errno;

@@ -1244,7 +1244,7 @@ recv_direct(struct uconn *uc, struct fp_buf *b)
         uc->rcv_eof = 1;
         return 0;
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+    if (fp_sock_would_block(errno)) {
         enqueue(uc); /* a receive (or another poll) at the end of the iteration */
         return -EAGAIN;
     }

@@ -12,9 +12,18 @@
 #ifndef FP_NET_SOCK_H
 #define FP_NET_SOCK_H
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "net/addr.h"
+
+/* True when a failed call on a non-blocking socket only means "not now" (err: its errno). */
+static inline bool
+fp_sock_would_block(int err)
+{
+    return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
+}
 
 /*
  * Startup, main thread, before any group is opened: checks that no other socket listens on a
