@@ -460,13 +460,22 @@ kpipe_get(struct kio *k)
     return kp;
 }
 
-/* Returns kp to the pool once neither its connection nor a segment needs it; a pipe that still
- * holds bytes nobody will read is closed rather than reused. */
+/* Returns kp to the pool once no segment needs it and its connection is gone, or once it is
+ * empty: a connection holds a pipe only while bytes are in it (as HAProxy does), so a few pipes
+ * serve many keep-alive connections. A pipe that still holds bytes nobody will read is closed
+ * rather than reused. */
 static void
 kpipe_maybe_put(struct kio *k, struct kpipe *kp)
 {
-    if (kp->owner != NULL || kp->segs != 0) {
+    if (kp->segs != 0) {
         return;
+    }
+    if (kp->owner != NULL) {
+        if (kp->bytes != 0) {
+            return;
+        }
+        kp->owner->pipe = NULL;
+        kp->owner = NULL;
     }
     if (kp->bytes != 0) {
         close(kp->fd[0]);

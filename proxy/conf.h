@@ -128,6 +128,9 @@ struct fp_overload_conf {
                                             they are accepted and answered 503 */
 };
 
+/* global.maxpipes unset or "auto": sized from the open-file limit (src/workers.c). */
+#define FP_MAXPIPES_AUTO UINT32_MAX
+
 struct fp_global_conf {
     uint32_t        workers; /* 0 until resolved: "auto" = one per allowed CPU */
     int             cpus[FP_MAX_WORKERS];
@@ -136,7 +139,8 @@ struct fp_global_conf {
     uint32_t        maxconn;  /* client connections, all workers together */
     uint32_t        bufsize;  /* bytes per connection buffer */
     uint32_t        backlog;  /* listen(2) backlog per worker socket */
-    uint32_t        maxpipes; /* io: kernel, mode tcp: pipes for splice(2), all workers; 0 = off */
+    uint32_t        maxpipes; /* io: kernel: pipes for splice(2), all workers; 0 = off, or
+                               * FP_MAXPIPES_AUTO (fp_workers_plan sizes it) */
     uint32_t        io_collect_us; /* kernel, uring: least time between two polls while busy */
     bool            io_collect_set; /* io_collect was in the file (-c notes it if ignored) */
     uint32_t        grace_ms; /* how long a stop waits for open connections */

@@ -463,7 +463,13 @@ g_backlog(struct cfg *c, yaml_node_t *n, void *obj)
 static int
 g_maxpipes(struct cfg *c, yaml_node_t *n, void *obj)
 {
-    return get_u32(c, n, 0, 100000, &((struct fp_global_conf *)obj)->maxpipes);
+    struct fp_global_conf *g = obj;
+
+    if (n->type == YAML_SCALAR_NODE && strcmp((char *)n->data.scalar.value, "auto") == 0) {
+        g->maxpipes = FP_MAXPIPES_AUTO;
+        return 0;
+    }
+    return get_u32(c, n, 0, 100000, &g->maxpipes);
 }
 
 /* "0", "Nus" or "Nms", at most 1 ms: how long a busy kernel-backend loop gathers events. */
@@ -1455,6 +1461,7 @@ conf_set_defaults(struct fp_conf *conf)
     conf->global.backlog = 1024;
     conf->global.grace_ms = 10 * 1000;
     conf->global.io_collect_us = 50; /* docs/benchmarks.md: "io_collect" */
+    conf->global.maxpipes = FP_MAXPIPES_AUTO; /* docs/benchmarks.md: "splice(2)" */
     conf->global.overload.discipline = FP_QUEUE_ADAPTIVE_LIFO;
     conf->global.overload.codel_target_ms = 5;
     conf->global.overload.codel_interval_ms = 100;

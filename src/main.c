@@ -270,10 +270,10 @@ main_print_check(const struct fp_conf *conf)
         return EXIT_CONFIG;
     }
     printf("%s: configuration valid: %u frontend(s), %u backend(s), %u server(s)\n"
-           "workers %u, maxconn %u (%u per worker), bufsize %u\n"
+           "workers %u, maxconn %u (%u per worker), bufsize %u, maxpipes %u\n"
            "memory bound: %zu MiB (every pool full; resident memory never exceeds it)\n",
            conf->file, conf->nb_frontends, conf->nb_backends, n, plan.workers, plan.maxconn,
-           plan.per_worker, conf->global.bufsize, mib_ceil(plan.mem_bound));
+           plan.per_worker, conf->global.bufsize, plan.maxpipes, mib_ceil(plan.mem_bound));
     main_print_dpdk(conf);
     return EXIT_OK;
 }

@@ -72,9 +72,15 @@ resolve_cpus(struct fp_workers *ws, int *cpus, char *err, size_t errlen)
     return 0;
 }
 
-/* Each client session holds two descriptors (client and server side). */
-static uint32_t
-size_maxconn(const struct fp_conf *conf)
+/* Pipes of maxpipes "auto" (io: kernel): enough for the transfers in flight at once, since a
+ * connection holds one only while bytes are in it; and at most a sixteenth of the open-file
+ * limit (two descriptors each), so that connections keep most of it. */
+#define MAXPIPES_AUTO 256
+
+/* Sizes global.maxpipes (io: kernel only; "auto" from the open-file limit) and, from what the
+ * limit leaves, maxconn: each client session holds two descriptors (client and server side). */
+static void
+size_fds(const struct fp_conf *conf, uint32_t *maxconn, uint32_t *maxpipes)
 {
     struct rlimit rl;
     uint32_t      budget;
@@ -87,23 +93,26 @@ size_maxconn(const struct fp_conf *conf)
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) {
         rl.rlim_cur = 1 << 20;
     }
-    /* Each splice pipe holds two descriptors (global.maxpipes). */
-    reserve = FD_RESERVE + 2 * (rlim_t)conf->global.maxpipes;
+    *maxpipes = conf->global.maxpipes;
+    if (conf->global.io != FP_IO_KERNEL) {
+        *maxpipes = 0;
+    } else if (*maxpipes == FP_MAXPIPES_AUTO) {
+        *maxpipes = rl.rlim_cur / 16 < MAXPIPES_AUTO ? (uint32_t)(rl.rlim_cur / 16) : MAXPIPES_AUTO;
+    }
+    /* Each splice pipe holds two descriptors. */
+    reserve = FD_RESERVE + 2 * (rlim_t)*maxpipes;
     budget = rl.rlim_cur > reserve * 2 ? (uint32_t)((rl.rlim_cur - reserve) / 2) : 16;
-    if (conf->global.maxconn == 0) {
-        return budget;
-    }
-    if (conf->global.maxconn > budget && conf->global.io == FP_IO_DPDK) {
+    *maxconn = conf->global.maxconn;
+    if (*maxconn == 0) {
+        *maxconn = budget;
+    } else if (*maxconn > budget && conf->global.io == FP_IO_DPDK) {
         /* The stack backend's connections are no file descriptors. */
-        return conf->global.maxconn;
-    }
-    if (conf->global.maxconn > budget) {
+    } else if (*maxconn > budget) {
         fp_log(FP_LOG_WARNING, "maxconn %u lowered to %u: the open-file limit is %llu "
                "(2 descriptors per connection)", conf->global.maxconn, budget,
                (unsigned long long)rl.rlim_cur);
-        return budget;
+        *maxconn = budget;
     }
-    return conf->global.maxconn;
 }
 
 static int
@@ -180,7 +189,7 @@ fp_workers_plan(const struct fp_conf *conf, struct fp_workers_plan *plan, char *
         return -1;
     }
     plan->workers = ws.n;
-    plan->maxconn = size_maxconn(conf);
+    size_fds(conf, &plan->maxconn, &plan->maxpipes);
     plan->per_worker = (plan->maxconn + ws.n - 1) / ws.n;
     plan->mem_bound = MEM_BASE + ws.n * (fp_worker_mem_bound(conf, ws.n, plan->per_worker,
                                                                fp_io_conn_size(conf->global.io)) +
@@ -247,9 +256,7 @@ fp_workers_create(struct fp_workers *ws, const struct fp_conf *conf, char *err, 
         ioc.id = i;
         ioc.nb_workers = ws->n;
         ioc.dpdk = &conf->dpdk;
-        if (conf->global.maxpipes > 0) {
-            ioc.max_pipes = (conf->global.maxpipes + ws->n - 1) / ws->n;
-        }
+        ioc.max_pipes = (plan.maxpipes + ws->n - 1) / ws->n;
         ioc.collect_us = conf->global.io_collect_us;
         ioc.on_notify = worker_on_notify;
         ioc.notify_data = t;

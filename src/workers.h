@@ -49,6 +49,7 @@ struct fp_workers_plan {
     unsigned workers;
     uint32_t maxconn;    /* effective, all workers */
     uint32_t per_worker; /* sessions per worker */
+    uint32_t maxpipes;   /* splice pipes, all workers (0: io is not kernel, or maxpipes 0) */
     size_t   mem_bound;  /* bytes the process can use at most, all pools full */
 };
 

@@ -30,7 +30,8 @@ SKIP = 77
 IO = os.environ.get("FP_IO", "kernel")
 DPDK = IO == "dpdk"
 URING = IO == "uring"
-# FP_MAXPIPES=N: the mode tcp configs of tcp_config() splice (global.maxpipes), io: kernel only.
+# FP_MAXPIPES=N: io: kernel configs that do not set global.maxpipes splice with N pipes; 0 (the
+# default here, not fastproxy's) copies.
 SPLICE = int(os.environ.get("FP_MAXPIPES", "0") or 0)
 # Origins listen here. Under dpdk they start before the TAP they are reached through exists
 # (fastproxy creates it), so they take every address of the test's own namespace.
@@ -163,16 +164,24 @@ def dpdk_config(text, n):
     return "\n".join(out) + "\n"
 
 
-def with_io(text, io):
-    """text (a config) with `io: <io>` added to its global section (created if missing); text
-    itself if it names a backend already."""
-    if re.search(r"(^|[{,\s])io:\s", text, re.M):
+def with_global(text, key, value):
+    """text (a config) with `<key>: <value>` added to its global section (created if missing);
+    text itself if it sets key already."""
+    if re.search(r"(^|[{,\s])%s:\s" % key, text, re.M):
         return text
     if re.search(r"^global: \{", text, re.M):
-        return re.sub(r"^global: \{", "global: { io: %s," % io, text, count=1, flags=re.M)
+        return re.sub(r"^global: \{", "global: { %s: %s," % (key, value), text, count=1,
+                      flags=re.M)
     if re.search(r"^global:\s*$", text, re.M):
-        return re.sub(r"^global:\s*$", "global:\n  io: %s" % io, text, count=1, flags=re.M)
-    return "global:\n  io: %s\n" % io + text
+        return re.sub(r"^global:\s*$", "global:\n  %s: %s" % (key, value), text, count=1,
+                      flags=re.M)
+    return "global:\n  %s: %s\n" % (key, value) + text
+
+
+def with_io(text, io):
+    """text (a config) with `io: <io>` added to its global section; text itself if it names a
+    backend already."""
+    return with_global(text, "io", io)
 
 
 def _tap_exists(name):
@@ -412,6 +421,10 @@ class Fastproxy:
                 _hosts[int(p)] = self.host
         if URING:
             yaml_text = with_io(yaml_text, "uring")
+        elif IO == "kernel":
+            # The default (maxpipes auto) splices large transfers; a test run says which path
+            # it checks: copies (the plain run) or splice (FP_MAXPIPES, the *_splice runs).
+            yaml_text = with_global(yaml_text, "maxpipes", SPLICE)
         self.conf = os.path.join(tmp, "fp-%d.yaml" % free_port())
         with open(self.conf, "w") as f:
             f.write(yaml_text)

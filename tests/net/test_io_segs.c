@@ -218,6 +218,87 @@ test_kernel_forward_splice(void)
     kernel_forward(4);
 }
 
+/* Moves one 32 KiB burst in at pin (read by cin) and out through cout; returns how many of the
+ * burst's segments were spliced (their bytes never left the kernel). */
+static int
+splice_burst(int pin, struct fp_conn *cin, struct fp_conn *cout, int pout)
+{
+    static uint8_t big[2 * FP_IO_SEG_SIZE];
+    struct fp_seg  segs[8];
+    ssize_t        n;
+    ssize_t        m;
+    int            spliced = 0;
+    int            i;
+
+    CU_ASSERT_EQUAL(write(pin, big, sizeof(big)), (ssize_t)sizeof(big));
+    usleep(20000);
+    n = fp_io_recv_segs(cin, segs, 8, FP_SEGQ_MAX_BYTES, FP_RECV_OPAQUE);
+    CU_ASSERT_FATAL(n > 0);
+    for (i = 0; i < n; i++) {
+        spliced += segs[i].data == NULL;
+    }
+    /* All of it goes: the backend takes back the segments it sent (buffers and pipe bytes). */
+    m = fp_io_send_segs(cout, segs, (unsigned)n, 0);
+    CU_ASSERT_EQUAL(m, (ssize_t)sizeof(big));
+    usleep(20000);
+    CU_ASSERT_EQUAL(recv(pout, big, sizeof(big), MSG_DONTWAIT | MSG_WAITALL), (ssize_t)sizeof(big));
+    return spliced;
+}
+
+/*
+ * One pipe, two keep-alive forwards: a connection holds the pipe only while bytes are in it, so
+ * once the first forward's burst has gone out, the second one splices through the same pipe
+ * (it would copy, counted in splice_nopipe, if the first connection kept it while idle).
+ */
+static void
+test_kernel_pipe_shared(void)
+{
+    struct fp_io_conf ioc;
+    struct fp_io     *io;
+    struct fp_conn   *c[4];
+    struct fp_addr    a;
+    char              err[128];
+    int               p[4];
+    int               lfd;
+    int               i;
+
+    memset(&ioc, 0, sizeof(ioc));
+    ioc.kind = FP_IO_KERNEL;
+    ioc.max_conns = 8;
+    ioc.cpu = -1;
+    ioc.max_pipes = 1;
+    io = fp_io_create(&ioc, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(io);
+    lfd = listen_loopback(&a);
+    CU_ASSERT_FATAL(lfd >= 0);
+    for (i = 0; i < 4; i++) {
+        p[i] = kernel_pair(io, lfd, &a, &c[i]);
+        CU_ASSERT_FATAL(p[i] >= 0);
+    }
+    /* A connection's first large read copies and marks it bulk; its next ones splice. */
+    CU_ASSERT_EQUAL(splice_burst(p[0], c[0], c[1], p[1]), 0);
+    CU_ASSERT(splice_burst(p[0], c[0], c[1], p[1]) > 0);
+    CU_ASSERT_EQUAL(splice_burst(p[2], c[2], c[3], p[3]), 0);
+    CU_ASSERT(splice_burst(p[2], c[2], c[3], p[3]) > 0);
+    CU_ASSERT(splice_burst(p[0], c[0], c[1], p[1]) > 0);
+    for (i = 0; i < (int)io->ops->nb_counters; i++) {
+        const struct fp_io_counter *ct = &io->ops->counters[i];
+
+        if (strcmp(ct->name, "splice_nopipe") == 0) {
+            CU_ASSERT_EQUAL(fp_io_counter_load(io, ct), 0);
+        } else if (strcmp(ct->name, "pipes_open") == 0) {
+            CU_ASSERT_EQUAL(fp_io_counter_load(io, ct), 1);
+        }
+    }
+    CU_ASSERT_EQUAL(fp_io_seg_in_use(io), 0);
+    for (i = 0; i < 4; i++) {
+        io->ops->close(c[i], 0);
+        close(p[i]);
+    }
+    close(lfd);
+    fp_io_destroy(io);
+}
+
 /*
  * max_conns 2: 2 reserved buffers and 2 spare. A connection that reads ahead takes the spares
  * and is then refused (-ENOBUFS with FP_RECV_AHEAD); the other connection, which holds none,
@@ -667,6 +748,7 @@ main(void)
     s = CU_add_suite("io_segs", NULL, NULL);
     CU_add_test(s, "kernel_forward", test_kernel_forward);
     CU_add_test(s, "kernel_forward_splice", test_kernel_forward_splice);
+    CU_add_test(s, "kernel_pipe_shared", test_kernel_pipe_shared);
     CU_add_test(s, "kernel_reserve", test_kernel_reserve);
     CU_add_test(s, "kernel_scatter_read", test_kernel_scatter_read);
     CU_add_test(s, "stack_forward_zero_copy", test_stack_forward_zero_copy);
