@@ -43,12 +43,16 @@ struct fp_timeouts_conf {
     uint32_t queue_ms;        /* longest wait for a server slot */
 };
 
+/* A server's maxconn "auto": each worker adapts its limit on requests in flight to the server's
+ * answer times (proxy/worker.c, docs/overload.md). */
+#define FP_SRV_MAXCONN_AUTO UINT32_MAX
+
 struct fp_server_conf {
     char              *name;
     struct fp_addr     addr;
     uint32_t           weight;
     uint32_t           weight_end; /* weights of servers 0..this one: fp_backend_conf_weights */
-    uint32_t           maxconn; /* 0 = unlimited */
+    uint32_t           maxconn; /* 0 = unlimited, FP_SRV_MAXCONN_AUTO: adaptive (mode http) */
     struct fp_conf_loc loc;
 };
 

@@ -72,6 +72,101 @@ share(uint32_t total, unsigned nb_workers)
     return (total + nb_workers - 1) / nb_workers;
 }
 
+/*
+ * maxconn auto (struct fp_srv_auto). A worker starts at AUTO_START requests in flight per
+ * server and stays within [AUTO_MIN, AUTO_MAX]. A window ends after the limit's worth of
+ * answers, at least AUTO_WIN_MIN. A probe holds the limit at AUTO_PROBE_LIMIT until
+ * AUTO_PROBE_ANSWERS requests sent during it were answered: the first one a second after the
+ * server's first answer, then every ten seconds (a few milliseconds of a short queue each time).
+ */
+#define AUTO_START          64
+#define AUTO_MIN            4
+#define AUTO_MAX            100000
+#define AUTO_WIN_MIN        16
+#define AUTO_PROBE_LIMIT    4
+#define AUTO_PROBE_ANSWERS  8
+#define AUTO_FIRST_PROBE_US 1000000
+#define AUTO_PROBE_EVERY_US 10000000
+
+static void
+auto_set_limit(struct fp_worker *w, uint32_t gi, uint32_t lim)
+{
+    FP_SRV_STAT_ADD(w, gi, limit, (uint64_t)lim - w->srv_limit[gi]);
+    w->srv_limit[gi] = lim;
+}
+
+static void
+auto_init(struct fp_worker *w, uint32_t gi)
+{
+    struct fp_srv_auto *a = &w->srv_auto[gi];
+
+    memset(a, 0, sizeof(*a));
+    a->on = true;
+    a->lim = AUTO_START;
+    w->srv_limit[gi] = AUTO_START;
+}
+
+/* Counts an answer that took rt_us to a request sent at sent_us, of server gi with maxconn
+ * auto, and moves its limit at the end of a window or a probe. */
+static void
+auto_answered(struct fp_worker *w, uint32_t gi, uint64_t now_us, uint64_t sent_us, uint64_t rt_us)
+{
+    struct fp_srv_auto *a = &w->srv_auto[gi];
+    uint64_t            target;
+    uint64_t            avg;
+    uint32_t            lim;
+
+    if (a->probing) {
+        if (sent_us < a->probe_us) {
+            return; /* sent before the probe: it waited behind the longer queue */
+        }
+        a->probe_sum_us += rt_us;
+        if (++a->probe_n < AUTO_PROBE_ANSWERS) {
+            return;
+        }
+        a->base_us = (uint32_t)(a->probe_sum_us / a->probe_n);
+        a->probing = false;
+        a->probe_us = now_us + AUTO_PROBE_EVERY_US;
+        a->win_n = 0;
+        a->win_sum_us = 0;
+        a->limited = false;
+        auto_set_limit(w, gi, a->lim);
+        return;
+    }
+    if (a->probe_us == 0) {
+        a->probe_us = now_us + AUTO_FIRST_PROBE_US;
+    } else if (now_us >= a->probe_us) {
+        a->probing = true;
+        a->probe_us = now_us;
+        a->probe_n = 0;
+        a->probe_sum_us = 0;
+        auto_set_limit(w, gi, AUTO_PROBE_LIMIT);
+        return;
+    }
+    a->win_sum_us += rt_us;
+    if (++a->win_n < (a->lim > AUTO_WIN_MIN ? a->lim : AUTO_WIN_MIN)) {
+        return;
+    }
+    avg = a->win_sum_us / a->win_n;
+    target = (uint64_t)w->conf->global.overload.codel_target_ms * 1000;
+    if (target < 2 * (uint64_t)a->base_us) {
+        target = 2 * (uint64_t)a->base_us;
+    }
+    lim = a->lim;
+    if (avg > target) {
+        lim -= lim / 8;
+        lim = lim > AUTO_MIN ? lim : AUTO_MIN;
+    } else if (a->limited) {
+        lim += lim / 16 > 0 ? lim / 16 : 1;
+        lim = lim < AUTO_MAX ? lim : AUTO_MAX;
+    }
+    a->lim = lim;
+    a->win_n = 0;
+    a->win_sum_us = 0;
+    a->limited = false;
+    auto_set_limit(w, gi, lim);
+}
+
 size_t
 fp_worker_mem_bound(const struct fp_conf *conf, unsigned nb_workers, uint32_t max_sessions,
                     size_t conn_size)
@@ -113,7 +208,7 @@ line_up(size_t n)
 static int
 alloc_block(struct fp_worker *w, uint32_t nb_be, uint32_t nb_srv, uint32_t nb_fe)
 {
-    size_t   off[12];
+    size_t   off[13];
     size_t   total = 0;
     uint8_t *b;
     unsigned k = 0;
@@ -127,6 +222,7 @@ alloc_block(struct fp_worker *w, uint32_t nb_be, uint32_t nb_srv, uint32_t nb_fe
     FP_WB_ARRAY(nb_srv, *w->srv_active);
     FP_WB_ARRAY(nb_srv, *w->srv_limit);
     FP_WB_ARRAY(nb_srv, *w->srv_rt_us);
+    FP_WB_ARRAY(nb_srv, *w->srv_auto);
     FP_WB_ARRAY(nb_be, *w->queues);
     FP_WB_ARRAY(nb_be, *w->be_stats);
     FP_WB_ARRAY(nb_srv, *w->srv_stats);
@@ -147,6 +243,7 @@ alloc_block(struct fp_worker *w, uint32_t nb_be, uint32_t nb_srv, uint32_t nb_fe
     w->srv_active = (void *)(b + off[k++]);
     w->srv_limit = (void *)(b + off[k++]);
     w->srv_rt_us = (void *)(b + off[k++]);
+    w->srv_auto = (void *)(b + off[k++]);
     w->queues = (void *)(b + off[k++]);
     w->be_stats = (void *)(b + off[k++]);
     w->srv_stats = (void *)(b + off[k++]);
@@ -203,8 +300,15 @@ fp_worker_init(struct fp_worker *w, unsigned id, unsigned nb_workers, const stru
         uint32_t                      k;
 
         for (k = 0; k < be->nb_servers; k++) {
-            w->srv_limit[w->srv_base[i] + k] =
-                    be->servers[k].maxconn ? share(be->servers[k].maxconn, nb_workers) : 0;
+            uint32_t gi = w->srv_base[i] + k;
+
+            if (be->servers[k].maxconn == FP_SRV_MAXCONN_AUTO) {
+                auto_init(w, gi);
+            } else {
+                w->srv_limit[gi] =
+                        be->servers[k].maxconn ? share(be->servers[k].maxconn, nb_workers) : 0;
+            }
+            FP_SRV_STAT_ADD(w, gi, limit, w->srv_limit[gi]);
         }
         if (fp_wq_init(&w->queues[i], share(be->queue_size, nb_workers)) != 0) {
             goto err_arrays;
@@ -384,6 +488,7 @@ fp_worker_pick_slot(struct fp_worker *w, uint32_t be_idx, uint64_t tried, uint64
         if (w->srv_limit[gi] == 0 || w->srv_active[gi] < w->srv_limit[gi]) {
             return idx;
         }
+        w->srv_auto[gi].limited = true;
         *full |= 1ULL << idx;
     }
 }
@@ -482,13 +587,18 @@ void
 fp_worker_slot_answered(struct fp_worker *w, struct fp_task *t)
 {
     uint32_t *est;
+    uint64_t  now;
     uint64_t  rt;
 
     if (!t->sl_watched || t->sl_sent_us == 0) {
         return;
     }
     est = &w->srv_rt_us[t->sl_gi];
-    rt = clock_us() - t->sl_sent_us;
+    now = clock_us();
+    rt = now - t->sl_sent_us;
+    if (w->srv_auto[t->sl_gi].on) {
+        auto_answered(w, t->sl_gi, now, t->sl_sent_us, rt);
+    }
     rt = rt < UINT32_MAX ? rt : UINT32_MAX;
     /* A low quantile of the answer times (about the 6th percentile): down by 1/16 after a
      * quicker answer, up by 1/256 after a slower one, whatever the amount. An answer seen
@@ -566,9 +676,17 @@ fp_worker_slot_release(struct fp_worker *w, uint32_t be_idx, uint32_t gi, bool d
     FP_BE_STAT_ADD(w, be_idx, slots_busy, (uint64_t)-1);
     FP_SRV_STAT_ADD(w, gi, slots_busy, (uint64_t)-1);
     if (dispatch) {
+        unsigned n = 0;
+
         fp_wq_done(&w->queues[be_idx], w->io->ops->now_ms(w->io),
                    (uint32_t)FP_BE_STAT_READ(w, be_idx, slots_busy));
         fp_worker_dispatch(w, be_idx);
+        /* maxconn auto: a limit that grew lets more waiters go than the slot freed, a few per
+         * release (the growth per window is a sixteenth of the limit). */
+        while (w->srv_auto[gi].on && w->srv_active[gi] < w->srv_limit[gi] &&
+               w->queues[be_idx].live > 0 && n++ < 4) {
+            fp_worker_dispatch(w, be_idx);
+        }
     }
 }
 

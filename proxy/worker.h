@@ -94,8 +94,30 @@ struct fp_backend_stats {
 
 /* Counters of one server in one worker (indexed like idle_n: srv_base[be] + server). */
 struct fp_server_stats {
+    uint64_t limit;      /* gauge: this worker's limit on the server's slots (0: none) */
     uint64_t slots_busy; /* gauge: requests or sessions holding a slot of this server */
     uint64_t selected;   /* slots taken: requests (http) or sessions (tcp), retries included */
+};
+
+/*
+ * The limit of a server with maxconn "auto", in one worker (see fp_worker_slot_answered). Over
+ * windows of answers, the limit on requests in flight grows while the server answers within
+ * its target and the limit held requests back, and shrinks while it answers later: requests
+ * then wait in the worker's queue, not in the server's sockets. The target is the larger of
+ * overload.codel_target and twice the answer time of a probe, a few answers with the server's
+ * queue held short (as Envoy's adaptive concurrency measures its minimum round trip).
+ */
+struct fp_srv_auto {
+    uint64_t win_sum_us;   /* answer times of the window's answers */
+    uint64_t probe_sum_us; /* probing: answer times of the probe's answers */
+    uint64_t probe_us;     /* when the next probe starts; while probing: when it started */
+    uint32_t win_n;        /* answers in the window */
+    uint32_t lim;          /* the limit outside probes */
+    uint32_t base_us;      /* answer time the last probe measured; 0: none yet */
+    uint32_t probe_n;      /* probing: answers to requests sent since it started */
+    bool     on;           /* the server has maxconn auto (mode http) */
+    bool     probing;
+    bool     limited;      /* a request found the limit reached in this window */
 };
 
 /* Counters of one frontend in one worker. */
@@ -222,6 +244,7 @@ struct fp_worker {
     uint32_t             *srv_active; /* per server: requests holding a slot */
     uint32_t             *srv_limit;  /* per server: this worker's share of maxconn, 0 = none */
     uint32_t             *srv_rt_us;  /* per server: its answer time, a low estimate (us) */
+    struct fp_srv_auto   *srv_auto;   /* per server: the adaptive limit (maxconn auto) */
     struct fp_wq         *queues;     /* per backend: requests waiting for a slot */
     struct fp_backend_stats *be_stats; /* per backend */
     struct fp_server_stats  *srv_stats; /* per server, indexed like idle_n */

@@ -922,7 +922,13 @@ s_weight(struct cfg *c, yaml_node_t *n, void *obj)
 static int
 s_maxconn(struct cfg *c, yaml_node_t *n, void *obj)
 {
-    return get_u32(c, n, 0, 10000000, &((struct fp_server_conf *)obj)->maxconn);
+    struct fp_server_conf *s = obj;
+
+    if (n->type == YAML_SCALAR_NODE && strcmp((char *)n->data.scalar.value, "auto") == 0) {
+        s->maxconn = FP_SRV_MAXCONN_AUTO;
+        return 0;
+    }
+    return get_u32(c, n, 0, 10000000, &s->maxconn);
 }
 
 static const struct cfg_key server_keys[] = {
@@ -1484,6 +1490,29 @@ addr_equal(const struct fp_addr *a, const struct fp_addr *b)
     return a->len == b->len && memcmp(&a->u, &b->u, a->len) == 0;
 }
 
+/* maxconn auto adapts to answer times, which only mode http has: an error (at the server) in a
+ * backend that a mode tcp frontend uses. Returns 0 or -1. */
+static int
+check_auto_maxconn(struct cfg *c, const struct fp_frontend_conf *f, uint32_t be_idx)
+{
+    const struct fp_backend_conf *be = &c->conf->backends[be_idx];
+    char                          msg[256];
+    uint32_t                      k;
+
+    if (f->mode != FP_MODE_TCP) {
+        return 0;
+    }
+    for (k = 0; k < be->nb_servers; k++) {
+        if (be->servers[k].maxconn == FP_SRV_MAXCONN_AUTO) {
+            snprintf(msg, sizeof(msg), "server '%s': maxconn auto needs mode http (backend '%s' "
+                     "serves mode tcp frontend '%s'); give a number", be->servers[k].name,
+                     be->name, f->name);
+            return cfg_error_at(c, &be->servers[k].loc, msg);
+        }
+    }
+    return 0;
+}
+
 /* Returns the index of the backend called name, or -1 after reporting it at loc. */
 static int
 find_backend(struct cfg *c, const char *fe, const char *name, const struct fp_conf_loc *loc)
@@ -1596,6 +1625,9 @@ conf_check(struct cfg *c)
             return -1;
         }
         f->default_backend = (uint32_t)rc;
+        if (check_auto_maxconn(c, f, f->default_backend) != 0) {
+            return -1;
+        }
         for (j = 0; j < f->nb_routes; j++) {
             rc = find_backend(c, f->name, f->routes[j].backend_name, &f->routes[j].backend_loc);
             if (rc < 0) {

@@ -422,6 +422,10 @@ put_servers(struct out *o, const struct fp_workers *ws)
         enum mtype  type;
         size_t      off;
     } sfields[] = {
+            {"server_limit",
+             "This worker's limit on the slots of this server: its share of maxconn, or with "
+             "maxconn auto the adaptive limit now (0: none).",
+             M_GAUGE, offsetof(struct fp_server_stats, limit)},
             {"server_slots_busy", "Requests or sessions holding a slot of this server.", M_GAUGE,
              offsetof(struct fp_server_stats, slots_busy)},
             {"server_selected",

@@ -6,6 +6,7 @@ connection flood beyond maxconn."""
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -511,6 +512,67 @@ def test_slots_looked_at_in_long_iteration(env):
         origin.stop()
 
 
+def wrk_run(port, conns, secs, path="/"):
+    """wrk -t1 -cCONNS for SECS seconds on port and path; its output, after checking that every
+    answer was a 2xx and no socket failed."""
+    p = subprocess.run(["wrk", "-t1", "-c%d" % conns, "-d%ds" % secs,
+                        "http://127.0.0.1:%d%s" % (port, path)], capture_output=True, text=True,
+                       timeout=secs + 30)
+    assert p.returncode == 0, p.stderr
+    assert "Non-2xx" not in p.stdout and "Socket errors" not in p.stdout, p.stdout
+    return p.stdout
+
+
+def test_auto_limit_follows_answer_times(env):
+    """maxconn auto: in front of a server that answers later than the target (a queue of its
+    own), the limit shrinks and the requests wait in fastproxy's queue instead, all answered;
+    in front of a quick server, a limit that holds requests back grows (issue 13)."""
+    slow = os.environ.get("FP_SLOW_ORIGIN")
+    if not slow or not shutil.which("wrk"):
+        print("     needs fp-slow-origin and wrk")
+        return fpt.SKIP
+    # 4 slots of 2 ms: 2,000 requests/s. 200 clients without a limit would keep 200 requests
+    # at the server, answered after 100 ms; the target (codel_target 5 ms) allows about 10.
+    # Held back, they wait in fastproxy's queue under its usual rules: a queue standing for an
+    # interval holds what the server drains in one (docs/overload.md), here 1,000 (500 ms).
+    oport, port, sport = fpt.free_port(), fpt.free_port(), fpt.free_port()
+    origin = start_slow(slow, oport, ["-s", "4", "-m", "2", "-q", "4096"])
+    text = cfg(port, oport, workers=1, maxconn_srv="auto", queue=4096, queue_to="10s",
+               stats=sport, maxconn=4000,
+               extra_global="  overload: { queue_discipline: fifo, codel_interval: 500ms }")
+    fp = fpt.Fastproxy(env["tmp"], text, wait=[port])
+    try:
+        assert fpt.stat_sum(fpt.stats(sport), "fastproxy_server_limit") == 64
+        out = wrk_run(port, 200, 2)
+        st = fpt.stats(sport)
+        lim = fpt.stat_sum(st, "fastproxy_server_limit")
+        queued = fpt.stat_sum(st, "fastproxy_queued_total")
+        print("     slow server (4 x 2 ms), 200 clients: limit 64 -> %d, %d requests waited in "
+              "fastproxy; %s" % (lim, queued,
+                                 [l for l in out.splitlines() if "Requests/sec" in l][0].strip()))
+        assert 4 <= lim <= 32, st
+        assert queued > 0, st
+    finally:
+        assert fp.stop() == 0
+        origin.stop()
+    # nginx answers at once: the limit of 64 holds 136 of 200 clients back, and grows. The
+    # target is wide here (50 ms) so that a slow build's own loop does not count as the server's.
+    port, sport = fpt.free_port(), fpt.free_port()
+    text = cfg(port, env["nginx"].port, workers=1, maxconn_srv="auto", queue=4096,
+               queue_to="10s", stats=sport, maxconn=4000,
+               extra_global="  overload: { queue_discipline: fifo, codel_target: 50ms }")
+    fp = fpt.Fastproxy(env["tmp"], text, wait=[port])
+    try:
+        out = wrk_run(port, 200, 2, "/small.txt")
+        st = fpt.stats(sport)
+        lim = fpt.stat_sum(st, "fastproxy_server_limit")
+        print("     quick server (nginx), 200 clients: limit 64 -> %d; %s" % (
+            lim, [l for l in out.splitlines() if "Requests/sec" in l][0].strip()))
+        assert lim > 64, st
+    finally:
+        assert fp.stop() == 0
+
+
 def retry_storm(env, delay_ms):
     """4x open-loop load whose clients retry every refusal (3 times, at once or delay_ms
     later): the proxy keeps serving near the origin's capacity, and it is back to idle within a
@@ -600,6 +662,8 @@ def main():
               test_burst_after_stall_served, env)
         r.run("a long loop iteration keeps the server slots working",
               test_slots_looked_at_in_long_iteration, env)
+        r.run("maxconn auto: the limit follows the server's answer times",
+              test_auto_limit_follows_answer_times, env)
         r.run("flood beyond maxconn: established clients still served", test_flood_beyond_maxconn,
               env)
         r.run("at maxconn idle keep-alive connections yield, oldest first",

@@ -162,6 +162,35 @@ test_io_collect(void)
                  "t.yaml:2:15: bad io_collect '-1us' (expected 0, a number with us, or 1ms)");
 }
 
+/* maxconn auto (servers, mode http) and maxpipes auto (global, the default). */
+static void
+test_auto_values(void)
+{
+    struct fp_conf c;
+
+    CU_ASSERT_EQUAL_FATAL(load(&c, "global:\n  maxpipes: 0\n"
+                                   "frontends:\n  - { name: w, bind: \"127.0.0.1:80\", "
+                                   "default_backend: a }\n"
+                                   "backends:\n  - { name: a, servers: [{ name: s, address: "
+                                   "\"1.2.3.4:1\", maxconn: auto }] }\n"),
+                          0);
+    CU_ASSERT_EQUAL(c.backends[0].servers[0].maxconn, FP_SRV_MAXCONN_AUTO);
+    CU_ASSERT_EQUAL(c.global.maxpipes, 0);
+    fp_conf_free(&c);
+    CU_ASSERT_EQUAL_FATAL(load(&c, GOOD_TAIL), 0);
+    CU_ASSERT_EQUAL(c.global.maxpipes, FP_MAXPIPES_AUTO);
+    CU_ASSERT_EQUAL(c.backends[0].servers[0].maxconn, 0);
+    fp_conf_free(&c);
+    expect_error("frontends:\n"
+                 "  - { name: w, bind: \"127.0.0.1:80\", mode: tcp, default_backend: a }\n"
+                 "backends:\n  - name: a\n    servers:\n"
+                 "      - { name: s, address: \"1.2.3.4:1\", maxconn: auto }\n",
+                 "t.yaml:6:17: server 's': maxconn auto needs mode http (backend 'a' serves mode "
+                 "tcp frontend 'w'); give a number");
+    expect_error("global:\n  maxpipes: some\n" GOOD_TAIL,
+                 "t.yaml:2:13: wrong type: expected an integer, found 'some'");
+}
+
 static void
 test_bad_size(void)
 {
@@ -549,6 +578,7 @@ main(void)
         {"io uring", test_io_uring},
         {"parse duration", test_parse_duration},
         {"parse size", test_parse_size},
+        {"auto values", test_auto_values},
         {"parse addr", test_parse_addr},
         {"dpdk full", test_dpdk_full},
         {"dpdk defaults", test_dpdk_defaults},
