@@ -358,12 +358,19 @@ need_seq(struct cfg *c, yaml_node_t *n, const char *what, size_t min)
 
 /* ---- global ---- */
 
+/* True when n is the scalar "auto" (workers, maxpipes, a server's maxconn). */
+static bool
+is_auto(const yaml_node_t *n)
+{
+    return n->type == YAML_SCALAR_NODE && strcmp((char *)n->data.scalar.value, "auto") == 0;
+}
+
 static int
 g_workers(struct cfg *c, yaml_node_t *n, void *obj)
 {
     struct fp_global_conf *g = obj;
 
-    if (n->type == YAML_SCALAR_NODE && strcmp((char *)n->data.scalar.value, "auto") == 0) {
+    if (is_auto(n)) {
         g->workers = 0;
         return 0;
     }
@@ -465,7 +472,7 @@ g_maxpipes(struct cfg *c, yaml_node_t *n, void *obj)
 {
     struct fp_global_conf *g = obj;
 
-    if (n->type == YAML_SCALAR_NODE && strcmp((char *)n->data.scalar.value, "auto") == 0) {
+    if (is_auto(n)) {
         g->maxpipes = FP_MAXPIPES_AUTO;
         return 0;
     }
@@ -924,7 +931,7 @@ s_maxconn(struct cfg *c, yaml_node_t *n, void *obj)
 {
     struct fp_server_conf *s = obj;
 
-    if (n->type == YAML_SCALAR_NODE && strcmp((char *)n->data.scalar.value, "auto") == 0) {
+    if (is_auto(n)) {
         s->maxconn = FP_SRV_MAXCONN_AUTO;
         return 0;
     }

@@ -90,17 +90,47 @@ kernel_pair(struct fp_io *io, int lfd, const struct fp_addr *a, struct fp_conn *
     return fd;
 }
 
+/* An io: kernel instance with max_conns connections and max_pipes splice pipes. */
+static struct fp_io *
+kernel_io(uint32_t max_conns, uint32_t max_pipes)
+{
+    struct fp_io_conf ioc;
+    struct fp_io     *io;
+    char              err[128];
+
+    memset(&ioc, 0, sizeof(ioc));
+    ioc.kind = FP_IO_KERNEL;
+    ioc.max_conns = max_conns;
+    ioc.cpu = -1;
+    ioc.max_pipes = max_pipes;
+    io = fp_io_create(&ioc, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(io);
+    return io;
+}
+
+/* The value of the backend counter called name; UINT64_MAX when the backend has none. */
+static uint64_t
+io_counter(const struct fp_io *io, const char *name)
+{
+    unsigned i;
+
+    for (i = 0; i < io->ops->nb_counters; i++) {
+        if (strcmp(io->ops->counters[i].name, name) == 0) {
+            return fp_io_counter_load(io, &io->ops->counters[i]);
+        }
+    }
+    return UINT64_MAX;
+}
+
 static void
 kernel_forward(uint32_t max_pipes)
 {
-    struct fp_io_conf ioc;
     struct fp_io     *io;
     struct fp_conn   *c1;
     struct fp_conn   *c2;
     struct fp_addr    a;
     struct fp_segq    q;
     static uint8_t    buf[XFER_BYTES];
-    char              err[128];
     uint64_t          sent = 0;
     uint64_t          got = 0;
     uint64_t          moved = 0;
@@ -111,13 +141,7 @@ kernel_forward(uint32_t max_pipes)
     int               i;
     bool              eof = false;
 
-    memset(&ioc, 0, sizeof(ioc));
-    ioc.kind = FP_IO_KERNEL;
-    ioc.max_conns = 4;
-    ioc.cpu = -1;
-    ioc.max_pipes = max_pipes;
-    io = fp_io_create(&ioc, err, sizeof(err));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(io);
+    io = kernel_io(4, max_pipes);
     CU_ASSERT_TRUE(io->ops->generic_segs); /* copies (generic path) unless it splices */
     lfd = listen_loopback(&a);
     CU_ASSERT_FATAL(lfd >= 0);
@@ -182,19 +206,10 @@ kernel_forward(uint32_t max_pipes)
     if (max_pipes > 0) {
         /* After the first large read (copied) the bytes went through the pipe: the splice
          * counters (struct fp_io_counter) saw most of them go in, and all of those go out. */
-        uint64_t in = 0;
-        uint64_t out = 0;
+        uint64_t in = io_counter(io, "splice_in_bytes");
+        uint64_t out = io_counter(io, "splice_out_bytes");
 
-        for (i = 0; i < (int)io->ops->nb_counters; i++) {
-            const struct fp_io_counter *ct = &io->ops->counters[i];
-
-            if (strcmp(ct->name, "splice_in_bytes") == 0) {
-                in = fp_io_counter_load(io, ct);
-            } else if (strcmp(ct->name, "splice_out_bytes") == 0) {
-                out = fp_io_counter_load(io, ct);
-            }
-        }
-        CU_ASSERT(in >= sizeof(buf) / 2);
+        CU_ASSERT(in != UINT64_MAX && in >= sizeof(buf) / 2);
         CU_ASSERT_EQUAL(in, out);
     }
     io->ops->close(c1, 0);
@@ -253,22 +268,14 @@ splice_burst(int pin, struct fp_conn *cin, struct fp_conn *cout, int pout)
 static void
 test_kernel_pipe_shared(void)
 {
-    struct fp_io_conf ioc;
     struct fp_io     *io;
     struct fp_conn   *c[4];
     struct fp_addr    a;
-    char              err[128];
     int               p[4];
     int               lfd;
     int               i;
 
-    memset(&ioc, 0, sizeof(ioc));
-    ioc.kind = FP_IO_KERNEL;
-    ioc.max_conns = 8;
-    ioc.cpu = -1;
-    ioc.max_pipes = 1;
-    io = fp_io_create(&ioc, err, sizeof(err));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(io);
+    io = kernel_io(8, 1);
     lfd = listen_loopback(&a);
     CU_ASSERT_FATAL(lfd >= 0);
     for (i = 0; i < 4; i++) {
@@ -281,15 +288,8 @@ test_kernel_pipe_shared(void)
     CU_ASSERT_EQUAL(splice_burst(p[2], c[2], c[3], p[3]), 0);
     CU_ASSERT(splice_burst(p[2], c[2], c[3], p[3]) > 0);
     CU_ASSERT(splice_burst(p[0], c[0], c[1], p[1]) > 0);
-    for (i = 0; i < (int)io->ops->nb_counters; i++) {
-        const struct fp_io_counter *ct = &io->ops->counters[i];
-
-        if (strcmp(ct->name, "splice_nopipe") == 0) {
-            CU_ASSERT_EQUAL(fp_io_counter_load(io, ct), 0);
-        } else if (strcmp(ct->name, "pipes_open") == 0) {
-            CU_ASSERT_EQUAL(fp_io_counter_load(io, ct), 1);
-        }
-    }
+    CU_ASSERT_EQUAL(io_counter(io, "splice_nopipe"), 0);
+    CU_ASSERT_EQUAL(io_counter(io, "pipes_open"), 1);
     CU_ASSERT_EQUAL(fp_io_seg_in_use(io), 0);
     for (i = 0; i < 4; i++) {
         io->ops->close(c[i], 0);
@@ -307,7 +307,6 @@ test_kernel_pipe_shared(void)
 static void
 test_kernel_reserve(void)
 {
-    struct fp_io_conf ioc;
     struct fp_io     *io;
     struct fp_conn   *c1;
     struct fp_conn   *c2;
@@ -315,19 +314,13 @@ test_kernel_reserve(void)
     struct fp_seg     s1[8];
     struct fp_seg     s2[8];
     static uint8_t    big[8 * FP_IO_SEG_SIZE];
-    char              err[128];
     ssize_t           n;
     int               lfd;
     int               p1;
     int               p2;
     int               i;
 
-    memset(&ioc, 0, sizeof(ioc));
-    ioc.kind = FP_IO_KERNEL;
-    ioc.max_conns = 2;
-    ioc.cpu = -1;
-    io = fp_io_create(&ioc, err, sizeof(err));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(io);
+    io = kernel_io(2, 0);
     lfd = listen_loopback(&a);
     CU_ASSERT_FATAL(lfd >= 0);
     p1 = kernel_pair(io, lfd, &a, &c1);
@@ -385,25 +378,18 @@ counting_recvv(struct fp_conn *c, struct fp_buf *bufs, unsigned n)
 static void
 test_kernel_scatter_read(void)
 {
-    struct fp_io_conf ioc;
     struct fp_io_ops  ops;
     struct fp_io     *io;
     struct fp_conn   *c1;
     struct fp_addr    a;
     struct fp_seg     sg[8];
     static uint8_t    big[FP_SEGQ_MAX_BYTES];
-    char              err[128];
     ssize_t           n;
     int               lfd;
     int               p1;
     int               i;
 
-    memset(&ioc, 0, sizeof(ioc));
-    ioc.kind = FP_IO_KERNEL;
-    ioc.max_conns = 8; /* 8 reserved buffers, 5 spare: the read-ahead needs 3 */
-    ioc.cpu = -1;
-    io = fp_io_create(&ioc, err, sizeof(err));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(io);
+    io = kernel_io(8, 0); /* 8 reserved buffers, 5 spare: the read-ahead needs 3 */
     CU_ASSERT_PTR_NOT_NULL_FATAL(io->ops->recvv);
     kernel_ops = io->ops;
     ops = *io->ops;
